@@ -1,0 +1,136 @@
+/* bt.h - the application API of libbt_core: registry and plugin loader, plugin instances,
+ * option sets, thread pool, errors. Used by cli/ and runtime/; never by plugins. */
+#ifndef BT_H
+#define BT_H
+
+#include "bt/bt_plugin.h"
+
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BT_VERSION "0.1.0"
+
+/* ---- errors -------------------------------------------------------------------------------- */
+/* The concrete error sink behind the opaque bt_err of the plugin ABI. */
+struct bt_err {
+    bt_status status;    /* BT_OK until an error is recorded */
+    char      msg[1024]; /* "file: reason", no trailing newline */
+};
+const char *bt_status_str(bt_status s);
+bt_status   bt_err_set(bt_err *err, bt_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void bt_err_clear(bt_err *err) { err->status = BT_OK; err->msg[0] = 0; }
+
+/* ---- logging ------------------------------------------------------------------------------- */
+void bt_log_set_level(int level); /* BT_LOG_*; default BT_LOG_WARN */
+void bt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- host services, thread pool -------------------------------------------------------------- */
+const struct bt_host *bt_host(void);
+void bt_threads_set(int n); /* 0 = number of online CPUs */
+int  bt_threads_get(void);
+void bt_parallel_for(int64_t n, int64_t grain, bt_range_fn fn, void *arg);
+
+/* ---- option sets ------------------------------------------------------------------------------ */
+/* An option set holds validated values for one plugin's option table. */
+bt_optset *bt_optset_new(const struct bt_option *table);   /* defaults filled in; NULL on OOM */
+void       bt_optset_free(bt_optset *o);
+/* validate and set; err gets "key: reason" (caller prefixes file:line). base_dir resolves PATH. */
+bt_status  bt_optset_set(bt_optset *o, const char *key, const char *value, const char *base_dir,
+                         bt_err *err);
+int        bt_optset_has(const bt_optset *o, const char *key);  /* key is in the table */
+bt_status  bt_optset_check_required(const bt_optset *o, bt_err *err);
+const char *bt_opt_str(const bt_optset *o, const char *name);
+int64_t     bt_opt_int(const bt_optset *o, const char *name);
+double      bt_opt_float(const bt_optset *o, const char *name);
+
+/* ---- registry / loader ------------------------------------------------------------------------- */
+typedef struct bt_registry bt_registry;
+
+struct bt_plugin_entry {
+    const struct bt_plugin *desc;
+    char                   *path;    /* .so path */
+};
+
+/* Scan dirs (in order; later duplicates are refused). Refusals are logged and kept in the
+ * registry's reject list; they never fail the whole scan. */
+bt_status bt_registry_new(bt_registry **out);
+void      bt_registry_free(bt_registry *reg);
+/* load one file; BT_E_ABI/BT_E_PLUGIN with err naming the file and the reason */
+bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err);
+/* scan a directory for libbt-*.so; returns the number loaded (>= 0) */
+int       bt_registry_scan_dir(bt_registry *reg, const char *dir);
+/* scan the default places: <exe>/../lib/bt, the install dir, $BT_PLUGIN_PATH (':'-separated),
+ * then extra (may be NULL) */
+void      bt_registry_scan_default(bt_registry *reg, const char *extra_dir);
+uint32_t  bt_registry_count(const bt_registry *reg);
+const struct bt_plugin_entry *bt_registry_at(const bt_registry *reg, uint32_t i);
+const struct bt_plugin_entry *bt_registry_find(const bt_registry *reg, uint32_t kind,
+                                               const char *name);
+uint32_t    bt_registry_reject_count(const bt_registry *reg);
+const char *bt_registry_reject_at(const bt_registry *reg, uint32_t i); /* "path: reason" */
+const char *bt_kind_name(uint32_t kind);
+
+/* ---- plugin instances ---------------------------------------------------------------------------- */
+struct bt_reader {
+    const struct bt_plugin_entry *entry;
+    const struct bt_reader_i     *i;
+    void                         *ctx;
+    bt_optset                    *opts;
+};
+struct bt_writer {
+    const struct bt_plugin_entry *entry;
+    const struct bt_writer_i     *i;
+    void                         *ctx;
+    bt_optset                    *opts;
+};
+struct bt_quantizer {
+    const struct bt_plugin_entry *entry;
+    const struct bt_quantizer_i  *i;
+    void                         *ctx;
+    bt_optset                    *opts;
+};
+struct bt_backend {
+    const struct bt_plugin_entry *entry;
+    const struct bt_backend_i    *i;
+    void                         *ctx;
+    bt_optset                    *opts;
+};
+
+/* name "auto" picks: readers by probe score, backends by score (highest that opens).
+ * opts may be NULL (defaults); it is owned by the instance afterwards. */
+bt_status bt_reader_open(bt_registry *reg, const char *name, const char *path, bt_optset *opts,
+                         struct bt_reader **out, bt_err *err);
+void      bt_reader_close(struct bt_reader *r);
+int64_t   bt_reader_find(struct bt_reader *r, const char *name); /* tensor index or -1 */
+/* KV lookup by key; NULL if absent (pointer valid until the next kv call) */
+const struct bt_kv *bt_reader_kv(struct bt_reader *r, const char *key, struct bt_kv *tmp);
+/* rows [row0,row0+nrows) of tensor i as f32 (uses read_f32 or host conversion) */
+bt_status bt_reader_read_f32(struct bt_reader *r, uint32_t i, int64_t row0, int64_t nrows,
+                             float *dst, bt_err *err);
+
+bt_status bt_writer_open(bt_registry *reg, const char *name, const char *path, bt_optset *opts,
+                         const struct bt_kv *kvs, uint32_t n_kv, uint32_t n_tensors,
+                         struct bt_writer **out, bt_err *err);
+void      bt_writer_close(struct bt_writer *w);
+
+bt_status bt_quantizer_open(bt_registry *reg, const char *name, bt_optset *opts,
+                            struct bt_quantizer **out, bt_err *err);
+void      bt_quantizer_close(struct bt_quantizer *q);
+
+bt_status bt_backend_open(bt_registry *reg, const char *name, bt_optset *opts,
+                          struct bt_backend **out, bt_err *err);
+void      bt_backend_close(struct bt_backend *b);
+
+/* total elements of a tensor, rows (all but the last dim), cols (last dim) */
+int64_t bt_tensor_numel(const struct bt_tensor *t);
+int64_t bt_tensor_rows(const struct bt_tensor *t);
+int64_t bt_tensor_cols(const struct bt_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

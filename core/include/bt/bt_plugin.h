@@ -1,0 +1,269 @@
+/* bt_plugin.h - the plugin ABI of bt: the only header a plugin includes.
+ * Self-contained (C11 + stdint/stddef). Rules and changelog: docs/plugin-abi.md. */
+#ifndef BT_PLUGIN_H
+#define BT_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- versioning ------------------------------------------------------------------------ */
+#define BT_ABI_MAJOR   1
+#define BT_ABI_MINOR   0
+#define BT_ABI_VERSION ((uint32_t)((BT_ABI_MAJOR << 16) | BT_ABI_MINOR))
+#define BT_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
+#define BT_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
+
+#if defined(_WIN32)
+#define BT_EXPORT __declspec(dllexport)
+#else
+#define BT_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ---- status codes ---------------------------------------------------------------------- */
+typedef int32_t bt_status;
+enum {
+    BT_OK            = 0,
+    BT_E_NOMEM       = -1,
+    BT_E_INVAL       = -2,  /* bad argument or option value */
+    BT_E_IO          = -3,  /* open/read/write/mmap failed */
+    BT_E_FORMAT      = -4,  /* malformed or truncated input file */
+    BT_E_UNSUPPORTED = -5,  /* valid input we do not handle */
+    BT_E_ABI         = -6,  /* plugin ABI mismatch */
+    BT_E_PLUGIN      = -7,  /* plugin refused or misbehaved */
+    BT_E_BACKEND     = -8,  /* compute backend failure */
+    BT_E_ABORTED     = -9,
+};
+
+/* ---- element / storage types ----------------------------------------------------------
+ * Values are bt's own; docs/formats.md maps them to GGUF ggml_type ids. Block types pack
+ * BT_TYPE_BLOCK(t) elements of a row into BT_TYPE_BYTES(t) bytes; rows are ne0-contiguous. */
+enum {
+    BT_TYPE_F32   = 0,
+    BT_TYPE_F16   = 1,
+    BT_TYPE_BF16  = 2,
+    BT_TYPE_Q8_0  = 3,  /* 32 elems: f16 d, i8 qs[32]            (34 B) */
+    BT_TYPE_TQ1_0 = 4,  /* 256 elems: u8 qs[48], u8 qh[4], f16 d  (54 B) */
+    BT_TYPE_TQ2_0 = 5,  /* 256 elems: u8 qs[64], f16 d            (66 B) */
+    BT_TYPE_I32   = 6,
+    BT_TYPE_I16   = 7,
+    BT_TYPE_I8    = 8,
+    BT_TYPE_U8    = 9,
+    BT_TYPE_F64   = 10,
+    BT_TYPE_I64   = 11,
+    BT_TYPE_Q4_0  = 12, /* 32 elems: f16 d, u8 qs[16]            (18 B) */
+    BT_TYPE_Q8_K  = 13, /* activations only: 256 elems, f32 d, i8 qs[256], i16 bsums[16] */
+    BT_TYPE_MTQ   = 14, /* bt multi-plane ternary; geometry in struct bt_tfmt (docs/formats.md) */
+    BT_TYPE_COUNT = 15,
+};
+
+/* A tensor storage format: a type plus the parameters some types need. */
+struct bt_tfmt {
+    uint32_t type;     /* BT_TYPE_* */
+    uint32_t planes;   /* BT_TYPE_MTQ: number of ternary planes N (1..8); else 0 */
+    uint32_t block;    /* BT_TYPE_MTQ: elements per scale block (64/128/256); else 0 */
+    uint32_t layout;   /* BT_TYPE_MTQ: 0 = 2-bit interleaved, 1 = compact base-3; else 0 */
+};
+
+/* ---- metadata key/values (GGUF value-type vocabulary) --------------------------------- */
+enum {
+    BT_KV_U8 = 0, BT_KV_I8 = 1, BT_KV_U16 = 2, BT_KV_I16 = 3, BT_KV_U32 = 4, BT_KV_I32 = 5,
+    BT_KV_F32 = 6, BT_KV_BOOL = 7, BT_KV_STRING = 8, BT_KV_ARRAY = 9, BT_KV_U64 = 10,
+    BT_KV_I64 = 11, BT_KV_F64 = 12,
+};
+
+/* One metadata entry. All pointers are borrowed from the producer and live as long as it. */
+struct bt_kv {
+    const char *key;      /* "llama.block_count", "tokenizer.ggml.tokens", ... */
+    uint32_t    type;     /* BT_KV_* */
+    uint32_t    arr_type; /* element type when type == BT_KV_ARRAY (never ARRAY) */
+    uint64_t    n;        /* element count for arrays; byte length for STRING */
+    union {
+        uint64_t    u;    /* U8..U64, BOOL */
+        int64_t     i;    /* I8..I64 */
+        double      f;    /* F32, F64 */
+        const char *s;    /* STRING: n bytes, also NUL-terminated */
+        const void *arr;  /* ARRAY: packed numbers, or (const char *const *) for strings */
+    } v;
+};
+
+/* ---- tensors ---------------------------------------------------------------------------- */
+#define BT_MAX_DIMS 4
+
+/* A tensor as a reader exposes it. shape[] is outermost-first (numpy order): a linear weight
+ * is {out_features, in_features}; rows are shape[0..n_dims-2] flattened, cols = shape[last]. */
+struct bt_tensor {
+    const char    *name;      /* canonical (GGUF) name, e.g. "blk.0.attn_q.weight" */
+    const char    *src_name;  /* name in the source file, e.g. "model.layers.0.self_attn.q_proj.weight" */
+    struct bt_tfmt fmt;       /* storage format of data */
+    uint32_t       n_dims;
+    int64_t        shape[BT_MAX_DIMS];
+    const void    *data;      /* raw bytes (mmap); NULL if the reader cannot map it */
+    uint64_t       nbytes;
+    uint32_t       flags;     /* BT_TENSOR_* */
+};
+#define BT_TENSOR_ROPE_HALVES 1u /* q/k rows in HF rotate-half order (needs permuting for GGUF) */
+
+/* ---- host services (core -> plugin) ---------------------------------------------------- */
+typedef struct bt_err    bt_err;    /* opaque error sink handed to every fallible call */
+typedef struct bt_optset bt_optset; /* opaque validated option values */
+
+enum { BT_LOG_ERROR = 0, BT_LOG_WARN = 1, BT_LOG_INFO = 2, BT_LOG_DEBUG = 3 };
+
+/* Work item for parallel_for: process [i0, i1) on thread tid. */
+typedef void (*bt_range_fn)(void *arg, int64_t i0, int64_t i1, int tid);
+
+struct bt_host {
+    uint32_t    abi_version;  /* BT_ABI_VERSION of the host */
+    uint32_t    struct_size;  /* sizeof(struct bt_host) as compiled by the host */
+    const char *host_version; /* "0.1.0" */
+    void (*log)(int level, const char *fmt, ...);
+    /* record an error (status + message) in err; returns status for `return host->set_error(..)` */
+    bt_status (*set_error)(bt_err *err, bt_status status, const char *fmt, ...);
+    void *(*alloc)(size_t n);           /* aligned to 64 bytes; NULL on failure */
+    void (*free)(void *p);
+    /* run fn over [0, n) split into chunks on the host thread pool; fn may be called on the
+     * calling thread. Chunks are contiguous and deterministic for a given n and grain. */
+    void (*parallel_for)(int64_t n, int64_t grain, bt_range_fn fn, void *arg);
+    int (*n_threads)(void);
+    /* options: typed access to validated values (NULL/0 defaults never happen: the core fills
+     * declared defaults). Unknown names return the zero value. */
+    const char *(*opt_str)(const bt_optset *o, const char *name);
+    int64_t (*opt_int)(const bt_optset *o, const char *name);
+    double (*opt_float)(const bt_optset *o, const char *name);
+    /* type services */
+    size_t (*row_bytes)(const struct bt_tfmt *fmt, int64_t ncols); /* 0 if ncols invalid */
+    bt_status (*to_f32)(const struct bt_tfmt *fmt, const void *src, float *dst, int64_t n);
+};
+
+/* ---- options a plugin declares (drive INI validation and `bt-pipeline plugins`) --------- */
+enum { BT_OPT_BOOL = 0, BT_OPT_INT = 1, BT_OPT_FLOAT = 2, BT_OPT_STRING = 3, BT_OPT_ENUM = 4,
+       BT_OPT_PATH = 5 /* string, resolved against the INI file's folder */ };
+
+struct bt_option {
+    const char *name;    /* INI key, [a-z0-9_]+ */
+    uint32_t    type;    /* BT_OPT_* */
+    const char *def;     /* default as text; NULL = required */
+    double      min;     /* INT/FLOAT range (ignored if min > max) */
+    double      max;
+    const char *choices; /* ENUM: "a|b|c" */
+    const char *help;    /* one line */
+};
+
+/* ---- plugin kinds -------------------------------------------------------------------------*/
+enum { BT_KIND_READER = 1, BT_KIND_WRITER = 2, BT_KIND_QUANTIZER = 3, BT_KIND_BACKEND = 4 };
+
+/* Reader: opens a model, lists tensors and metadata. Instance state is ctx (ctx_size bytes,
+ * zeroed, owned by the core). A failed open leaves nothing allocated; close is then not called. */
+struct bt_reader_i {
+    uint32_t struct_size;
+    /* (optional, default: 0) how well this reader handles path: 0 = not at all, 100 = sure */
+    int (*probe)(const char *path);
+    bt_status (*open)(void *ctx, const struct bt_host *host, const bt_optset *opts,
+                      const char *path, bt_err *err);
+    void (*close)(void *ctx);
+    uint32_t (*tensor_count)(void *ctx);
+    bt_status (*tensor_get)(void *ctx, uint32_t i, struct bt_tensor *out, bt_err *err);
+    uint32_t (*kv_count)(void *ctx);
+    bt_status (*kv_get)(void *ctx, uint32_t i, struct bt_kv *out);
+    /* (optional, default: host->to_f32 on tensor data) rows [row0, row0+nrows) as f32 */
+    bt_status (*read_f32)(void *ctx, uint32_t i, int64_t row0, int64_t nrows, float *dst,
+                          bt_err *err);
+    /* (optional) tell the reader tensor i is done, so it may drop its pages */
+    void (*release)(void *ctx, uint32_t i);
+};
+
+/* Writer: streams tensors into one output file, atomically (temp file + rename at finish). */
+struct bt_writer_i {
+    uint32_t struct_size;
+    bt_status (*open)(void *ctx, const struct bt_host *host, const bt_optset *opts,
+                      const char *path, const struct bt_kv *kvs, uint32_t n_kv,
+                      uint32_t n_tensors, bt_err *err);
+    /* t->data holds t->nbytes bytes in t->fmt; shape is numpy order as in struct bt_tensor */
+    bt_status (*add)(void *ctx, const struct bt_tensor *t, bt_err *err);
+    bt_status (*finish)(void *ctx, bt_err *err); /* complete and rename into place */
+    void (*close)(void *ctx);                    /* frees; removes temp files if not finished */
+    /* (optional, default: F32/F16/BF16 only) 1 if the writer can store fmt */
+    int (*supports)(void *ctx, const struct bt_tfmt *fmt);
+};
+
+/* Quantizer: turns f32 rows into a packed format, chunk by chunk. */
+struct bt_qtensor {
+    const char *name;       /* canonical name */
+    int64_t     rows, cols; /* the tensor as a (rows x cols) matrix, cols contiguous */
+    struct bt_tfmt want;    /* format requested by [output] type (quantizer may refine planes) */
+};
+struct bt_qstats {
+    double err2;  /* sum of squared error over the rows quantized */
+    double ref2;  /* sum of squared source values */
+};
+struct bt_quantizer_i {
+    uint32_t struct_size;
+    bt_status (*open)(void *ctx, const struct bt_host *host, const bt_optset *opts, bt_err *err);
+    void (*close)(void *ctx);
+    /* choose the output format for t; return BT_E_UNSUPPORTED (no error set) to keep it */
+    bt_status (*plan)(void *ctx, const struct bt_qtensor *t, struct bt_tfmt *out, bt_err *err);
+    /* rows of f32 (nrows x t->cols) -> nrows packed rows of fmt; adds into stats */
+    bt_status (*quantize)(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
+                          const float *src, int64_t nrows, void *dst, struct bt_qstats *stats,
+                          bt_err *err);
+};
+
+/* Backend: compute kernels. W is (rows x cols) in fmt, row-major packed rows. */
+struct bt_backend_i {
+    uint32_t struct_size;
+    /* (optional, default: 1) 0 if this backend cannot run on this machine */
+    int (*score)(void);
+    bt_status (*open)(void *ctx, const struct bt_host *host, const bt_optset *opts, bt_err *err);
+    void (*close)(void *ctx);
+    int (*supports)(void *ctx, const struct bt_tfmt *fmt);
+    /* y[r] = sum_c W[r,c] * x[c], r < rows; x f32 */
+    bt_status (*gemv_f32)(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                          int64_t cols, const float *x, float *y, bt_err *err);
+    /* same with int8 activations: xq[cols], per-block absmax scales xs[cols/ablock] */
+    bt_status (*gemv_q8)(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                         int64_t cols, const int8_t *xq, const float *xs, int64_t ablock,
+                         float *y, bt_err *err);
+    /* Y[t, r] = sum_c W[r,c] X[t,c] for t < ntok (X is ntok x cols, Y is ntok x rows) */
+    bt_status (*gemm_f32)(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                          int64_t cols, const float *X, int64_t ntok, float *Y, bt_err *err);
+    /* dst[i] = value of element i of the packed rows in src, n elements (n % block == 0) */
+    bt_status (*dequant)(void *ctx, const struct bt_tfmt *fmt, const void *src, int64_t n,
+                         float *dst, bt_err *err);
+    /* (optional) backend-specific extras by name, e.g. "kmeans_assign"; NULL if none */
+    void *(*get_proc)(void *ctx, const char *name);
+};
+
+/* ---- the descriptor ------------------------------------------------------------------------*/
+struct bt_plugin {
+    uint32_t                abi_version; /* BT_ABI_VERSION the plugin was built against */
+    uint32_t                struct_size; /* sizeof(struct bt_plugin) as compiled by the plugin */
+    const char             *name;        /* [a-z0-9-]+, unique per kind */
+    const char             *version;     /* plugin version text */
+    uint32_t                kind;        /* BT_KIND_* */
+    uint32_t                caps;        /* reserved, 0 */
+    const char             *description; /* one line */
+    const struct bt_option *options;     /* terminated by an entry with name == NULL; may be NULL */
+    const void             *iface;       /* struct bt_<kind>_i matching kind */
+    uint32_t                ctx_size;    /* bytes of zeroed instance state the core allocates */
+};
+
+/* The one exported symbol of every plugin .so. Cheap and side-effect free. */
+#define BT_PLUGIN_INIT_SYMBOL "bt_plugin_init"
+typedef bt_status (*bt_plugin_init_fn)(const struct bt_host *host, const struct bt_plugin **out);
+
+#define BT_PLUGIN_DEFINE(desc)                                                              \
+    BT_EXPORT bt_status bt_plugin_init(const struct bt_host *host,                          \
+                                       const struct bt_plugin **out) {                      \
+        (void)host;                                                                         \
+        *out = &(desc);                                                                     \
+        return BT_OK;                                                                       \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BT_PLUGIN_H */

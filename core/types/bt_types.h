@@ -1,0 +1,75 @@
+/* bt_types.h - element types: sizes, fp16/bf16 conversion, block pack/unpack for
+ * Q8_0/Q4_0/TQ1_0/TQ2_0 and bt's multi-plane ternary (MTQ). A tiny static library linked into
+ * the core and into plugins that need it (plugins never link the core itself). */
+#ifndef BT_TYPES_H
+#define BT_TYPES_H
+
+#include "bt/bt_plugin.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BT_QK_K 256
+
+/* ---- scalar conversions (round to nearest even) ------------------------------------------ */
+float    bt_fp16_to_f32(uint16_t h);
+uint16_t bt_f32_to_fp16(float f);
+static inline float bt_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } v;
+    v.u = (uint32_t)h << 16;
+    return v.f;
+}
+uint16_t bt_f32_to_bf16(float f);
+
+/* ---- type traits ------------------------------------------------------------------------- */
+const char *bt_type_name(uint32_t type);            /* "f32", "tq2_0", ... or "?" */
+int         bt_type_from_name(const char *name);    /* BT_TYPE_* or -1 (case-insensitive) */
+uint32_t    bt_type_block(uint32_t type);           /* elements per block (1 for scalars) */
+uint32_t    bt_type_block_bytes(uint32_t type);     /* bytes per block; 0 for MTQ/unknown */
+/* bytes of one row of ncols elements; 0 if ncols is not a whole number of blocks */
+size_t bt_fmt_row_bytes(const struct bt_tfmt *fmt, int64_t ncols);
+/* bits per weight of fmt for rows of ncols (row_bytes*8/ncols) */
+double bt_fmt_bpw(const struct bt_tfmt *fmt, int64_t ncols);
+/* fill a scalar/standard format */
+static inline struct bt_tfmt bt_fmt(uint32_t type) {
+    struct bt_tfmt f = {type, 0, 0, 0};
+    return f;
+}
+/* format description, e.g. "tq2_0" or "mtq3x256" (writes at most n bytes) */
+void bt_fmt_str(const struct bt_tfmt *fmt, char *buf, size_t n);
+
+/* ---- whole-row conversion ------------------------------------------------------------------ */
+/* n elements (whole rows / blocks) of fmt -> f32. BT_E_UNSUPPORTED for types without decode. */
+bt_status bt_to_f32(const struct bt_tfmt *fmt, const void *src, float *dst, int64_t n);
+/* f32 -> F32/F16/BF16/Q8_0/Q4_0 (n multiple of the block). BT_E_UNSUPPORTED otherwise. */
+bt_status bt_from_f32(const struct bt_tfmt *fmt, const float *src, void *dst, int64_t n);
+
+/* ---- ternary block packing ------------------------------------------------------------------
+ * codes are t in {-1,0,1}; d is the block scale (stored as fp16). n = 256 per block. */
+void bt_tq2_0_pack(const int8_t *t, float d, uint8_t *blk /*66 B*/);
+void bt_tq1_0_pack(const int8_t *t, float d, uint8_t *blk /*54 B*/);
+void bt_tq2_0_unpack(const uint8_t *blk, int8_t *t, float *d);
+void bt_tq1_0_unpack(const uint8_t *blk, int8_t *t, float *d);
+/* reference quantizers with llama.cpp's absmax rule (used as an oracle check) */
+void bt_tq2_0_quantize_ref(const float *x, uint8_t *blk);
+void bt_tq1_0_quantize_ref(const float *x, uint8_t *blk);
+
+/* ---- MTQ: N ternary planes per weight (docs/formats.md "MTQ") ---------------------------------
+ * One row = ncols/block blocks. Block: N fp16 scales (plane-major), then the codes.
+ * layout 0: for each chunk of C = min(block,128) elements, N plane slices of C/4 bytes; element
+ *           e of the chunk sits in byte e % (C/4) at bits 2*(e / (C/4)), code = t + 1.
+ * layout 1: ceil(block/5) groups; group g holds N bytes (plane 0..N-1), byte = sum_k c_k 3^k
+ *           over elements 5g+k (k < 5, c = t + 1; missing elements count as c = 1). */
+size_t bt_mtq_block_bytes(uint32_t planes, uint32_t block, uint32_t layout);
+/* t: planes x block codes (plane-major), a: planes scales */
+void bt_mtq_pack_block(const struct bt_tfmt *fmt, const int8_t *t, const float *a, uint8_t *dst);
+void bt_mtq_unpack_block(const struct bt_tfmt *fmt, const uint8_t *src, int8_t *t, float *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
