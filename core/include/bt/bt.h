@@ -42,6 +42,7 @@ void       bt_optset_free(bt_optset *o);
 bt_status  bt_optset_set(bt_optset *o, const char *key, const char *value, const char *base_dir,
                          bt_err *err);
 int        bt_optset_has(const bt_optset *o, const char *key);  /* key is in the table */
+int        bt_optset_is_set(const bt_optset *o, const char *key); /* given explicitly */
 bt_status  bt_optset_check_required(const bt_optset *o, bt_err *err);
 const char *bt_opt_str(const bt_optset *o, const char *name);
 int64_t     bt_opt_int(const bt_optset *o, const char *name);

@@ -1,0 +1,22 @@
+/* cli.h - the sub-commands of bt-pipeline. Each returns the process exit code. */
+#ifndef BT_CLI_H
+#define BT_CLI_H
+#include "bt/bt.h"
+
+struct bt_cli_opts {
+    int         quiet;      /* -q */
+    int         progress;   /* stderr is a TTY and not quiet */
+    const char *plugin_dir; /* --plugin-dir */
+};
+
+int bt_cli_exit_code(bt_status st);
+int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv);
+int bt_cli_plugins(const struct bt_cli_opts *o, int argc, char **argv);
+int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv);
+int bt_cli_tokenize(const struct bt_cli_opts *o, int argc, char **argv);
+int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv);
+int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv);
+int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv);
+/* stages the INI runner accepts besides the conversion sections */
+const struct bt_stage *bt_cli_stages(int *n);
+#endif

@@ -1,0 +1,128 @@
+/* cmd_core.c - `run`, `plugins` and `inspect`. */
+#include "bt/bt_pipeline.h"
+#include "bt_types.h"
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv) {
+    if (argc != 1) { fprintf(stderr, "usage: bt-pipeline run FILE.ini\n"); return 2; }
+    struct bt_run_opts ro = {o->quiet, o->progress};
+    bt_err err;
+    bt_err_clear(&err);
+    int n = 0;
+    const struct bt_stage *stages = bt_cli_stages(&n);
+    bt_status st = bt_pipeline_run(argv[0], stages, n, &ro, &err);
+    if (st) {
+        fprintf(stderr, "bt-pipeline: error: %s\n", err.msg[0] ? err.msg : bt_status_str(st));
+        return bt_cli_exit_code(st);
+    }
+    return 0;
+}
+
+static void print_options(const struct bt_option *op) {
+    static const char *tn[] = {"bool", "int", "float", "string", "enum", "path"};
+    for (; op && op->name; op++) {
+        printf("      %-14s %-6s default=%-8s", op->name, op->type <= 5 ? tn[op->type] : "?", op->def ? op->def : "(required)");
+        if (op->type == BT_OPT_ENUM && op->choices) printf(" {%s}", op->choices);
+        if ((op->type == BT_OPT_INT || op->type == BT_OPT_FLOAT) && op->min <= op->max) printf(" [%g..%g]", op->min, op->max);
+        printf("  %s\n", op->help ? op->help : "");
+    }
+}
+
+int bt_cli_plugins(const struct bt_cli_opts *o, int argc, char **argv) {
+    bt_registry *reg;
+    if (bt_registry_new(&reg)) return 1;
+    bt_registry_scan_default(reg, o->plugin_dir);
+    for (uint32_t k = BT_KIND_READER; k <= BT_KIND_BACKEND; k++)
+        for (uint32_t i = 0; i < bt_registry_count(reg); i++) {
+            const struct bt_plugin_entry *e = bt_registry_at(reg, i);
+            const struct bt_plugin *d = e->desc;
+            if (d->kind != k) continue;
+            printf("%-9s %-12s %-8s ABI %u.%u  %s\n    %s\n", bt_kind_name(d->kind), d->name, d->version,
+                   BT_ABI_MAJOR_OF(d->abi_version), BT_ABI_MINOR_OF(d->abi_version),
+                   d->description ? d->description : "", e->path);
+            print_options(d->options);
+        }
+    for (uint32_t i = 0; i < bt_registry_reject_count(reg); i++)
+        printf("refused   %s\n", bt_registry_reject_at(reg, i));
+    int empty = bt_registry_count(reg) == 0;
+    if (empty) fprintf(stderr, "bt-pipeline: no plugins found\n");
+    bt_registry_free(reg);
+    return empty ? 3 : 0;
+}
+
+static void print_kv(const struct bt_kv *kv) {
+    printf("  %-44s ", kv->key);
+    switch (kv->type) {
+    case BT_KV_STRING: printf("%.*s%s\n", kv->n > 80 ? 80 : (int)kv->n, kv->v.s, kv->n > 80 ? "..." : ""); break;
+    case BT_KV_F32: case BT_KV_F64: printf("%g\n", kv->v.f); break;
+    case BT_KV_BOOL: printf("%s\n", kv->v.u ? "true" : "false"); break;
+    case BT_KV_I8: case BT_KV_I16: case BT_KV_I32: case BT_KV_I64: printf("%lld\n", (long long)kv->v.i); break;
+    case BT_KV_ARRAY:
+        printf("[%llu x ", (unsigned long long)kv->n);
+        if (kv->arr_type == BT_KV_STRING) {
+            const char *const *s = kv->v.arr;
+            printf("string]");
+            for (uint64_t i = 0; i < kv->n && i < 4; i++) printf(" '%s'", s[i]);
+        } else if (kv->arr_type == BT_KV_U32 || kv->arr_type == BT_KV_I32) {
+            const int32_t *a = kv->v.arr;
+            printf("%s]", kv->arr_type == BT_KV_U32 ? "u32" : "i32");
+            for (uint64_t i = 0; i < kv->n && i < 8; i++) printf(" %d", a[i]);
+        } else if (kv->arr_type == BT_KV_F32) {
+            const float *a = kv->v.arr;
+            printf("f32]");
+            for (uint64_t i = 0; i < kv->n && i < 8; i++) printf(" %g", a[i]);
+        } else {
+            printf("type %u]", kv->arr_type);
+        }
+        printf("%s\n", kv->n > 4 ? " ..." : "");
+        break;
+    default: printf("%llu\n", (unsigned long long)kv->v.u);
+    }
+}
+
+int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
+    if (argc != 1) { fprintf(stderr, "usage: bt-pipeline inspect FILE\n"); return 2; }
+    bt_registry *reg;
+    if (bt_registry_new(&reg)) return 1;
+    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_err err;
+    bt_err_clear(&err);
+    struct bt_reader *r;
+    bt_status st = bt_reader_open(reg, "auto", argv[0], NULL, &r, &err);
+    if (st) {
+        fprintf(stderr, "bt-pipeline: error: %s\n", err.msg);
+        bt_registry_free(reg);
+        return bt_cli_exit_code(st);
+    }
+    uint32_t nkv = r->i->kv_count(r->ctx), nt = r->i->tensor_count(r->ctx);
+    printf("%s: reader %s, %u metadata keys, %u tensors\n", argv[0], r->entry->desc->name, nkv, nt);
+    for (uint32_t i = 0; i < nkv; i++) {
+        struct bt_kv kv;
+        if (r->i->kv_get(r->ctx, i, &kv) == BT_OK) print_kv(&kv);
+    }
+    uint64_t total = 0;
+    printf("  %-40s %-10s %-18s %12s\n", "tensor", "type", "shape", "bytes");
+    for (uint32_t i = 0; i < nt; i++) {
+        struct bt_tensor t;
+        if (r->i->tensor_get(r->ctx, i, &t, &err)) continue;
+        char sh[64] = "", ty[32];
+        size_t off = 0;
+        for (uint32_t d = 0; d < t.n_dims; d++)
+            off += (size_t)snprintf(sh + off, sizeof(sh) - off, d ? "x%lld" : "%lld", (long long)t.shape[d]);
+        bt_fmt_str(&t.fmt, ty, sizeof(ty));
+        printf("  %-40s %-10s %-18s %12llu", t.name, ty, sh, (unsigned long long)t.nbytes);
+        if (t.fmt.type == BT_TYPE_MTQ)
+            printf("  %u planes, %u-element blocks, %s layout, %.4f bpw", t.fmt.planes, t.fmt.block,
+                   t.fmt.layout ? "compact" : "interleaved", bt_fmt_bpw(&t.fmt, bt_tensor_cols(&t)));
+        if (t.src_name && strcmp(t.src_name, t.name)) printf("  (%s)", t.src_name);
+        printf("\n");
+        total += t.nbytes;
+    }
+    printf("total tensor bytes: %llu\n", (unsigned long long)total);
+    bt_reader_close(r);
+    bt_registry_free(reg);
+    return 0;
+}

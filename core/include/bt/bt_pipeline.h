@@ -1,0 +1,47 @@
+/* bt_pipeline.h - the INI pipeline runner: validates a whole INI file against the core's and
+ * the plugins' option tables, then runs conversion (input -> quantize -> output) and any extra
+ * stages (e.g. [eval]) that the application registers. */
+#ifndef BT_PIPELINE_H
+#define BT_PIPELINE_H
+#include "bt/bt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a stage sees when it runs (after conversion, if any). */
+struct bt_stage_ctx {
+    bt_registry *reg;
+    const char  *ini_path;
+    const char  *input_path;   /* resolved [input] path (NULL if no [input]) */
+    const char  *input_reader; /* [input] reader name */
+    const char  *output_path;  /* resolved [output] path, NULL if no conversion ran */
+    const char  *backend;      /* [pipeline] backend */
+    int          quiet;
+};
+
+/* An extra INI section handled by the application (runtime/ provides eval, generate, ...). */
+struct bt_stage {
+    const char             *section; /* "eval" */
+    const struct bt_option *options; /* accepted keys; validated before any work starts */
+    bt_status (*run)(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err);
+};
+
+struct bt_run_opts {
+    int quiet;    /* no progress, no summary */
+    int progress; /* per-tensor progress lines (the CLI sets it when stderr is a TTY) */
+};
+
+/* Run the pipeline in ini_path. Returns BT_OK, or an error whose message names file:line for
+ * configuration problems and the file/tensor for input problems. */
+bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
+                          const struct bt_run_opts *ro, bt_err *err);
+
+/* glob patterns (space separated) against a tensor's names: 1 if any pattern matches name or
+ * src_name, with or without a trailing ".weight"/".bias" */
+int bt_keep_match(const char *patterns, const char *name, const char *src_name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

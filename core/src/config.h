@@ -1,0 +1,30 @@
+/* config.h - the parsed INI file: every (section, key, value) with its line number. */
+#ifndef BT_CONFIG_H
+#define BT_CONFIG_H
+#include "bt/bt.h"
+
+struct bt_cfg_entry {
+    char *section;  /* lower-case as written */
+    char *key;
+    char *value;
+    int   line;     /* 1-based line of the key */
+    int   used;     /* consumed by a validator */
+};
+
+struct bt_cfg {
+    char                *path;     /* the INI file */
+    char                *base_dir; /* its folder: relative paths resolve here */
+    struct bt_cfg_entry *e;
+    int                  n, cap;
+    char               **sections; /* section names in order of appearance */
+    int                 *section_lines;
+    int                  nsec;
+};
+
+/* parse path; syntax errors -> BT_E_FORMAT "file:line: ..." */
+bt_status bt_cfg_load(const char *path, struct bt_cfg *cfg, bt_err *err);
+void      bt_cfg_free(struct bt_cfg *cfg);
+/* last entry for section/key or NULL */
+struct bt_cfg_entry *bt_cfg_get(struct bt_cfg *cfg, const char *section, const char *key);
+int       bt_cfg_has_section(const struct bt_cfg *cfg, const char *section);
+#endif

@@ -1,0 +1,224 @@
+/* convert.c - the conversion stage. Per tensor: decide quantize / keep, read f32 rows in
+ * chunks (parallel), quantize or convert them into the packed output, hand the packed tensor to
+ * the writer, then let the reader drop the source pages. Memory stays bounded by about one
+ * source tensor plus one packed output tensor. */
+#include "convert.h"
+#include "bt/bt_pipeline.h"
+#include "bt_types.h"
+#include "report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHUNK_BYTES (8u << 20) /* f32 bytes per chunk of rows */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+struct read_job {
+    struct bt_reader *r;
+    uint32_t          idx;
+    int64_t           row0, cols;
+    float            *dst;
+    bt_status         st;
+    bt_err            err;
+};
+
+static void read_rows(void *arg, int64_t i0, int64_t i1, int tid) {
+    struct read_job *j = arg;
+    bt_err e;
+    bt_err_clear(&e);
+    if (bt_reader_read_f32(j->r, j->idx, j->row0 + i0, i1 - i0, j->dst + i0 * j->cols, &e) != BT_OK
+        && j->st == BT_OK) {
+        j->st = e.status;
+        j->err = e;
+    }
+}
+
+/* error stats of converting f32 src -> fmt (for kept tensors) */
+static void convert_err(const struct bt_tfmt *fmt, const void *packed, const float *src, int64_t n,
+                        float *tmp, double *err2, double *ref2) {
+    if (bt_to_f32(fmt, packed, tmp, n) != BT_OK) return;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)src[i] - tmp[i];
+        *err2 += d * d;
+        *ref2 += (double)src[i] * src[i];
+    }
+}
+
+struct tensor_plan {
+    struct bt_tfmt fmt;
+    int            quantize;
+    char           note[96];
+};
+
+static bt_status plan_tensor(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
+                             const struct bt_tensor *t, struct tensor_plan *p, bt_err *err) {
+    memset(p, 0, sizeof(*p));
+    int64_t cols = bt_tensor_cols(t);
+    int is_matrix = t->n_dims == 2;
+    if (!is_matrix) {
+        p->fmt = bt_fmt(t->fmt.type == BT_TYPE_F64 ? BT_TYPE_F32 : t->fmt.type);
+        if (p->fmt.type == BT_TYPE_F16 || p->fmt.type == BT_TYPE_BF16 || p->fmt.type == BT_TYPE_F32 || bt_type_block(t->fmt.type) > 1)
+            p->fmt = bt_fmt(BT_TYPE_F32);
+        snprintf(p->note, sizeof(p->note), "kept (%u-D)", t->n_dims);
+        return BT_OK;
+    }
+    int keep = !q || bt_keep_match(a->keep, t->name, t->src_name);
+    if (!keep) {
+        struct bt_qtensor qt = {t->name, bt_tensor_rows(t), cols, bt_fmt(BT_TYPE_TQ2_0)};
+        int ty = bt_type_from_name(a->type);
+        qt.want = bt_fmt(ty < 0 ? BT_TYPE_TQ2_0 : (uint32_t)ty);
+        bt_err e2;
+        bt_err_clear(&e2);
+        bt_status st = q->i->plan(q->ctx, &qt, &p->fmt, &e2);
+        if (st == BT_OK) {
+            if (w->i->supports && !w->i->supports(w->ctx, &p->fmt)) {
+                char fs[32];
+                bt_fmt_str(&p->fmt, fs, sizeof(fs));
+                return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer '%s' cannot store %s", t->name, w->entry->desc->name, fs);
+            }
+            p->quantize = 1;
+            return BT_OK;
+        }
+        if (st != BT_E_UNSUPPORTED) {
+            if (e2.status == BT_OK) bt_err_set(&e2, st, "quantizer refused the tensor");
+            return bt_err_set(err, st, "%s: %s", t->name, e2.msg);
+        }
+        snprintf(p->note, sizeof(p->note), "fallback to %s: %s", a->keep_type, e2.status ? e2.msg : "not quantizable");
+    } else {
+        snprintf(p->note, sizeof(p->note), q ? "kept (pattern)" : "kept (method none)");
+    }
+    int kt = bt_type_from_name(a->keep_type);
+    p->fmt = bt_fmt(kt < 0 ? BT_TYPE_F16 : (uint32_t)kt);
+    if (!bt_fmt_row_bytes(&p->fmt, cols)) p->fmt = bt_fmt(BT_TYPE_F16);
+    return BT_OK;
+}
+
+static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
+                                struct bt_writer *w, uint32_t idx, const struct bt_tensor *t,
+                                struct bt_report_row *row, bt_err *err) {
+    struct tensor_plan p;
+    bt_status st = plan_tensor(a, q, w, t, &p, err);
+    if (st) return st;
+    int64_t rows = bt_tensor_rows(t), cols = bt_tensor_cols(t);
+    size_t rb = bt_fmt_row_bytes(&p.fmt, cols);
+    if (!rb) return bt_err_set(err, BT_E_UNSUPPORTED, "%s: cannot store %lld columns as %s", t->name, (long long)cols, bt_type_name(p.fmt.type));
+    int64_t chunk = CHUNK_BYTES / ((size_t)cols * 4);
+    if (chunk < 1) chunk = 1;
+    if (chunk > rows) chunk = rows;
+    uint8_t *out = malloc(rb * (size_t)rows + 1);
+    float *buf = malloc((size_t)chunk * cols * sizeof(float));
+    float *tmp = p.quantize ? NULL : malloc((size_t)chunk * cols * sizeof(float));
+    if (!out || !buf || (!p.quantize && !tmp)) {
+        free(out); free(buf); free(tmp);
+        return bt_err_set(err, BT_E_NOMEM, "%s: out of memory (%lld x %lld)", t->name, (long long)rows, (long long)cols);
+    }
+    struct bt_qstats stats = {0, 0};
+    struct bt_qtensor qt = {t->name, rows, cols, p.fmt};
+    for (int64_t r0 = 0; r0 < rows && st == BT_OK; r0 += chunk) {
+        int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        struct read_job j = {r, idx, r0, cols, buf, BT_OK, {0, ""}};
+        bt_parallel_for(nr, 1, read_rows, &j);
+        if (j.st) { st = bt_err_set(err, j.st, "%s", j.err.msg); break; }
+        uint8_t *dst = out + (size_t)r0 * rb;
+        if (p.quantize) {
+            st = q->i->quantize(q->ctx, &qt, &p.fmt, buf, nr, dst, &stats, err);
+            if (st && err->status == BT_OK) bt_err_set(err, st, "%s: quantizer failed", t->name);
+        } else {
+            st = bt_from_f32(&p.fmt, buf, dst, nr * cols);
+            if (st) bt_err_set(err, st, "%s: cannot convert to %s", t->name, bt_type_name(p.fmt.type));
+            else convert_err(&p.fmt, dst, buf, nr * cols, tmp, &stats.err2, &stats.ref2);
+        }
+        for (int64_t i = 0; st == BT_OK && i < nr * cols; i++)
+            if (!isfinite(buf[i])) st = bt_err_set(err, BT_E_FORMAT, "%s: non-finite value at row %lld", t->name, (long long)(r0 + i / cols));
+    }
+    if (st == BT_OK) {
+        struct bt_tensor ot = *t;
+        ot.fmt = p.fmt;
+        ot.data = out;
+        ot.nbytes = rb * (size_t)rows;
+        st = w->i->add(w->ctx, &ot, err);
+        if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer failed", t->name);
+        row->bytes_out = ot.nbytes;
+    }
+    if (r->i->release) r->i->release(r->ctx, idx);
+    free(out); free(buf); free(tmp);
+    bt_fmt_str(&p.fmt, row->type_out, sizeof(row->type_out));
+    row->bpw = bt_fmt_bpw(&p.fmt, cols);
+    row->rel_rmse = stats.ref2 > 0 ? sqrt(stats.err2 / stats.ref2) : 0;
+    snprintf(row->note, sizeof(row->note), "%s", p.note);
+    return st;
+}
+
+bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
+    struct bt_reader *r = NULL;
+    struct bt_quantizer *q = NULL;
+    struct bt_writer *w = NULL;
+    struct bt_kv *kvs = NULL;
+    struct bt_report rep;
+    memset(&rep, 0, sizeof(rep));
+    double t0 = now();
+    bt_status st = bt_reader_open(a->reg, a->reader, a->in_path, a->reader_opts, &r, err);
+    a->reader_opts = NULL;
+    if (st) goto done;
+    if (a->method && strcmp(a->method, "none") != 0) {
+        st = bt_quantizer_open(a->reg, a->method, a->quant_opts, &q, err);
+        a->quant_opts = NULL;
+        if (st) goto done;
+    }
+    uint32_t n_kv = r->i->kv_count(r->ctx), nt = r->i->tensor_count(r->ctx);
+    kvs = calloc(n_kv + 2, sizeof(*kvs));
+    if (!kvs) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n_kv; i++)
+        if (r->i->kv_get(r->ctx, i, &kvs[k]) == BT_OK && strncmp(kvs[k].key, "general.quantized_by", 20)) k++;
+    kvs[k++] = (struct bt_kv){.key = "general.quantized_by", .type = BT_KV_STRING, .n = strlen("bt " BT_VERSION), .v.s = "bt " BT_VERSION};
+    st = bt_writer_open(a->reg, a->writer, a->out_path, a->writer_opts, kvs, k, nt, &w, err);
+    a->writer_opts = NULL;
+    if (st) goto done;
+    snprintf(rep.input, sizeof(rep.input), "%s", a->in_path);
+    snprintf(rep.output, sizeof(rep.output), "%s", a->out_path);
+    snprintf(rep.method, sizeof(rep.method), "%s", a->method ? a->method : "none");
+    for (uint32_t i = 0; i < nt && st == BT_OK; i++) {
+        struct bt_tensor t;
+        if ((st = r->i->tensor_get(r->ctx, i, &t, err))) break;
+        struct bt_report_row row;
+        memset(&row, 0, sizeof(row));
+        snprintf(row.name, sizeof(row.name), "%s", t.name);
+        row.n_dims = (int)t.n_dims;
+        memcpy(row.shape, t.shape, sizeof(row.shape));
+        bt_fmt_str(&t.fmt, row.type_in, sizeof(row.type_in));
+        row.bytes_in = t.nbytes;
+        double ts = now();
+        st = convert_tensor(a, r, q, w, i, &t, &row, err);
+        row.seconds = now() - ts;
+        if (st == BT_OK) st = bt_report_add(&rep, &row) ? bt_err_set(err, BT_E_NOMEM, "out of memory") : BT_OK;
+        if (st == BT_OK && a->progress && !a->quiet)
+            fprintf(stderr, "\r[%3u/%3u] %-32s %-8s %7.1f MB/s\033[K", i + 1, nt, t.name, row.type_out,
+                    row.seconds > 0 ? (double)row.bytes_in / 1e6 / row.seconds : 0.0);
+    }
+    if (a->progress && !a->quiet) fprintf(stderr, "\n");
+    if (st == BT_OK) {
+        st = w->i->finish(w->ctx, err);
+        if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer could not finish", a->out_path);
+    }
+    rep.wall = now() - t0;
+    if (st == BT_OK && !a->quiet) bt_report_print(&rep, stdout);
+    if (st == BT_OK && a->report && *a->report) st = bt_report_write_json(&rep, a->report, err);
+done:
+    bt_writer_close(w); /* removes temp files unless finished */
+    bt_quantizer_close(q);
+    bt_reader_close(r);
+    bt_optset_free(a->reader_opts);
+    bt_optset_free(a->quant_opts);
+    bt_optset_free(a->writer_opts);
+    free(kvs);
+    bt_report_free(&rep);
+    return st;
+}

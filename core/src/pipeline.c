@@ -1,0 +1,211 @@
+/* pipeline.c - the INI runner: validate every section/key of the file against the core's
+ * tables and the chosen plugins' option tables (file:line errors, before any work), then run
+ * the conversion stage and the application's extra stages. */
+#include "bt/bt_pipeline.h"
+#include "config.h"
+#include "convert.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- core option tables ----------------------------------------------------------------------- */
+static const struct bt_option pipeline_opts[] = {
+    {"backend", BT_OPT_STRING, "auto", 0, -1, NULL, "compute backend: auto or a backend plugin name"},
+    {"threads", BT_OPT_INT, "0", 0, 1024, NULL, "worker threads (0 = all cores)"},
+    {"plugin_dir", BT_OPT_PATH, "", 0, -1, NULL, "extra folder scanned for plugins first"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+static const struct bt_option input_opts[] = {
+    {"reader", BT_OPT_STRING, "auto", 0, -1, NULL, "reader plugin: auto, safetensors, gguf"},
+    {"path", BT_OPT_PATH, NULL, 0, -1, NULL, "model folder or file"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+static const struct bt_option quantize_opts[] = {
+    {"method", BT_OPT_STRING, "absmean", 0, -1, NULL, "quantizer plugin name, or none"},
+    {"keep", BT_OPT_STRING, "*embed_tokens* lm_head *norm* token_embd output", 0, -1, NULL,
+     "glob patterns of tensors left unquantized (matched against HF and GGUF names)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+static const struct bt_option output_opts[] = {
+    {"writer", BT_OPT_STRING, "gguf", 0, -1, NULL, "writer plugin"},
+    {"path", BT_OPT_PATH, NULL, 0, -1, NULL, "output file"},
+    {"type", BT_OPT_ENUM, "tq2_0", 0, -1, "tq2_0|tq1_0|mtq", "format of quantized tensors"},
+    {"keep_type", BT_OPT_ENUM, "f16", 0, -1, "f16|bf16|f32|q8_0", "format of kept 2-D tensors"},
+    {"report", BT_OPT_PATH, "", 0, -1, NULL, "conversion report JSON"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+int bt_keep_match(const char *patterns, const char *name, const char *src_name) {
+    if (!patterns) return 0;
+    char *copy = strdup(patterns), *save = NULL;
+    int hit = 0;
+    const char *names[2] = {name, src_name};
+    for (char *p = copy ? strtok_r(copy, " \t,", &save) : NULL; p && !hit; p = strtok_r(NULL, " \t,", &save))
+        for (int k = 0; k < 2 && !hit; k++) {
+            if (!names[k]) continue;
+            if (fnmatch(p, names[k], 0) == 0) hit = 1;
+            char stem[256];
+            snprintf(stem, sizeof(stem), "%s", names[k]);
+            char *dot = strrchr(stem, '.');
+            if (dot && (!strcmp(dot, ".weight") || !strcmp(dot, ".bias"))) {
+                *dot = 0;
+                if (fnmatch(p, stem, 0) == 0) hit = 1;
+            }
+        }
+    free(copy);
+    return hit;
+}
+
+/* apply every entry of section sec to the core table optset and (if given) the plugin optset */
+static bt_status apply_section(struct bt_cfg *cfg, const char *sec, bt_optset *core,
+                               bt_optset *plug, const char *plug_what, bt_err *err) {
+    for (int i = 0; i < cfg->n; i++) {
+        struct bt_cfg_entry *e = &cfg->e[i];
+        if (strcmp(e->section, sec) != 0) continue;
+        bt_optset *target = bt_optset_has(core, e->key) ? core : plug && bt_optset_has(plug, e->key) ? plug : NULL;
+        if (!target) {
+            return bt_err_set(err, BT_E_INVAL, "%s:%d: unknown key '%s' in [%s]%s%s", cfg->path, e->line,
+                              e->key, sec, plug_what ? " (not an option of " : "",
+                              plug_what ? plug_what : "");
+        }
+        bt_err e2;
+        bt_err_clear(&e2);
+        if (bt_optset_set(target, e->key, e->value, cfg->base_dir, &e2) != BT_OK)
+            return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s", cfg->path, e->line, sec, e2.msg);
+        e->used = 1;
+    }
+    return BT_OK;
+}
+
+static bt_status required(struct bt_cfg *cfg, const char *sec, bt_optset *o, bt_err *err) {
+    bt_err e2;
+    bt_err_clear(&e2);
+    if (bt_optset_check_required(o, &e2) == BT_OK) return BT_OK;
+    int line = 0;
+    for (int i = 0; i < cfg->nsec; i++)
+        if (!strcmp(cfg->sections[i], sec)) line = cfg->section_lines[i];
+    return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s", cfg->path, line, sec, e2.msg);
+}
+
+/* the plugin option set for section sec; plugin chosen by key `key` of the core set */
+static bt_status plugin_opts(bt_registry *reg, struct bt_cfg *cfg, const char *sec, uint32_t kind,
+                             const char *name, bt_optset **out, char *what, size_t nwhat,
+                             bt_err *err) {
+    *out = NULL;
+    if (!name || !strcmp(name, "auto") || !strcmp(name, "none")) return BT_OK;
+    const struct bt_plugin_entry *pe = bt_registry_find(reg, kind, name);
+    if (!pe) {
+        struct bt_cfg_entry *e = bt_cfg_get(cfg, sec, kind == BT_KIND_QUANTIZER ? "method" : kind == BT_KIND_BACKEND ? "backend" : kind == BT_KIND_READER ? "reader" : "writer");
+        return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] no %s plugin named '%s' is loaded (see `bt-pipeline plugins`)",
+                          cfg->path, e ? e->line : 0, sec, bt_kind_name(kind), name);
+    }
+    snprintf(what, nwhat, "%s plugin '%s')", bt_kind_name(kind), name);
+    *out = bt_optset_new(pe->desc->options);
+    return *out ? BT_OK : bt_err_set(err, BT_E_NOMEM, "out of memory");
+}
+
+struct run_state {
+    bt_optset *pipe, *in, *q, *out;          /* core sets */
+    bt_optset *in_p, *q_p, *out_p, *be_p;    /* plugin sets (owned until handed to an instance) */
+    bt_optset *stage_o[16];
+};
+
+static void state_free(struct run_state *s) {
+    bt_optset_free(s->pipe); bt_optset_free(s->in); bt_optset_free(s->q); bt_optset_free(s->out);
+    bt_optset_free(s->in_p); bt_optset_free(s->q_p); bt_optset_free(s->out_p); bt_optset_free(s->be_p);
+    for (int i = 0; i < 16; i++) bt_optset_free(s->stage_o[i]);
+}
+
+bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
+                          const struct bt_run_opts *ro, bt_err *err) {
+    struct bt_cfg cfg;
+    struct run_state s;
+    memset(&s, 0, sizeof(s));
+    bt_registry *reg = NULL;
+    bt_status st = bt_cfg_load(ini_path, &cfg, err);
+    if (st) { bt_cfg_free(&cfg); return st; }
+    if (n_stages > 16) n_stages = 16;
+    /* sections */
+    for (int i = 0; i < cfg.nsec; i++) {
+        const char *sec = cfg.sections[i];
+        int ok = !strcmp(sec, "pipeline") || !strcmp(sec, "input") || !strcmp(sec, "quantize") || !strcmp(sec, "output");
+        for (int k = 0; k < n_stages && !ok; k++) ok = !strcmp(sec, stages[k].section);
+        if (!ok) {
+            st = bt_err_set(err, BT_E_INVAL, "%s:%d: unknown section [%s]", cfg.path, cfg.section_lines[i], sec);
+            goto done;
+        }
+    }
+    s.pipe = bt_optset_new(pipeline_opts);
+    s.in = bt_optset_new(input_opts);
+    s.q = bt_optset_new(quantize_opts);
+    s.out = bt_optset_new(output_opts);
+    if (!s.pipe || !s.in || !s.q || !s.out) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
+    if ((st = apply_section(&cfg, "pipeline", s.pipe, NULL, NULL, err))) goto done;
+    bt_threads_set((int)bt_opt_int(s.pipe, "threads"));
+    if ((st = bt_registry_new(&reg))) goto done;
+    bt_registry_scan_default(reg, bt_opt_str(s.pipe, "plugin_dir"));
+    /* pick plugins from the core keys first, then validate their own keys */
+    char what[128];
+    struct bt_cfg_entry *e;
+    const char *reader = (e = bt_cfg_get(&cfg, "input", "reader")) ? e->value : "auto";
+    const char *method = (e = bt_cfg_get(&cfg, "quantize", "method")) ? e->value : "absmean";
+    const char *writer = (e = bt_cfg_get(&cfg, "output", "writer")) ? e->value : "gguf";
+    const char *backend = bt_opt_str(s.pipe, "backend");
+    if ((st = plugin_opts(reg, &cfg, "pipeline", BT_KIND_BACKEND, backend, &s.be_p, what, sizeof(what), err))) goto done;
+    if ((st = plugin_opts(reg, &cfg, "input", BT_KIND_READER, reader, &s.in_p, what, sizeof(what), err))) goto done;
+    if ((st = apply_section(&cfg, "input", s.in, s.in_p, s.in_p ? what : NULL, err))) goto done;
+    int converting = bt_cfg_has_section(&cfg, "output");
+    if (converting) {
+        if ((st = plugin_opts(reg, &cfg, "quantize", BT_KIND_QUANTIZER, method, &s.q_p, what, sizeof(what), err))) goto done;
+        if ((st = apply_section(&cfg, "quantize", s.q, s.q_p, s.q_p ? what : NULL, err))) goto done;
+        if ((st = plugin_opts(reg, &cfg, "output", BT_KIND_WRITER, writer, &s.out_p, what, sizeof(what), err))) goto done;
+        if ((st = apply_section(&cfg, "output", s.out, s.out_p, s.out_p ? what : NULL, err))) goto done;
+        if ((st = required(&cfg, "output", s.out, err))) goto done;
+        if (s.q_p && (st = required(&cfg, "quantize", s.q_p, err))) goto done;
+        if (s.out_p && (st = required(&cfg, "output", s.out_p, err))) goto done;
+    } else if (bt_cfg_has_section(&cfg, "quantize")) {
+        if ((st = plugin_opts(reg, &cfg, "quantize", BT_KIND_QUANTIZER, method, &s.q_p, what, sizeof(what), err))) goto done;
+        if ((st = apply_section(&cfg, "quantize", s.q, s.q_p, s.q_p ? what : NULL, err))) goto done;
+        if (strcmp(method, "none") != 0) {
+            e = bt_cfg_get(&cfg, "quantize", "method");
+            st = bt_err_set(err, BT_E_INVAL, "%s:%d: [quantize] method = %s needs an [output] section (or use method = none)",
+                            cfg.path, e ? e->line : 0, method);
+            goto done;
+        }
+    }
+    if ((st = required(&cfg, "input", s.in, err))) goto done;
+    for (int k = 0; k < n_stages; k++) {
+        if (!bt_cfg_has_section(&cfg, stages[k].section)) continue;
+        if (!(s.stage_o[k] = bt_optset_new(stages[k].options))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
+        if ((st = apply_section(&cfg, stages[k].section, s.stage_o[k], NULL, NULL, err))) goto done;
+        if ((st = required(&cfg, stages[k].section, s.stage_o[k], err))) goto done;
+    }
+    /* ---- all validated: do the work ---- */
+    if (converting) {
+        struct bt_convert_args ca = {
+            .reg = reg, .reader = reader, .in_path = bt_opt_str(s.in, "path"), .reader_opts = s.in_p,
+            .method = method, .keep = bt_opt_str(s.q, "keep"), .quant_opts = s.q_p,
+            .writer = writer, .out_path = bt_opt_str(s.out, "path"), .writer_opts = s.out_p,
+            .type = bt_opt_str(s.out, "type"), .keep_type = bt_opt_str(s.out, "keep_type"),
+            .report = bt_opt_str(s.out, "report"), .quiet = ro ? ro->quiet : 0,
+            .progress = ro ? ro->progress : 0,
+        };
+        s.in_p = s.q_p = s.out_p = NULL; /* owned by bt_convert now */
+        if ((st = bt_convert(&ca, err))) goto done;
+    }
+    struct bt_stage_ctx sc = {
+        .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
+        .input_reader = reader, .output_path = converting ? bt_opt_str(s.out, "path") : NULL,
+        .backend = backend, .quiet = ro ? ro->quiet : 0,
+    };
+    for (int k = 0; k < n_stages; k++) {
+        if (!s.stage_o[k]) continue;
+        if ((st = stages[k].run(&sc, s.stage_o[k], err))) goto done;
+    }
+done:
+    state_free(&s);
+    bt_registry_free(reg);
+    bt_cfg_free(&cfg);
+    return st;
+}

@@ -1,0 +1,33 @@
+/* report.h - conversion report: per-tensor rows and totals, printed and written as JSON. */
+#ifndef BT_REPORT_H
+#define BT_REPORT_H
+#include "bt/bt.h"
+
+struct bt_report_row {
+    char    name[96];
+    int64_t shape[BT_MAX_DIMS];
+    int     n_dims;
+    char    type_in[24], type_out[24];
+    double  bpw;       /* bits per weight of the output */
+    double  rel_rmse;  /* ||W - What|| / ||W|| (0 for lossless) */
+    double  seconds;
+    uint64_t bytes_in, bytes_out;
+    char    note[96];  /* e.g. "kept (pattern)", "fallback: cols % 256 != 0" */
+};
+
+struct bt_report {
+    struct bt_report_row *rows;
+    int                   n, cap;
+    char                  input[512], output[512], method[64];
+    double                wall;
+    uint64_t              bytes_in, bytes_out;
+};
+
+bt_status bt_report_add(struct bt_report *r, const struct bt_report_row *row);
+void      bt_report_free(struct bt_report *r);
+void      bt_report_print(const struct bt_report *r, FILE *f);
+/* write JSON atomically (temp + rename) */
+bt_status bt_report_write_json(const struct bt_report *r, const char *path, bt_err *err);
+/* write any json-c object atomically */
+bt_status bt_json_write_atomic(void *json_object, const char *path, bt_err *err);
+#endif

@@ -1,0 +1,152 @@
+/* absmean.c - quantizer plugin "absmean": BitNet b1.58 ternary codes per block along rows,
+ * with the absmean or the least-squares scale, packed as TQ2_0/TQ1_0 or 1-plane MTQ. */
+#include "bt/bt_plugin.h"
+#include "bt_types.h"
+
+#include <math.h>
+#include <string.h>
+
+struct absmean {
+    const struct bt_host *host;
+    int                   block; /* elements per scale block */
+    int                   lsq;   /* 1: least-squares scale, 0: absmean scale */
+};
+
+static const struct bt_option options[] = {
+    {"block_size", BT_OPT_INT, "256", 64, 256, NULL, "weights per scale block along a row: 64, 128 or 256"},
+    {"scale", BT_OPT_ENUM, "lsq", 0, -1, "lsq|absmean", "block scale: least squares <w,q>/<q,q> or mean|w|"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static bt_status am_open(void *ctx, const struct bt_host *host, const bt_optset *opts, bt_err *err) {
+    struct absmean *a = ctx;
+    a->host = host;
+    a->block = (int)host->opt_int(opts, "block_size");
+    const char *sc = host->opt_str(opts, "scale");
+    a->lsq = !sc || strcmp(sc, "absmean") != 0;
+    if (a->block != 64 && a->block != 128 && a->block != 256)
+        return host->set_error(err, BT_E_INVAL, "absmean: block_size must be 64, 128 or 256 (got %d)", a->block);
+    return BT_OK;
+}
+
+static void am_close(void *ctx) { (void)ctx; }
+
+static bt_status am_plan(void *ctx, const struct bt_qtensor *t, struct bt_tfmt *out, bt_err *err) {
+    struct absmean *a = ctx;
+    int tq = t->want.type == BT_TYPE_TQ2_0 || t->want.type == BT_TYPE_TQ1_0;
+    if (tq && a->block != 256)
+        return a->host->set_error(err, BT_E_INVAL,
+                                  "absmean: block_size = %d needs [output] type = mtq (TQ1_0/TQ2_0 hold one scale per 256 weights)",
+                                  a->block);
+    if (!tq && t->want.type != BT_TYPE_MTQ)
+        return a->host->set_error(err, BT_E_INVAL, "absmean: cannot produce the requested output type");
+    if (t->cols % a->block) {
+        a->host->set_error(err, BT_E_UNSUPPORTED, "row length %lld is not a multiple of %d", (long long)t->cols, a->block);
+        return BT_E_UNSUPPORTED;
+    }
+    struct bt_tfmt f = {t->want.type, 0, 0, 0};
+    if (!tq) f = (struct bt_tfmt){BT_TYPE_MTQ, 1, (uint32_t)a->block, t->want.layout};
+    *out = f;
+    return BT_OK;
+}
+
+/* ternarize one block; returns the scale to store (before fp16 rounding) */
+static float block_codes(const float *w, int n, int lsq, int8_t *q) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += fabsf(w[i]);
+    float s = (float)(sum / n);
+    if (s == 0.0f) {
+        memset(q, 0, (size_t)n);
+        return 0.0f;
+    }
+    float inv = 1.0f / s;
+    double wq = 0, qq = 0;
+    for (int i = 0; i < n; i++) {
+        float v = roundf(w[i] * inv); /* half away from zero */
+        int c = v > 1 ? 1 : v < -1 ? -1 : (int)v;
+        q[i] = (int8_t)c;
+        wq += (double)w[i] * c;
+        qq += (double)c * c;
+    }
+    if (!lsq) return s;
+    return qq > 0 ? (float)(wq / qq) : 0.0f;
+}
+
+struct job {
+    const struct absmean *a;
+    const struct bt_tfmt *fmt;
+    const float          *src;
+    uint8_t              *dst;
+    int64_t               cols;
+    size_t                row_bytes;
+    double               *err2, *ref2; /* per row */
+};
+
+static void quant_rows(void *arg, int64_t r0, int64_t r1, int tid) {
+    const struct job *j = arg;
+    int B = j->a->block;
+    int8_t q[256];
+    for (int64_t r = r0; r < r1; r++) {
+        const float *w = j->src + r * j->cols;
+        uint8_t *d = j->dst + (size_t)r * j->row_bytes;
+        double e2 = 0, x2 = 0;
+        for (int64_t b = 0; b < j->cols / B; b++) {
+            const float *wb = w + b * B;
+            float s = block_codes(wb, B, j->a->lsq, q);
+            float sd = bt_fp16_to_f32(bt_f32_to_fp16(s));
+            if (j->fmt->type == BT_TYPE_TQ2_0) bt_tq2_0_pack(q, s, d + b * 66);
+            else if (j->fmt->type == BT_TYPE_TQ1_0) bt_tq1_0_pack(q, s, d + b * 54);
+            else {
+                size_t bb = bt_mtq_block_bytes(1, (uint32_t)B, j->fmt->layout);
+                bt_mtq_pack_block(j->fmt, q, &s, d + b * bb);
+            }
+            for (int i = 0; i < B; i++) {
+                double e = (double)wb[i] - (double)sd * q[i];
+                e2 += e * e;
+                x2 += (double)wb[i] * wb[i];
+            }
+        }
+        j->err2[r] = e2;
+        j->ref2[r] = x2;
+    }
+}
+
+static bt_status am_quantize(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
+                             const float *src, int64_t nrows, void *dst, struct bt_qstats *stats,
+                             bt_err *err) {
+    struct absmean *a = ctx;
+    size_t rb = a->host->row_bytes(fmt, t->cols);
+    if (!rb) return a->host->set_error(err, BT_E_INVAL, "absmean: bad format for %lld columns", (long long)t->cols);
+    double *acc = a->host->alloc(2 * (size_t)nrows * sizeof(double));
+    if (!acc) return a->host->set_error(err, BT_E_NOMEM, "absmean: out of memory");
+    struct job j = {a, fmt, src, dst, t->cols, rb, acc, acc + nrows};
+    a->host->parallel_for(nrows, 1, quant_rows, &j);
+    for (int64_t r = 0; r < nrows; r++) { /* fixed order: identical for any thread count */
+        stats->err2 += acc[r];
+        stats->ref2 += acc[nrows + r];
+    }
+    a->host->free(acc);
+    return BT_OK;
+}
+
+static const struct bt_quantizer_i iface = {
+    .struct_size = sizeof(struct bt_quantizer_i),
+    .open = am_open,
+    .close = am_close,
+    .plan = am_plan,
+    .quantize = am_quantize,
+};
+
+static const struct bt_plugin desc = {
+    .abi_version = BT_ABI_VERSION,
+    .struct_size = sizeof(struct bt_plugin),
+    .name = "absmean",
+    .version = "1.0.0",
+    .kind = BT_KIND_QUANTIZER,
+    .description = "BitNet b1.58 absmean ternary codes per block, absmean or least-squares scale",
+    .options = options,
+    .iface = &iface,
+    .ctx_size = sizeof(struct absmean),
+};
+
+BT_PLUGIN_DEFINE(desc)
