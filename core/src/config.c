@@ -16,12 +16,27 @@ struct parse_state {
 };
 
 /* ini_reader: fgets that counts lines so the handler knows where it is */
+static int add_section(struct bt_cfg *cfg, const char *sec, int line);
+
 static char *reader(char *str, int num, void *stream) {
     struct parse_state *ps = stream;
     char *r = fgets(str, num, ps->f);
     if (r) {
         ps->line++;
         ps->cont = (str[0] == ' ' || str[0] == '\t');
+        /* remember where each [section] header is, so errors about a section can point at it */
+        const char *p = str;
+        while (*p == ' ' || *p == '\t') p++;
+        const char *end = *p == '[' ? strchr(p, ']') : NULL;
+        if (end && end - p - 1 < 128) {
+            char name[128];
+            const char *b = p + 1;
+            while (b < end && (*b == ' ' || *b == '\t')) b++;
+            const char *e = end;
+            while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            snprintf(name, sizeof(name), "%.*s", (int)(e - b), b);
+            add_section(ps->cfg, name, ps->line);
+        }
     }
     return r;
 }
@@ -102,9 +117,9 @@ bt_status bt_cfg_load(const char *path, struct bt_cfg *cfg, bt_err *err) {
     int rc = ini_parse_stream(reader, &ps, handler, &ps);
     fclose(ps.f);
     if (rc > 0 && (!ps.err_line || rc < ps.err_line))
-        return bt_err_set(err, BT_E_FORMAT, "%s:%d: syntax error (expected [section] or key = value)", path, rc);
+        return bt_err_set(err, BT_E_INVAL, "%s:%d: syntax error (expected [section] or key = value)", path, rc);
     if (rc < 0) return bt_err_set(err, BT_E_IO, "%s: cannot read", path);
-    if (ps.err_line) return bt_err_set(err, BT_E_FORMAT, "%s:%d: %s", path, ps.err_line, ps.err);
+    if (ps.err_line) return bt_err_set(err, BT_E_INVAL, "%s:%d: %s", path, ps.err_line, ps.err);
     return BT_OK;
 }
 

@@ -7,8 +7,10 @@
 #include "bt_types.h"
 #include "report.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 
@@ -156,6 +158,20 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     return st;
 }
 
+/* create the folders leading to path (mkdir -p of its dirname) */
+static bt_status make_parent_dirs(const char *path, bt_err *err) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return bt_err_set(err, BT_E_IO, "%s: cannot create folder %s: %s", path, buf, strerror(errno));
+        *p = '/';
+    }
+    return BT_OK;
+}
+
 bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     struct bt_reader *r = NULL;
     struct bt_quantizer *q = NULL;
@@ -179,6 +195,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     for (uint32_t i = 0; i < n_kv; i++)
         if (r->i->kv_get(r->ctx, i, &kvs[k]) == BT_OK && strncmp(kvs[k].key, "general.quantized_by", 20)) k++;
     kvs[k++] = (struct bt_kv){.key = "general.quantized_by", .type = BT_KV_STRING, .n = strlen("bt " BT_VERSION), .v.s = "bt " BT_VERSION};
+    if ((st = make_parent_dirs(a->out_path, err))) goto done;
     st = bt_writer_open(a->reg, a->writer, a->out_path, a->writer_opts, kvs, k, nt, &w, err);
     a->writer_opts = NULL;
     if (st) goto done;

@@ -1,0 +1,103 @@
+/* cmd_tokenize.c - `bt-pipeline tokenize --model M FILE`: the ids of FILE, space separated,
+ * on one line, without BOS. M is a HF folder (tokenizer.json) or any model a reader opens. */
+#include "bt_tokenizer.h"
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifdef BT_HAVE_TOKENIZER
+/* read a whole file; caller frees */
+char *bt_cli_read_file(const char *path, size_t *len, bt_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { bt_err_set(err, BT_E_IO, "%s: cannot open: %m", path); return NULL; }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    for (size_t r; buf && (r = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += r;
+        if (n == cap) {
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) { bt_err_set(err, BT_E_NOMEM, "%s: out of memory", path); return NULL; }
+    if (bad) { free(buf); bt_err_set(err, BT_E_IO, "%s: read error", path); return NULL; }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* tokenizer for a model path: HF folder directly, otherwise from a reader's metadata */
+bt_status bt_cli_load_tokenizer(const char *model, const char *plugin_dir, struct bt_tokenizer **tok,
+                                bt_err *err) {
+    char path[4096], msg[512] = "";
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/tokenizer.json", model);
+    if (stat(path, &sb) == 0) {
+        bt_status st = bt_tokenizer_from_hf_dir(model, tok, msg, sizeof(msg));
+        if (st) bt_err_set(err, st, "%s", msg);
+        return st;
+    }
+    bt_registry *reg;
+    if (bt_registry_new(&reg)) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    bt_registry_scan_default(reg, plugin_dir);
+    struct bt_reader *r;
+    bt_status st = bt_reader_open(reg, "auto", model, NULL, &r, err);
+    if (st == BT_OK) {
+        uint32_t n = r->i->kv_count(r->ctx);
+        struct bt_kv *kvs = calloc(n + 1, sizeof(*kvs));
+        uint32_t k = 0;
+        for (uint32_t i = 0; kvs && i < n; i++)
+            if (r->i->kv_get(r->ctx, i, &kvs[k]) == BT_OK) k++;
+        st = kvs ? bt_tokenizer_from_kvs(kvs, k, tok, msg, sizeof(msg)) : BT_E_NOMEM;
+        if (st) bt_err_set(err, st, "%s: %s", model, msg);
+        free(kvs);
+        bt_reader_close(r);
+    }
+    bt_registry_free(reg);
+    return st;
+}
+
+int bt_cli_tokenize(const struct bt_cli_opts *o, int argc, char **argv) {
+    const char *model = NULL, *file = NULL;
+    int special = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--special")) special = 1;
+        else if (!file && argv[i][0] != '-') file = argv[i];
+        else { file = NULL; model = NULL; break; }
+    }
+    if (!model || !file) {
+        fprintf(stderr, "usage: bt-pipeline tokenize --model MODEL [--special] FILE\n");
+        return 2;
+    }
+    bt_err err;
+    bt_err_clear(&err);
+    struct bt_tokenizer *tok = NULL;
+    size_t len = 0, n = 0;
+    int32_t *ids = NULL;
+    char *text = NULL;
+    bt_status st = bt_cli_load_tokenizer(model, o->plugin_dir, &tok, &err);
+    if (st == BT_OK && !(text = bt_cli_read_file(file, &len, &err))) st = err.status;
+    if (st == BT_OK) {
+        st = bt_tokenizer_encode(tok, text, len, special, &ids, &n);
+        if (st) bt_err_set(&err, st, "%s: cannot tokenize", file);
+    }
+    if (st == BT_OK) {
+        for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+        printf("\n");
+    } else {
+        fprintf(stderr, "bt-pipeline: error: %s\n", err.msg);
+    }
+    bt_tokenizer_free_ids(ids);
+    bt_tokenizer_free(tok);
+    free(text);
+    return bt_cli_exit_code(st);
+}
+#endif

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# setup.sh - install what bt needs to build and test on a Debian machine (idempotent):
+# compiler, CMake, pkg-config, inih, zstd, json-c, PCRE2 from Debian; gguf-py + numpy from PyPI.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libinih-dev libzstd-dev libjson-c-dev libpcre2-dev python3 python3-pip)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+PY=${PYTHON:-python3}
+if ! $PY -c "import gguf, numpy, regex" >/dev/null 2>&1; then
+  $PY -m pip install -q gguf numpy regex 2>/dev/null || $PY -m pip install -q --break-system-packages gguf numpy regex
+fi

@@ -1,0 +1,15 @@
+# Runs bt-tokenize-test on the eval text and checks its one-line output is whole_ids exactly.
+execute_process(COMMAND ${TOOL} ${SHARED}/models/bt-tiny ${SHARED}/data/eval_kjv.txt
+  OUTPUT_VARIABLE got RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "bt-tokenize-test failed: ${rc}")
+endif()
+file(READ ${SHARED}/data/eval_kjv.tokens.json ref)
+string(JSON ids GET "${ref}" whole_ids)
+string(REGEX REPLACE "[][ \n]" "" ids "${ids}")
+string(REPLACE "," " " ids "${ids}")
+string(STRIP "${got}" got)
+string(REGEX REPLACE " +" " " ids_norm "${ids}")
+if(NOT got STREQUAL ids_norm)
+  message(FATAL_ERROR "bt-tokenize-test output differs from whole_ids")
+endif()
