@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
+#include <stddef.h>
 #include <time.h>
 
 #define CHUNK_BYTES (8u << 20) /* f32 bytes per chunk of rows */
@@ -53,14 +54,22 @@ static void convert_err(const struct bt_tfmt *fmt, const void *packed, const flo
     }
 }
 
-struct tensor_plan {
-    struct bt_tfmt fmt;
-    int            quantize;
-    char           note[96];
-};
+/* 1 if no inf/nan: x*0 is 0 for finite x and nan otherwise (vectorizable) */
+static int all_finite(const float *x, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k] * 0.0f;
+    for (; i < n; i++) acc[0] += x[i] * 0.0f;
+    float s = 0;
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s == 0.0f;
+}
 
-static bt_status plan_tensor(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
-                             const struct bt_tensor *t, struct tensor_plan *p, bt_err *err) {
+
+bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
+                          const struct bt_tensor *t, uint32_t want_planes, struct tensor_plan *p,
+                          bt_err *err) {
     memset(p, 0, sizeof(*p));
     int64_t cols = bt_tensor_cols(t);
     int is_matrix = t->n_dims == 2;
@@ -73,14 +82,16 @@ static bt_status plan_tensor(struct bt_convert_args *a, struct bt_quantizer *q, 
     }
     int keep = !q || bt_keep_match(a->keep, t->name, t->src_name);
     if (!keep) {
-        struct bt_qtensor qt = {t->name, bt_tensor_rows(t), cols, bt_fmt(BT_TYPE_TQ2_0)};
+        struct bt_qtensor qt = {t->name, bt_tensor_rows(t), cols, bt_fmt(BT_TYPE_TQ2_0), NULL};
         int ty = bt_type_from_name(a->type);
         qt.want = bt_fmt(ty < 0 ? BT_TYPE_TQ2_0 : (uint32_t)ty);
+        qt.want.planes = want_planes;
+        qt.col_weight = a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL;
         bt_err e2;
         bt_err_clear(&e2);
         bt_status st = q->i->plan(q->ctx, &qt, &p->fmt, &e2);
         if (st == BT_OK) {
-            if (w->i->supports && !w->i->supports(w->ctx, &p->fmt)) {
+            if (w && p->fmt.planes != 0 && w->i->supports && !w->i->supports(w->ctx, &p->fmt)) {
                 char fs[32];
                 bt_fmt_str(&p->fmt, fs, sizeof(fs));
                 return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer '%s' cannot store %s", t->name, w->entry->desc->name, fs);
@@ -102,15 +113,44 @@ static bt_status plan_tensor(struct bt_convert_args *a, struct bt_quantizer *q, 
     return BT_OK;
 }
 
+/* plan()==planes 0: the quantizer decides from the whole tensor (bases = auto, target_rmse) */
+static bt_status decide_planes(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
+                               uint32_t idx, const struct bt_tensor *t, struct tensor_plan *p,
+                               float *whole, bt_err *err) {
+    int64_t rows = bt_tensor_rows(t), cols = bt_tensor_cols(t);
+    const struct bt_quantizer_i *qi = q->i;
+    if (qi->struct_size <= offsetof(struct bt_quantizer_i, decide) || !qi->decide)
+        return bt_err_set(err, BT_E_PLUGIN, "%s: quantizer '%s' asked to decide the plane count but has no decide()",
+                          t->name, q->entry->desc->name);
+    struct read_job j = {r, idx, 0, cols, whole, BT_OK, {0, ""}};
+    bt_parallel_for(rows, 1, read_rows, &j);
+    if (j.st) return bt_err_set(err, j.st, "%s", j.err.msg);
+    struct bt_qtensor qt = {t->name, rows, cols, p->fmt, a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL};
+    bt_status st = qi->decide(q->ctx, &qt, whole, &p->fmt, err);
+    if (st) return err->status ? st : bt_err_set(err, st, "%s: decide failed", t->name);
+    if (!p->fmt.planes) return bt_err_set(err, BT_E_PLUGIN, "%s: decide() chose no plane count", t->name);
+    return BT_OK;
+}
+
 static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
                                 struct bt_writer *w, uint32_t idx, const struct bt_tensor *t,
-                                struct bt_report_row *row, bt_err *err) {
+                                uint32_t want_planes, struct bt_report_row *row, bt_err *err) {
     struct tensor_plan p;
-    bt_status st = plan_tensor(a, q, w, t, &p, err);
+    bt_status st = bt_convert_plan(a, q, w, t, want_planes, &p, err);
     if (st) return st;
     int64_t rows = bt_tensor_rows(t), cols = bt_tensor_cols(t);
+    float *whole = NULL;
+    if (p.quantize && p.fmt.planes == 0 && p.fmt.type == BT_TYPE_MTQ) {
+        if (!(whole = malloc((size_t)rows * cols * sizeof(float))))
+            return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", t->name);
+        if ((st = decide_planes(a, r, q, idx, t, &p, whole, err))) { free(whole); return st; }
+        if (w->i->supports && !w->i->supports(w->ctx, &p.fmt)) {
+            free(whole);
+            return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer cannot store the chosen format", t->name);
+        }
+    }
     size_t rb = bt_fmt_row_bytes(&p.fmt, cols);
-    if (!rb) return bt_err_set(err, BT_E_UNSUPPORTED, "%s: cannot store %lld columns as %s", t->name, (long long)cols, bt_type_name(p.fmt.type));
+    if (!rb) { free(whole); return bt_err_set(err, BT_E_UNSUPPORTED, "%s: cannot store %lld columns as %s", t->name, (long long)cols, bt_type_name(p.fmt.type)); }
     int64_t chunk = CHUNK_BYTES / ((size_t)cols * 4);
     if (chunk < 1) chunk = 1;
     if (chunk > rows) chunk = rows;
@@ -118,16 +158,20 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     float *buf = malloc((size_t)chunk * cols * sizeof(float));
     float *tmp = p.quantize ? NULL : malloc((size_t)chunk * cols * sizeof(float));
     if (!out || !buf || (!p.quantize && !tmp)) {
-        free(out); free(buf); free(tmp);
+        free(out); free(buf); free(tmp); free(whole);
         return bt_err_set(err, BT_E_NOMEM, "%s: out of memory (%lld x %lld)", t->name, (long long)rows, (long long)cols);
     }
     struct bt_qstats stats = {0, 0};
-    struct bt_qtensor qt = {t->name, rows, cols, p.fmt};
+    struct bt_qtensor qt = {t->name, rows, cols, p.fmt, a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL};
     for (int64_t r0 = 0; r0 < rows && st == BT_OK; r0 += chunk) {
         int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-        struct read_job j = {r, idx, r0, cols, buf, BT_OK, {0, ""}};
-        bt_parallel_for(nr, 1, read_rows, &j);
-        if (j.st) { st = bt_err_set(err, j.st, "%s", j.err.msg); break; }
+        if (whole) {
+            memcpy(buf, whole + r0 * cols, (size_t)nr * cols * sizeof(float));
+        } else {
+            struct read_job j = {r, idx, r0, cols, buf, BT_OK, {0, ""}};
+            bt_parallel_for(nr, 1, read_rows, &j);
+            if (j.st) { st = bt_err_set(err, j.st, "%s", j.err.msg); break; }
+        }
         uint8_t *dst = out + (size_t)r0 * rb;
         if (p.quantize) {
             st = q->i->quantize(q->ctx, &qt, &p.fmt, buf, nr, dst, &stats, err);
@@ -137,8 +181,11 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
             if (st) bt_err_set(err, st, "%s: cannot convert to %s", t->name, bt_type_name(p.fmt.type));
             else convert_err(&p.fmt, dst, buf, nr * cols, tmp, &stats.err2, &stats.ref2);
         }
-        for (int64_t i = 0; st == BT_OK && i < nr * cols; i++)
-            if (!isfinite(buf[i])) st = bt_err_set(err, BT_E_FORMAT, "%s: non-finite value at row %lld", t->name, (long long)(r0 + i / cols));
+        if (st == BT_OK && !all_finite(buf, nr * cols)) {
+            int64_t i = 0;
+            while (i < nr * cols && isfinite(buf[i])) i++;
+            st = bt_err_set(err, BT_E_FORMAT, "%s: non-finite value (inf or nan) at row %lld", t->name, (long long)(r0 + i / cols));
+        }
     }
     if (st == BT_OK) {
         struct bt_tensor ot = *t;
@@ -150,7 +197,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
         row->bytes_out = ot.nbytes;
     }
     if (r->i->release) r->i->release(r->ctx, idx);
-    free(out); free(buf); free(tmp);
+    free(out); free(buf); free(tmp); free(whole);
     bt_fmt_str(&p.fmt, row->type_out, sizeof(row->type_out));
     row->bpw = bt_fmt_bpw(&p.fmt, cols);
     row->rel_rmse = stats.ref2 > 0 ? sqrt(stats.err2 / stats.ref2) : 0;
@@ -177,6 +224,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     struct bt_quantizer *q = NULL;
     struct bt_writer *w = NULL;
     struct bt_kv *kvs = NULL;
+    uint32_t *planes = NULL;
     struct bt_report rep;
     memset(&rep, 0, sizeof(rep));
     double t0 = now();
@@ -189,6 +237,10 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
         if (st) goto done;
     }
     uint32_t n_kv = r->i->kv_count(r->ctx), nt = r->i->tensor_count(r->ctx);
+    if (q && (a->budget_bpw > 0 || a->budget_bytes > 0)) {
+        if (!(planes = calloc(nt + 1, sizeof(*planes)))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
+        if ((st = bt_budget_allocate(a, r, q, planes, err))) goto done;
+    }
     kvs = calloc(n_kv + 2, sizeof(*kvs));
     if (!kvs) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
     uint32_t k = 0;
@@ -213,7 +265,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
         bt_fmt_str(&t.fmt, row.type_in, sizeof(row.type_in));
         row.bytes_in = t.nbytes;
         double ts = now();
-        st = convert_tensor(a, r, q, w, i, &t, &row, err);
+        st = convert_tensor(a, r, q, w, i, &t, planes ? planes[i] : 0, &row, err);
         row.seconds = now() - ts;
         if (st == BT_OK) st = bt_report_add(&rep, &row) ? bt_err_set(err, BT_E_NOMEM, "out of memory") : BT_OK;
         if (st == BT_OK && a->progress && !a->quiet)
@@ -236,6 +288,7 @@ done:
     bt_optset_free(a->quant_opts);
     bt_optset_free(a->writer_opts);
     free(kvs);
+    free(planes);
     bt_report_free(&rep);
     return st;
 }

@@ -15,7 +15,25 @@ struct bt_convert_args {
     const char  *type, *keep_type;   /* tq2_0|tq1_0|mtq ; f16|bf16|f32|q8_0 */
     const char  *report;             /* JSON path or "" */
     int          quiet, progress;
+    double       budget_bpw;     /* > 0: distribute planes to meet this mean bits/weight */
+    int64_t      budget_bytes;   /* > 0: ... or this total output size */
+    /* per-input-column error weights for a tensor (calibration), or NULL */
+    const float *(*colw_fn)(void *ctx, const char *name, int64_t cols);
+    void        *colw_ctx;
+};
+
+struct tensor_plan {
+    struct bt_tfmt fmt;      /* output format (planes 0 = quantizer decides) */
+    int            quantize; /* 1 if the quantizer handles it */
+    char           note[96]; /* why it was kept */
 };
 
 bt_status bt_convert(struct bt_convert_args *a, bt_err *err);
+/* the output format of t (quantize or keep); w may be NULL (no writer check) */
+bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
+                          const struct bt_tensor *t, uint32_t want_planes, struct tensor_plan *p,
+                          bt_err *err);
+/* budget allocation: planes[i] for every tensor (0 = not an auto-plane tensor) */
+bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
+                             uint32_t *planes, bt_err *err);
 #endif

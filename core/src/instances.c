@@ -97,7 +97,7 @@ bt_status bt_reader_open(bt_registry *reg, const char *name, const char *path, b
         bt_optset_free(opts);
         return err->status;
     }
-    struct inst *in;
+    struct inst *in = NULL;
     bt_status st = inst_new(e, opts, &in, sizeof(struct bt_reader), err);
     if (st) return st;
     const struct bt_reader_i *ri = in->i;
@@ -157,7 +157,7 @@ bt_status bt_writer_open(bt_registry *reg, const char *name, const char *path, b
     *out = NULL;
     const struct bt_plugin_entry *e = need(reg, BT_KIND_WRITER, name, err);
     if (!e) { bt_optset_free(opts); return err->status; }
-    struct inst *in;
+    struct inst *in = NULL;
     bt_status st = inst_new(e, opts, &in, sizeof(struct bt_writer), err);
     if (st) return st;
     const struct bt_writer_i *wi = in->i;
@@ -183,7 +183,7 @@ bt_status bt_quantizer_open(bt_registry *reg, const char *name, bt_optset *opts,
     *out = NULL;
     const struct bt_plugin_entry *e = need(reg, BT_KIND_QUANTIZER, name, err);
     if (!e) { bt_optset_free(opts); return err->status; }
-    struct inst *in;
+    struct inst *in = NULL;
     bt_status st = inst_new(e, opts, &in, sizeof(struct bt_quantizer), err);
     if (st) return st;
     const struct bt_quantizer_i *qi = in->i;
@@ -206,7 +206,7 @@ void bt_quantizer_close(struct bt_quantizer *q) {
 /* ---- backends ------------------------------------------------------------------------------- */
 static bt_status backend_try(const struct bt_plugin_entry *e, bt_optset *opts,
                              struct bt_backend **out, bt_err *err) {
-    struct inst *in;
+    struct inst *in = NULL;
     bt_status st = inst_new(e, opts, &in, sizeof(struct bt_backend), err);
     if (st) return st;
     const struct bt_backend_i *bi = in->i;

@@ -25,6 +25,9 @@ static const struct bt_option quantize_opts[] = {
     {"method", BT_OPT_STRING, "absmean", 0, -1, NULL, "quantizer plugin name, or none"},
     {"keep", BT_OPT_STRING, "*embed_tokens* lm_head *norm* token_embd output", 0, -1, NULL,
      "glob patterns of tensors left unquantized (matched against HF and GGUF names)"},
+    {"budget_bpw", BT_OPT_FLOAT, "0", 0, 64, NULL,
+     "mean bits/weight of the quantized tensors; planes are distributed to minimize error (needs bases = auto)"},
+    {"budget_bytes", BT_OPT_INT, "0", 0, 1e15, NULL, "total output size, e.g. 4G (alternative to budget_bpw)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 static const struct bt_option output_opts[] = {
@@ -190,6 +193,7 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
             .type = bt_opt_str(s.out, "type"), .keep_type = bt_opt_str(s.out, "keep_type"),
             .report = bt_opt_str(s.out, "report"), .quiet = ro ? ro->quiet : 0,
             .progress = ro ? ro->progress : 0,
+            .budget_bpw = bt_opt_float(s.q, "budget_bpw"), .budget_bytes = bt_opt_int(s.q, "budget_bytes"),
         };
         s.in_p = s.q_p = s.out_p = NULL; /* owned by bt_convert now */
         if ((st = bt_convert(&ca, err))) goto done;

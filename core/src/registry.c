@@ -117,7 +117,7 @@ static const char *check_iface(const struct bt_plugin *d) {
     }
     case BT_KIND_QUANTIZER: {
         const struct bt_quantizer_i *i = d->iface;
-        if (sz < sizeof(struct bt_quantizer_i)) return "quantizer interface is truncated";
+        if (sz < offsetof(struct bt_quantizer_i, decide)) return "quantizer interface is truncated";
         if (!i->open || !i->close || !i->plan || !i->quantize) return "quantizer interface lacks a required function";
         return NULL;
     }

@@ -107,10 +107,12 @@ void bt_fmt_str(const struct bt_tfmt *fmt, char *buf, size_t n) {
 
 /* ---- TQ2_0 / TQ1_0 ------------------------------------------------------------------------- */
 void bt_tq2_0_pack(const int8_t *t, float d, uint8_t *blk) {
-    memset(blk, 0, 64);
-    for (int e = 0; e < 256; e++) {
-        int h = e / 128, l = (e % 128) / 32, m = e % 32;
-        blk[32 * h + m] |= (uint8_t)((t[e] + 1) << (2 * l));
+    /* byte m of half h holds elements 128h + m + 32l at bits 2l (l = 0..3) */
+    for (int h = 0; h < 2; h++) {
+        const int8_t *x = t + 128 * h;
+        for (int m = 0; m < 32; m++)
+            blk[32 * h + m] = (uint8_t)((x[m] + 1) | ((x[m + 32] + 1) << 2) | ((x[m + 64] + 1) << 4) |
+                                        ((x[m + 96] + 1) << 6));
     }
     uint16_t hd = bt_f32_to_fp16(d);
     blk[64] = (uint8_t)(hd & 0xff);
@@ -269,9 +271,15 @@ bt_status bt_to_f32(const struct bt_tfmt *fmt, const void *src, float *dst, int6
     case BT_TYPE_F16:
         for (int64_t i = 0; i < n; i++) dst[i] = bt_fp16_to_f32((uint16_t)(s[2 * i] | (s[2 * i + 1] << 8)));
         return BT_OK;
-    case BT_TYPE_BF16:
-        for (int64_t i = 0; i < n; i++) dst[i] = bt_bf16_to_f32((uint16_t)(s[2 * i] | (s[2 * i + 1] << 8)));
+    case BT_TYPE_BF16: {
+        uint32_t *d32 = (uint32_t *)dst; /* bf16 -> f32 is a 16-bit shift (little-endian data) */
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            d32[i] = (uint32_t)h << 16;
+        }
         return BT_OK;
+    }
     case BT_TYPE_F64:
         for (int64_t i = 0; i < n; i++) { double v; memcpy(&v, s + 8 * i, 8); dst[i] = (float)v; }
         return BT_OK;

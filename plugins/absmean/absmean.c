@@ -50,26 +50,36 @@ static bt_status am_plan(void *ctx, const struct bt_qtensor *t, struct bt_tfmt *
     return BT_OK;
 }
 
-/* ternarize one block; returns the scale to store (before fp16 rounding) */
-static float block_codes(const float *w, int n, int lsq, int8_t *q) {
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += fabsf(w[i]);
-    float s = (float)(sum / n);
+/* ternarize one block; returns the scale to store (before fp16 rounding). Codes are
+ * clip(round(w/s), -1, 1) with round half away from zero, i.e. sign(w) where |w/s| >= 0.5.
+ * Sums run in 8 fixed float lanes (element i goes to lane i % 8, lanes combined pairwise), so the
+ * loop vectorizes and the result is reproducible (tests/pipeline/btref.py mirrors it). */
+static inline float lanes_sum(const float *a) {
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+static float block_codes(const float *restrict w, int n, int lsq, int8_t *restrict q) {
+    float acc[8] = {0};
+    for (int i = 0; i < n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += fabsf(w[i + k]);
+    float s = lanes_sum(acc) / (float)n;
     if (s == 0.0f) {
         memset(q, 0, (size_t)n);
         return 0.0f;
     }
-    float inv = 1.0f / s;
-    double wq = 0, qq = 0;
-    for (int i = 0; i < n; i++) {
-        float v = roundf(w[i] * inv); /* half away from zero */
-        int c = v > 1 ? 1 : v < -1 ? -1 : (int)v;
-        q[i] = (int8_t)c;
-        wq += (double)w[i] * c;
-        qq += (double)c * c;
-    }
+    float inv = 1.0f / s, sup[8] = {0};
+    int nz = 0;
+    for (int i = 0; i < n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            float x = w[i + k] * inv;
+            int on = fabsf(x) >= 0.5f;
+            q[i + k] = (int8_t)(on ? (x > 0 ? 1 : -1) : 0);
+            nz += on;
+            sup[k] += on ? fabsf(w[i + k]) : 0.0f;
+        }
     if (!lsq) return s;
-    return qq > 0 ? (float)(wq / qq) : 0.0f;
+    /* least squares: <w,q>/<q,q> = (sum of |w| over the support) / (support size) */
+    return nz ? lanes_sum(sup) / (float)nz : 0.0f;
 }
 
 struct job {
@@ -100,11 +110,14 @@ static void quant_rows(void *arg, int64_t r0, int64_t r1, int tid) {
                 size_t bb = bt_mtq_block_bytes(1, (uint32_t)B, j->fmt->layout);
                 bt_mtq_pack_block(j->fmt, q, &s, d + b * bb);
             }
+            float be = 0, bx = 0; /* per-block sums in float, rows in double */
             for (int i = 0; i < B; i++) {
-                double e = (double)wb[i] - (double)sd * q[i];
-                e2 += e * e;
-                x2 += (double)wb[i] * wb[i];
+                float e = wb[i] - sd * q[i];
+                be += e * e;
+                bx += wb[i] * wb[i];
             }
+            e2 += be;
+            x2 += bx;
         }
         j->err2[r] = e2;
         j->ref2[r] = x2;

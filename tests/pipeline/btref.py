@@ -81,18 +81,30 @@ def round_half_away(x):
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
+def _lanes(x):
+    """sum over the last axis in 8 lanes (element i -> lane i % 8, sequential per lane), lanes
+    combined pairwise: the summation order of plugins/absmean (float32 throughout)"""
+    acc = np.zeros(x.shape[:-1] + (8,), dtype=np.float32)
+    for i in range(0, x.shape[-1], 8):
+        acc += x[..., i:i + 8]
+    a = acc
+    return ((a[..., 0] + a[..., 1]) + (a[..., 2] + a[..., 3])) + ((a[..., 4] + a[..., 5]) + (a[..., 6] + a[..., 7]))
+
+
 def ternary_blocks(w, block=256, scale="lsq"):
     """codes (same shape as w) and per-block scales (rows, cols/block), BitNet absmean codes"""
     rows, cols = w.shape
     b = w.reshape(rows, cols // block, block).astype(np.float32)
-    s = np.abs(b).astype(np.float64).mean(axis=-1).astype(np.float32)
+    ab = np.abs(b)
+    s = (_lanes(ab) / np.float32(block)).astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv = np.where(s > 0, np.float32(1) / s, 0).astype(np.float32)
-    q = np.clip(round_half_away(b * inv[..., None]), -1, 1)
+        inv = np.where(s > 0, np.float32(1) / s, np.float32(0)).astype(np.float32)
+    on = np.abs(b * inv[..., None]) >= np.float32(0.5)
+    q = np.where(on, np.sign(b), 0).astype(np.float32)
     q[s == 0] = 0
     if scale == "lsq":
-        num = (b.astype(np.float64) * q).sum(-1)
-        den = (q * q).sum(-1)
+        num = _lanes(np.where(on, ab, np.float32(0)).astype(np.float32))
+        den = on.sum(-1).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.where(den > 0, num / den, 0).astype(np.float32)
+            s = np.where(den > 0, num / den, np.float32(0)).astype(np.float32)
     return q.reshape(rows, cols), s

@@ -194,7 +194,10 @@ struct bt_writer_i {
 struct bt_qtensor {
     const char *name;       /* canonical name */
     int64_t     rows, cols; /* the tensor as a (rows x cols) matrix, cols contiguous */
-    struct bt_tfmt want;    /* format requested by [output] type (quantizer may refine planes) */
+    struct bt_tfmt want;    /* format requested by [output] type; want.planes != 0 means the
+                             * core chose the plane count (budget allocation) */
+    const float *col_weight; /* (cols) per-input-column error weights from calibration
+                              * (diag of X^T X, mean 1), or NULL: minimize sum_j w_j (W-What)_ij^2 */
 };
 struct bt_qstats {
     double err2;  /* sum of squared error over the rows quantized */
@@ -210,6 +213,16 @@ struct bt_quantizer_i {
     bt_status (*quantize)(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
                           const float *src, int64_t nrows, void *dst, struct bt_qstats *stats,
                           bt_err *err);
+    /* (optional) when plan() returned fmt->planes == 0 ("decide from the data"): called once
+     * with the whole tensor (t->rows x t->cols f32); sets out->planes (and may refine the rest
+     * of out). The core then calls quantize with *out. */
+    bt_status (*decide)(void *ctx, const struct bt_qtensor *t, const float *src,
+                        struct bt_tfmt *out, bt_err *err);
+    /* (optional) squared error of nrows sample rows for 1, 2, ... planes: fills err2[k] for
+     * k + 1 planes and returns how many entries it filled (1..8), or < 0 on error. Used by the
+     * core for global budget allocation (budget_bpw / budget_bytes). */
+    int (*error_curve)(void *ctx, const struct bt_qtensor *t, const float *src, int64_t nrows,
+                       double err2[8], bt_err *err);
 };
 
 /* Backend: compute kernels. W is (rows x cols) in fmt, row-major packed rows. */

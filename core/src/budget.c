@@ -1,0 +1,114 @@
+/* budget.c - global plane allocation for multi-plane quantizers: estimate each tensor's error
+ * curve (1..N planes) on a fixed row sample, then add planes where they remove the most
+ * squared error per byte until the budget (bits/weight or total bytes) is used. */
+#include "bt_types.h"
+#include "convert.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SAMPLE_ROWS 128
+
+struct cand {
+    uint32_t idx;         /* tensor index */
+    int      n_max;       /* curve length */
+    int      n;           /* current planes */
+    double   err2[8];     /* estimated full-tensor squared error for 1..n_max planes */
+    double   bytes[8];    /* output bytes for 1..n_max planes */
+    int64_t  weights;     /* rows * cols */
+};
+
+/* error curve of one tensor on SAMPLE_ROWS evenly spaced rows, scaled to the whole tensor */
+static bt_status curve(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
+                       uint32_t idx, const struct bt_tensor *t, const struct tensor_plan *p,
+                       struct cand *c, bt_err *err) {
+    int64_t rows = bt_tensor_rows(t), cols = bt_tensor_cols(t);
+    int64_t ns = rows < SAMPLE_ROWS ? rows : SAMPLE_ROWS;
+    float *buf = malloc((size_t)ns * cols * sizeof(float));
+    if (!buf) return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", t->name);
+    bt_status st = BT_OK;
+    for (int64_t k = 0; k < ns && st == BT_OK; k++) {
+        int64_t row = k * rows / ns; /* deterministic, evenly spaced */
+        st = bt_reader_read_f32(r, idx, row, 1, buf + k * cols, err);
+    }
+    if (st == BT_OK) {
+        struct bt_qtensor qt = {t->name, rows, cols, p->fmt, a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL};
+        int n = q->i->error_curve(q->ctx, &qt, buf, ns, c->err2, err);
+        if (n < 1 || n > 8) st = err->status ? err->status : bt_err_set(err, BT_E_PLUGIN, "%s: error_curve failed", t->name);
+        c->n_max = n;
+        for (int k = 0; k < n; k++) {
+            struct bt_tfmt f = p->fmt;
+            f.planes = (uint32_t)(k + 1);
+            c->err2[k] *= (double)rows / (double)ns;
+            c->bytes[k] = (double)bt_fmt_row_bytes(&f, cols) * (double)rows;
+        }
+        c->weights = rows * cols;
+    }
+    free(buf);
+    if (r->i->release) r->i->release(r->ctx, idx);
+    return st;
+}
+
+bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
+                             uint32_t *planes, bt_err *err) {
+    const struct bt_quantizer_i *qi = q->i;
+    if (qi->struct_size <= offsetof(struct bt_quantizer_i, error_curve) || !qi->error_curve)
+        return bt_err_set(err, BT_E_INVAL, "[quantize] budget_bpw/budget_bytes need a quantizer with a variable plane count ('%s' has none)",
+                          q->entry->desc->name);
+    uint32_t nt = r->i->tensor_count(r->ctx);
+    struct cand *c = calloc(nt + 1, sizeof(*c));
+    if (!c) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    int nc = 0;
+    double fixed_bytes = 0, q_weights = 0;
+    bt_status st = BT_OK;
+    for (uint32_t i = 0; i < nt && st == BT_OK; i++) {
+        struct bt_tensor t;
+        struct tensor_plan p;
+        if ((st = r->i->tensor_get(r->ctx, i, &t, err))) break;
+        if ((st = bt_convert_plan(a, q, NULL, &t, 0, &p, err))) break;
+        if (p.quantize && p.fmt.type == BT_TYPE_MTQ && p.fmt.planes == 0) {
+            c[nc].idx = i;
+            c[nc].n = 1;
+            st = curve(a, r, q, i, &t, &p, &c[nc], err);
+            q_weights += (double)c[nc].weights;
+            nc++;
+        } else {
+            fixed_bytes += (double)bt_fmt_row_bytes(&p.fmt, bt_tensor_cols(&t)) * (double)bt_tensor_rows(&t);
+        }
+    }
+    if (st == BT_OK && nc == 0)
+        st = bt_err_set(err, BT_E_INVAL, "[quantize] budget given but no tensor has a free plane count (use bases = auto)");
+    double budget = 0, used = 0;
+    if (st == BT_OK) {
+        budget = a->budget_bpw > 0 ? a->budget_bpw * q_weights / 8.0 : (double)a->budget_bytes - fixed_bytes;
+        for (int k = 0; k < nc; k++) used += c[k].bytes[0];
+        if (used > budget)
+            st = bt_err_set(err, BT_E_INVAL, "[quantize] budget too small: one plane per tensor already needs %.4f bits/weight (%.0f bytes; budget %.0f)",
+                            8.0 * used / q_weights, used + (a->budget_bpw > 0 ? 0 : fixed_bytes),
+                            a->budget_bpw > 0 ? budget : (double)a->budget_bytes);
+    }
+    /* greedy: the step with the largest error drop per extra byte that still fits */
+    while (st == BT_OK) {
+        int best = -1;
+        double best_gain = 0;
+        for (int k = 0; k < nc; k++) {
+            if (c[k].n >= c[k].n_max) continue;
+            double db = c[k].bytes[c[k].n] - c[k].bytes[c[k].n - 1];
+            double de = c[k].err2[c[k].n - 1] - c[k].err2[c[k].n];
+            if (used + db > budget || db <= 0) continue;
+            double g = de / db;
+            if (best < 0 || g > best_gain) { best = k; best_gain = g; }
+        }
+        if (best < 0) break;
+        used += c[best].bytes[c[best].n] - c[best].bytes[c[best].n - 1];
+        c[best].n++;
+    }
+    if (st == BT_OK) {
+        for (int k = 0; k < nc; k++) planes[c[k].idx] = (uint32_t)c[k].n;
+        bt_log(BT_LOG_INFO, "budget: %d tensors, %.4f bits/weight used of %.4f", nc, 8.0 * used / q_weights,
+               8.0 * budget / q_weights);
+    }
+    free(c);
+    return st;
+}
