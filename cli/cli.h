@@ -19,4 +19,8 @@ int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv);
 /* stages the INI runner accepts besides the conversion sections */
 const struct bt_stage *bt_cli_stages(int *n);
+/* calibration hooks (runtime builds) */
+bt_status    bt_cli_calib_open(const char *path, void **ctx, bt_err *err);
+const float *bt_cli_calib_colw(void *ctx, const char *tensor, int64_t cols);
+void         bt_cli_calib_close(void *ctx);
 #endif

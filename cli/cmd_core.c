@@ -8,7 +8,12 @@
 
 int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv) {
     if (argc != 1) { fprintf(stderr, "usage: bt-pipeline run FILE.ini\n"); return 2; }
-    struct bt_run_opts ro = {o->quiet, o->progress};
+    struct bt_run_opts ro = {o->quiet, o->progress, NULL, NULL, NULL};
+#ifdef BT_HAVE_RUNTIME
+    ro.calib_open = bt_cli_calib_open;
+    ro.calib_colw = bt_cli_calib_colw;
+    ro.calib_close = bt_cli_calib_close;
+#endif
     bt_err err;
     bt_err_clear(&err);
     int n = 0;

@@ -28,6 +28,8 @@ static const struct bt_option quantize_opts[] = {
     {"budget_bpw", BT_OPT_FLOAT, "0", 0, 64, NULL,
      "mean bits/weight of the quantized tensors; planes are distributed to minimize error (needs bases = auto)"},
     {"budget_bytes", BT_OPT_INT, "0", 0, 1e15, NULL, "total output size, e.g. 4G (alternative to budget_bpw)"},
+    {"calibration", BT_OPT_PATH, "", 0, -1, NULL,
+     "calibration file from `bt-pipeline calibrate` / [calibrate]: weights each input column's error by diag(X^T X)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 static const struct bt_option output_opts[] = {
@@ -185,6 +187,21 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
         if ((st = required(&cfg, stages[k].section, s.stage_o[k], err))) goto done;
     }
     /* ---- all validated: do the work ---- */
+    struct bt_stage_ctx sc = {
+        .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
+        .input_reader = reader, .output_path = NULL, .backend = backend, .quiet = ro ? ro->quiet : 0,
+    };
+    for (int k = 0; k < n_stages; k++)
+        if (s.stage_o[k] && stages[k].before && (st = stages[k].run(&sc, s.stage_o[k], err))) goto done;
+    void *calib = NULL;
+    const char *calib_path = bt_opt_str(s.q, "calibration");
+    if (converting && calib_path && *calib_path) {
+        if (!ro || !ro->calib_open) {
+            st = bt_err_set(err, BT_E_UNSUPPORTED, "%s: [quantize] calibration is not supported by this program", cfg.path);
+            goto done;
+        }
+        if ((st = ro->calib_open(calib_path, &calib, err))) goto done;
+    }
     if (converting) {
         struct bt_convert_args ca = {
             .reg = reg, .reader = reader, .in_path = bt_opt_str(s.in, "path"), .reader_opts = s.in_p,
@@ -194,17 +211,16 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
             .report = bt_opt_str(s.out, "report"), .quiet = ro ? ro->quiet : 0,
             .progress = ro ? ro->progress : 0,
             .budget_bpw = bt_opt_float(s.q, "budget_bpw"), .budget_bytes = bt_opt_int(s.q, "budget_bytes"),
+            .colw_fn = calib ? ro->calib_colw : NULL, .colw_ctx = calib,
         };
         s.in_p = s.q_p = s.out_p = NULL; /* owned by bt_convert now */
-        if ((st = bt_convert(&ca, err))) goto done;
+        st = bt_convert(&ca, err);
+        if (calib) ro->calib_close(calib);
+        if (st) goto done;
+        sc.output_path = bt_opt_str(s.out, "path");
     }
-    struct bt_stage_ctx sc = {
-        .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
-        .input_reader = reader, .output_path = converting ? bt_opt_str(s.out, "path") : NULL,
-        .backend = backend, .quiet = ro ? ro->quiet : 0,
-    };
     for (int k = 0; k < n_stages; k++) {
-        if (!s.stage_o[k]) continue;
+        if (!s.stage_o[k] || stages[k].before) continue;
         if ((st = stages[k].run(&sc, s.stage_o[k], err))) goto done;
     }
 done:

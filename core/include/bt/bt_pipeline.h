@@ -23,6 +23,7 @@ struct bt_stage_ctx {
 /* An extra INI section handled by the application (runtime/ provides eval, generate, ...). */
 struct bt_stage {
     const char             *section; /* "eval" */
+    int                     before;  /* 1: runs before the conversion (e.g. calibrate) */
     const struct bt_option *options; /* accepted keys; validated before any work starts */
     bt_status (*run)(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err);
 };
@@ -30,6 +31,11 @@ struct bt_stage {
 struct bt_run_opts {
     int quiet;    /* no progress, no summary */
     int progress; /* per-tensor progress lines (the CLI sets it when stderr is a TTY) */
+    /* calibration files for [quantize] calibration = FILE (provided by the application):
+     * open the file, then per-column weights (cols floats, mean 1) for a tensor or NULL */
+    bt_status (*calib_open)(const char *path, void **ctx, bt_err *err);
+    const float *(*calib_colw)(void *ctx, const char *tensor, int64_t cols);
+    void (*calib_close)(void *ctx);
 };
 
 /* Run the pipeline in ini_path. Returns BT_OK, or an error whose message names file:line for

@@ -1,0 +1,329 @@
+/* cmd_runtime.c - model commands and INI stages backed by runtime/: eval, generate, calibrate,
+ * and the calibration hooks behind [quantize] calibration = FILE. */
+#include "bt/bt_pipeline.h"
+#include "bt_calib.h"
+#include "bt_eval.h"
+#include "bt_model.h"
+#include "cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a loaded model: reader + backend + runner ------------------------------------------------ */
+struct loaded {
+    struct bt_reader  *r;
+    struct bt_backend *b;
+    bt_model          *m;
+};
+
+static void loaded_free(struct loaded *l) {
+    bt_model_free(l->m);
+    bt_backend_close(l->b);
+    bt_reader_close(l->r);
+    memset(l, 0, sizeof(*l));
+}
+
+static bt_status load_model(bt_registry *reg, const char *path, const char *backend,
+                            const struct bt_model_opts *mo, struct loaded *l, bt_err *err) {
+    memset(l, 0, sizeof(*l));
+    bt_status st = bt_reader_open(reg, "auto", path, NULL, &l->r, err);
+    if (!st) st = bt_backend_open(reg, backend ? backend : "auto", NULL, &l->b, err);
+    if (!st) st = bt_model_load(l->r, l->b, mo, &l->m, err);
+    if (st) loaded_free(l);
+    return st;
+}
+
+static int scoring_of(const char *s) { return s && !strcmp(s, "second_half") ? BT_EVAL_SCORE_SECOND_HALF : BT_EVAL_SCORE_ALL; }
+static int tok_of(const char *s) { return s && !strcmp(s, "whole") ? BT_EVAL_TOK_WHOLE : BT_EVAL_TOK_PARAGRAPHS; }
+
+static void print_eval(const struct bt_eval_result *res, int compare) {
+    printf("perplexity %.4f over %lld tokens (%d windows, %.1f s)\n", res->ppl, (long long)res->tokens,
+           res->windows, res->seconds);
+    if (compare)
+        printf("original   %.4f  ratio %.4f  mean KLD %.5f  top-1 agreement %.4f\n", res->ppl_orig,
+               res->ratio, res->kld_mean, res->top1);
+}
+
+/* the eval work shared by the CLI command and the [eval] stage */
+static bt_status do_eval(bt_registry *reg, const char *model, const char *orig, const char *backend,
+                         const struct bt_model_opts *mo, struct bt_eval_opts *eo, int quiet, bt_err *err) {
+    struct loaded a, b;
+    memset(&b, 0, sizeof(b));
+    bt_status st = load_model(reg, model, backend, mo, &a, err);
+    if (st) return st;
+    if (orig && (st = load_model(reg, orig, backend, mo, &b, err))) { loaded_free(&a); return st; }
+    eo->model_path = model;
+    eo->orig_path = orig;
+    struct bt_eval_result res;
+    memset(&res, 0, sizeof(res));
+    st = bt_eval_run(a.m, orig ? b.m : NULL, eo, &res, err);
+    if (!st && !quiet) print_eval(&res, orig != NULL);
+    loaded_free(&b);
+    loaded_free(&a);
+    return st;
+}
+
+/* ---- INI stages ------------------------------------------------------------------------------ */
+static const struct bt_option eval_opts[] = {
+    {"text", BT_OPT_PATH, NULL, 0, -1, NULL, "UTF-8 text to score"},
+    {"ctx", BT_OPT_INT, "512", 2, 1 << 20, NULL, "window length in tokens, BOS included"},
+    {"compare", BT_OPT_ENUM, "original", 0, -1, "original|none", "also score the unconverted input: ratio, KLD, top-1 agreement"},
+    {"report", BT_OPT_PATH, "", 0, -1, NULL, "EVAL.json"},
+    {"scoring", BT_OPT_ENUM, "all", 0, -1, "all|second_half", "score every token, or only the second half of each window (llama-perplexity)"},
+    {"tokenize", BT_OPT_ENUM, "paragraphs", 0, -1, "paragraphs|whole", "encode paragraph by paragraph (reference method) or the whole text at once"},
+    {"max_windows", BT_OPT_INT, "0", 0, 1e9, NULL, "stop after this many windows (0 = all)"},
+    {"rope", BT_OPT_ENUM, "exact", 0, -1, "exact|bf16", "bf16: round rope frequencies to bf16 like HF transformers on bf16 checkpoints"},
+    {"act", BT_OPT_ENUM, "f32", 0, -1, "f32|q8", "activations of ternary matmuls: f32, or int8 per 256-block"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static void model_opts_from(const bt_optset *o, int ctx, struct bt_model_opts *mo) {
+    memset(mo, 0, sizeof(*mo));
+    mo->n_ctx = ctx;
+    const char *rope = bt_opt_str(o, "rope"), *act = bt_opt_str(o, "act");
+    mo->rope_bf16 = rope && !strcmp(rope, "bf16");
+    mo->act_q8 = act && !strcmp(act, "q8");
+}
+
+static bt_status stage_eval(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err) {
+    const char *model = sc->output_path ? sc->output_path : sc->input_path;
+    const char *cmp = bt_opt_str(o, "compare");
+    const char *orig = sc->output_path && cmp && !strcmp(cmp, "original") ? sc->input_path : NULL;
+    struct bt_model_opts mo;
+    model_opts_from(o, (int)bt_opt_int(o, "ctx"), &mo);
+    const char *rep = bt_opt_str(o, "report");
+    struct bt_eval_opts eo = {
+        .text_path = bt_opt_str(o, "text"), .ctx = (int32_t)bt_opt_int(o, "ctx"),
+        .scoring = scoring_of(bt_opt_str(o, "scoring")), .tokenize = tok_of(bt_opt_str(o, "tokenize")),
+        .report_path = rep && *rep ? rep : NULL, .max_windows = (int32_t)bt_opt_int(o, "max_windows"),
+    };
+    if (!sc->quiet) printf("eval: %s%s%s\n", model, orig ? " vs " : "", orig ? orig : "");
+    return do_eval(sc->reg, model, orig, sc->backend, &mo, &eo, sc->quiet, err);
+}
+
+static const struct bt_option gen_opts[] = {
+    {"prompt", BT_OPT_STRING, NULL, 0, -1, NULL, "prompt text"},
+    {"n", BT_OPT_INT, "64", 1, 1 << 20, NULL, "tokens to generate"},
+    {"temp", BT_OPT_FLOAT, "0", 0, 100, NULL, "temperature (0 = greedy)"},
+    {"top_p", BT_OPT_FLOAT, "1", 0, 1, NULL, "nucleus sampling mass"},
+    {"seed", BT_OPT_INT, "1", 0, 1e18, NULL, "sampling seed"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static bt_status do_generate(bt_registry *reg, const char *model, const char *backend, const char *prompt,
+                             const struct bt_gen_opts *go, int quiet, bt_err *err) {
+    struct loaded l;
+    struct bt_model_opts mo;
+    memset(&mo, 0, sizeof(mo));
+    bt_status st = load_model(reg, model, backend, &mo, &l, err);
+    if (st) return st;
+    struct bt_gen_result gr;
+    memset(&gr, 0, sizeof(gr));
+    fputs(prompt, stdout);
+    fflush(stdout);
+    st = bt_generate(l.m, prompt, go, stdout, NULL, NULL, &gr, err);
+    printf("\n");
+    if (!st && !quiet)
+        fprintf(stderr, "prompt: %d tokens, %.1f tokens/s; generated: %d tokens, %.1f tokens/s%s\n",
+                gr.n_prompt, gr.pp_tps, gr.n_gen, gr.tg_tps, gr.hit_eos ? " (stopped at EOS)" : "");
+    loaded_free(&l);
+    return st;
+}
+
+static bt_status stage_generate(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err) {
+    struct bt_gen_opts go = {
+        .n_predict = (int32_t)bt_opt_int(o, "n"), .temperature = (float)bt_opt_float(o, "temp"),
+        .top_p = (float)bt_opt_float(o, "top_p"), .seed = (uint64_t)bt_opt_int(o, "seed"),
+    };
+    return do_generate(sc->reg, sc->output_path ? sc->output_path : sc->input_path, sc->backend,
+                       bt_opt_str(o, "prompt"), &go, sc->quiet, err);
+}
+
+static const struct bt_option calib_opts[] = {
+    {"text", BT_OPT_PATH, NULL, 0, -1, NULL, "calibration text (training-domain, not the eval text)"},
+    {"out", BT_OPT_PATH, NULL, 0, -1, NULL, "calibration file to write (BTCAL1)"},
+    {"ctx", BT_OPT_INT, "512", 2, 1 << 20, NULL, "window length"},
+    {"windows", BT_OPT_INT, "0", 0, 1e9, NULL, "windows to use (0 = all)"},
+    {"diag_only", BT_OPT_BOOL, "false", 0, -1, NULL, "store only diag(X^T X) (small; enough for column weighting)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static bt_status do_calibrate(bt_registry *reg, const char *model, const char *backend, const char *text,
+                              const char *out, const struct bt_calib_opts *co, int quiet, bt_err *err) {
+    struct loaded l;
+    struct bt_model_opts mo;
+    memset(&mo, 0, sizeof(mo));
+    mo.n_ctx = co->ctx;
+    bt_status st = load_model(reg, model, backend, &mo, &l, err);
+    if (st) return st;
+    st = bt_calibrate(l.m, text, co, out, err);
+    if (!st && !quiet) printf("calibration written to %s\n", out);
+    loaded_free(&l);
+    return st;
+}
+
+static bt_status stage_calibrate(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err) {
+    struct bt_calib_opts co = {.ctx = (int32_t)bt_opt_int(o, "ctx"), .max_windows = (int32_t)bt_opt_int(o, "windows"),
+                               .diag_only = (int32_t)bt_opt_int(o, "diag_only")};
+    return do_calibrate(sc->reg, sc->input_path, sc->backend, bt_opt_str(o, "text"), bt_opt_str(o, "out"), &co,
+                        sc->quiet, err);
+}
+
+static const struct bt_stage stages[] = {
+    {"calibrate", 1, calib_opts, stage_calibrate},
+    {"eval", 0, eval_opts, stage_eval},
+    {"generate", 0, gen_opts, stage_generate},
+};
+
+const struct bt_stage *bt_cli_stages(int *n) {
+    *n = (int)(sizeof(stages) / sizeof(stages[0]));
+    return stages;
+}
+
+/* ---- calibration hooks for [quantize] calibration = FILE ---------------------------------------- */
+struct calib_view {
+    bt_calib *c;
+    float    *buf;  /* last weights returned */
+    int64_t   cap;
+};
+
+bt_status bt_cli_calib_open(const char *path, void **ctx, bt_err *err) {
+    struct calib_view *v = calloc(1, sizeof(*v));
+    if (!v) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    bt_status st = bt_calib_load(path, &v->c, err);
+    if (st) { free(v); return st; }
+    *ctx = v;
+    return BT_OK;
+}
+
+/* diag(X^T X) of the tensor's input, normalized to mean 1 (dead columns get a small floor) */
+const float *bt_cli_calib_colw(void *ctx, const char *tensor, int64_t cols) {
+    struct calib_view *v = ctx;
+    int32_t n = 0;
+    const double *d = bt_calib_diag(v->c, tensor, &n);
+    if (!d || n != cols) return NULL;
+    if (v->cap < cols) {
+        float *nb = realloc(v->buf, (size_t)cols * sizeof(float));
+        if (!nb) return NULL;
+        v->buf = nb;
+        v->cap = cols;
+    }
+    double mean = 0;
+    for (int64_t j = 0; j < cols; j++) mean += d[j];
+    mean /= (double)cols;
+    if (!(mean > 0)) return NULL;
+    for (int64_t j = 0; j < cols; j++) v->buf[j] = (float)fmax(d[j] / mean, 1e-3);
+    return v->buf;
+}
+
+void bt_cli_calib_close(void *ctx) {
+    struct calib_view *v = ctx;
+    if (!v) return;
+    bt_calib_free(v->c);
+    free(v->buf);
+    free(v);
+}
+
+/* ---- commands ---------------------------------------------------------------------------------- */
+static const char *arg_val(int argc, char **argv, int *i, const char *name) {
+    if (strcmp(argv[*i], name) != 0 || *i + 1 >= argc) return NULL;
+    return argv[++*i];
+}
+
+static int finish(bt_registry *reg, bt_status st, bt_err *err) {
+    if (st) fprintf(stderr, "bt-pipeline: error: %s\n", err->msg[0] ? err->msg : bt_status_str(st));
+    bt_registry_free(reg);
+    return bt_cli_exit_code(st);
+}
+
+int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *cmp = NULL, *report = NULL, *backend = "auto", *v;
+    struct bt_eval_opts eo = {.ctx = 512};
+    struct bt_model_opts mo;
+    memset(&mo, 0, sizeof(mo));
+    for (int i = 0; i < argc; i++) {
+        if ((v = arg_val(argc, argv, &i, "--model"))) model = v;
+        else if ((v = arg_val(argc, argv, &i, "--text"))) text = v;
+        else if ((v = arg_val(argc, argv, &i, "--compare"))) cmp = v;
+        else if ((v = arg_val(argc, argv, &i, "--report"))) report = v;
+        else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
+        else if ((v = arg_val(argc, argv, &i, "--ctx"))) eo.ctx = atoi(v);
+        else if ((v = arg_val(argc, argv, &i, "--max-windows"))) eo.max_windows = atoi(v);
+        else if ((v = arg_val(argc, argv, &i, "--scoring"))) eo.scoring = scoring_of(v);
+        else if ((v = arg_val(argc, argv, &i, "--tokenize"))) eo.tokenize = tok_of(v);
+        else if ((v = arg_val(argc, argv, &i, "--threads"))) bt_threads_set(atoi(v));
+        else if ((v = arg_val(argc, argv, &i, "--rope"))) mo.rope_bf16 = !strcmp(v, "bf16");
+        else if ((v = arg_val(argc, argv, &i, "--act"))) mo.act_q8 = !strcmp(v, "q8");
+        else { model = NULL; break; }
+    }
+    if (!model || !text || eo.ctx < 2) {
+        fprintf(stderr, "usage: bt-pipeline eval --model M --text FILE [--ctx 512] [--compare ORIG] [--report R.json]\n"
+                        "       [--scoring all|second_half] [--tokenize paragraphs|whole] [--max-windows N]\n"
+                        "       [--rope exact|bf16] [--act f32|q8] [--backend B] [--threads N]\n");
+        return 2;
+    }
+    mo.n_ctx = eo.ctx;
+    eo.text_path = text;
+    eo.report_path = report;
+    bt_registry *reg;
+    if (bt_registry_new(&reg)) return 1;
+    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_err err;
+    bt_err_clear(&err);
+    return finish(reg, do_eval(reg, model, cmp, backend, &mo, &eo, o->quiet, &err), &err);
+}
+
+int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv) {
+    const char *model = NULL, *prompt = NULL, *backend = "auto", *v;
+    struct bt_gen_opts go = {.n_predict = 64, .top_p = 1.0f, .seed = 1};
+    for (int i = 0; i < argc; i++) {
+        if ((v = arg_val(argc, argv, &i, "--model"))) model = v;
+        else if ((v = arg_val(argc, argv, &i, "--prompt"))) prompt = v;
+        else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
+        else if ((v = arg_val(argc, argv, &i, "-n"))) go.n_predict = atoi(v);
+        else if ((v = arg_val(argc, argv, &i, "--temp"))) go.temperature = (float)atof(v);
+        else if ((v = arg_val(argc, argv, &i, "--top-p"))) go.top_p = (float)atof(v);
+        else if ((v = arg_val(argc, argv, &i, "--seed"))) go.seed = strtoull(v, NULL, 10);
+        else if ((v = arg_val(argc, argv, &i, "--threads"))) bt_threads_set(atoi(v));
+        else { model = NULL; break; }
+    }
+    if (!model || !prompt || go.n_predict < 1) {
+        fprintf(stderr, "usage: bt-pipeline generate --model M --prompt TEXT [-n 64] [--temp 0] [--top-p 1] [--seed 1]\n"
+                        "       [--backend B] [--threads N]\n");
+        return 2;
+    }
+    bt_registry *reg;
+    if (bt_registry_new(&reg)) return 1;
+    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_err err;
+    bt_err_clear(&err);
+    return finish(reg, do_generate(reg, model, backend, prompt, &go, o->quiet, &err), &err);
+}
+
+int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *out = NULL, *backend = "auto", *v;
+    struct bt_calib_opts co = {.ctx = 512};
+    for (int i = 0; i < argc; i++) {
+        if ((v = arg_val(argc, argv, &i, "--model"))) model = v;
+        else if ((v = arg_val(argc, argv, &i, "--text"))) text = v;
+        else if ((v = arg_val(argc, argv, &i, "--out"))) out = v;
+        else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
+        else if ((v = arg_val(argc, argv, &i, "--ctx"))) co.ctx = atoi(v);
+        else if ((v = arg_val(argc, argv, &i, "--windows"))) co.max_windows = atoi(v);
+        else if (!strcmp(argv[i], "--diag-only")) co.diag_only = 1;
+        else if ((v = arg_val(argc, argv, &i, "--threads"))) bt_threads_set(atoi(v));
+        else { model = NULL; break; }
+    }
+    if (!model || !text || !out || co.ctx < 2) {
+        fprintf(stderr, "usage: bt-pipeline calibrate --model M --text FILE --out FILE [--ctx 512] [--windows N] [--diag-only]\n");
+        return 2;
+    }
+    bt_registry *reg;
+    if (bt_registry_new(&reg)) return 1;
+    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_err err;
+    bt_err_clear(&err);
+    return finish(reg, do_calibrate(reg, model, backend, text, out, &co, o->quiet, &err), &err);
+}

@@ -1,0 +1,62 @@
+/* gguf_common.h - GGUF v3 constants and helpers shared by the gguf reader and writer plugins:
+ * ggml type table, bt <-> ggml type mapping, KV value sizes and a small name hash set. */
+#ifndef BT_GGUF_COMMON_H
+#define BT_GGUF_COMMON_H
+
+#include "bt/bt_plugin.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GGUF_MAGIC             "GGUF"
+#define GGUF_VERSION           3u
+#define GGUF_DEFAULT_ALIGNMENT 32u
+#define GGUF_MAX_NAME          64u              /* tensor names must be shorter (gguf.cpp) */
+#define GGUF_MAX_STRING        (1ull << 30)     /* gguf.cpp caps strings at 1 GiB */
+#define GGUF_MAX_ARRAY         (1ull << 30)     /* ... and arrays at 2^30 elements */
+#define GGUF_MTQ_PREFIX        "bt.mtq."        /* KV carrying the MTQ geometry of an I8 tensor */
+
+/* ggml type ids used by bt */
+enum {
+    GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_I8 = 24, GGML_I16 = 25,
+    GGML_I32 = 26, GGML_I64 = 27, GGML_F64 = 28, GGML_BF16 = 30, GGML_TQ1_0 = 34,
+    GGML_TQ2_0 = 35, GGML_TYPE_COUNT = 43,
+};
+
+/* One ggml type as the reader/writer sees it. */
+struct gguf_type_info {
+    const char *name;   /* "q4_K", ...; NULL for unknown/removed ids */
+    uint32_t    block;  /* elements per block; 0 = removed id */
+    uint32_t    bytes;  /* bytes per block */
+    int32_t     bt;     /* BT_TYPE_* this maps to, or -1 if bt cannot handle it */
+};
+
+/* type info for a ggml id; NULL if the id is unknown or removed */
+const struct gguf_type_info *gguf_type(uint32_t ggml_id);
+/* ggml id for a bt storage type (BT_TYPE_MTQ -> GGML_I8), or -1 */
+int gguf_type_from_bt(uint32_t bt_type);
+/* size of a scalar GGUF value type (BT_KV_*); 0 for STRING/ARRAY/unknown */
+size_t gguf_kv_scalar_size(uint32_t kv_type);
+/* 1 if the key is a valid GGUF key for us: non-empty, < 65536 bytes */
+int gguf_key_ok(const char *key, size_t len);
+
+/* Open-addressing set of borrowed strings, for duplicate detection. */
+struct gguf_nameset {
+    const char **slot;  /* cap entries, NULL = empty (borrowed strings) */
+    uint32_t    *len;   /* byte length of each slot's string */
+    uint32_t    *val;   /* value stored with each string (e.g. a tensor index) */
+    size_t       cap;   /* power of two, >= 2 * count */
+    size_t       count; /* strings stored */
+};
+/* init/add return BT_OK or BT_E_NOMEM; add sets *dup = 1 (and stores nothing) if the string
+ * is already there. The set grows as needed; expect is only a sizing hint. */
+bt_status gguf_nameset_init(struct gguf_nameset *s, const struct bt_host *h, size_t expect);
+bt_status gguf_nameset_add(struct gguf_nameset *s, const struct bt_host *h, const char *str,
+                           size_t len, uint32_t val, int *dup);
+/* value stored for str, or -1 if absent */
+int64_t gguf_nameset_get(const struct gguf_nameset *s, const char *str, size_t len);
+void gguf_nameset_free(struct gguf_nameset *s, const struct bt_host *h);
+
+static inline uint64_t gguf_pad(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+#endif

@@ -1,0 +1,496 @@
+/* gguf_reader.c - the "gguf" reader plugin: maps a GGUF v2/v3 file, validates it strictly
+ * (every length, type, offset and count is checked against the file) and exposes its tensors
+ * as views into the map and its metadata as owned, NUL-terminated bt_kv entries. */
+#define _GNU_SOURCE
+#include "gguf_common.h"
+#include "bt_types.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* One tensor of the file. */
+struct gr_tensor {
+    char          *name;     /* owned, NUL-terminated */
+    struct bt_tfmt fmt;      /* bt storage format (MTQ from a bt.mtq.<name> key) */
+    uint32_t       ggml;     /* ggml type id in the file */
+    uint32_t       n_dims;   /* 1..4 */
+    int64_t        shape[4]; /* numpy order (outermost first) */
+    uint64_t       offset;   /* blob offset relative to the data section */
+    uint64_t       nbytes;   /* blob size */
+};
+
+/* Reader instance state (ctx_size bytes, zeroed by the core). */
+struct gr_ctx {
+    const struct bt_host *host;   /* host services */
+    char                 *path;   /* file path (owned) */
+    const uint8_t        *map;    /* whole file, read-only */
+    size_t                size;   /* file size in bytes */
+    struct bt_kv         *kv;     /* n_kv entries; kv[i].key starts the entry's owned block */
+    uint32_t              n_kv;   /* KVs parsed so far */
+    struct gr_tensor     *t;      /* n_t tensors */
+    uint32_t              n_t;    /* tensors parsed so far */
+    uint64_t              data;   /* file offset of the data section */
+    uint32_t              align;  /* general.alignment or 32 */
+};
+
+/* A bounds-checked read cursor over the map. */
+struct gr_cur {
+    const uint8_t *p;    /* file bytes */
+    size_t         size; /* file size */
+    size_t         pos;  /* next byte to read */
+};
+
+static int rd(struct gr_cur *c, void *dst, size_t n) {
+    if (n > c->size - c->pos) return -1;
+    memcpy(dst, c->p + c->pos, n);
+    c->pos += n;
+    return 0;
+}
+
+static int rd_u32(struct gr_cur *c, uint32_t *v) {
+    uint8_t b[4];
+    if (rd(c, b, 4)) return -1;
+    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return 0;
+}
+
+static int rd_u64(struct gr_cur *c, uint64_t *v) {
+    uint8_t b[8];
+    if (rd(c, b, 8)) return -1;
+    *v = 0;
+    for (int i = 0; i < 8; i++) *v |= (uint64_t)b[i] << (8 * i);
+    return 0;
+}
+
+/* string: *s points into the map, *n bytes; -1 if truncated or too long */
+static int rd_str(struct gr_cur *c, const char **s, uint64_t *n) {
+    if (rd_u64(c, n) || *n > GGUF_MAX_STRING || *n > c->size - c->pos) return -1;
+    *s = (const char *)c->p + c->pos;
+    c->pos += (size_t)*n;
+    return 0;
+}
+
+/* ---- metadata --------------------------------------------------------------------------------- */
+/* Parse one KV value of type vt at the cursor and fill kv (key already set in blk). The entry's
+ * block (key + value bytes) is allocated here: key first, so kv->key frees it. */
+static bt_status parse_kv(struct gr_ctx *g, struct gr_cur *c, const char *key, uint64_t klen,
+                          struct bt_kv *kv, bt_err *err) {
+    const struct bt_host *h = g->host;
+    uint32_t vt, at = 0;
+    uint64_t n = 0, extra = 0;
+    size_t at_pos;
+    if (rd_u32(c, &vt)) goto trunc;
+    if (vt > BT_KV_F64)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%.*s': unknown value type %u",
+                            g->path, (int)klen, key, vt);
+    at_pos = c->pos;
+    if (vt == BT_KV_STRING) {
+        const char *s = NULL;
+        if (rd_str(c, &s, &n)) goto trunc;
+        extra = n + 1;
+    } else if (vt == BT_KV_ARRAY) {
+        if (rd_u32(c, &at) || rd_u64(c, &n)) goto trunc;
+        if (at == BT_KV_ARRAY || at > BT_KV_F64)
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%.*s': bad array element type "
+                                "%u", g->path, (int)klen, key, at);
+        if (n > GGUF_MAX_ARRAY)
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%.*s': %llu array elements is "
+                                "too many", g->path, (int)klen, key, (unsigned long long)n);
+        if (at == BT_KV_STRING) { /* walk once to validate and size */
+            if (n > (c->size - c->pos) / 8) goto trunc;
+            extra = n * sizeof(char *);
+            for (uint64_t i = 0; i < n; i++) {
+                const char *s = NULL;
+                uint64_t sl = 0;
+                if (rd_str(c, &s, &sl)) goto trunc;
+                extra += sl + 1;
+            }
+        } else {
+            size_t es = gguf_kv_scalar_size(at);
+            if (n > (c->size - c->pos) / es) goto trunc;
+            c->pos += (size_t)(n * es);
+            extra = n * es;
+        }
+    } else {
+        size_t es = gguf_kv_scalar_size(vt);
+        if (es > c->size - c->pos) goto trunc;
+        c->pos += es;
+    }
+    /* owned block: key NUL [pad to 8] value */
+    uint64_t koff = (klen + 1 + 7) & ~(uint64_t)7;
+    uint8_t *blk = h->alloc((size_t)(koff + extra + 1));
+    if (!blk) return h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", g->path);
+    memcpy(blk, key, (size_t)klen);
+    blk[klen] = 0;
+    memset(kv, 0, sizeof(*kv));
+    kv->key = (const char *)blk;
+    kv->type = vt;
+    kv->arr_type = at;
+    kv->n = n;
+    uint8_t *val = blk + koff;
+    struct gr_cur v = {c->p, c->size, at_pos};
+    if (vt == BT_KV_STRING) {
+        const char *s = NULL;
+        rd_str(&v, &s, &n);
+        memcpy(val, s, (size_t)n);
+        val[n] = 0;
+        kv->v.s = (const char *)val;
+    } else if (vt == BT_KV_ARRAY && at == BT_KV_STRING) {
+        v.pos += 12;
+        const char **tab = (const char **)val;
+        char *sp = (char *)(val + n * sizeof(char *));
+        for (uint64_t i = 0; i < n; i++) {
+            const char *s = NULL;
+            uint64_t sl = 0;
+            rd_str(&v, &s, &sl);
+            memcpy(sp, s, (size_t)sl);
+            sp[sl] = 0;
+            tab[i] = sp;
+            sp += sl + 1;
+        }
+        kv->v.arr = tab;
+    } else if (vt == BT_KV_ARRAY) {
+        memcpy(val, c->p + at_pos + 12, (size_t)extra);
+        if (at == BT_KV_BOOL)
+            for (uint64_t i = 0; i < n; i++) val[i] = val[i] != 0;
+        kv->v.arr = val;
+    } else {
+        uint64_t u = 0;
+        size_t es = gguf_kv_scalar_size(vt);
+        for (size_t k = 0; k < es; k++) u |= (uint64_t)c->p[at_pos + k] << (8 * k);
+        int sh = 64 - 8 * (int)es;
+        switch (vt) {
+        case BT_KV_I8: case BT_KV_I16: case BT_KV_I32: case BT_KV_I64:
+            kv->v.i = (int64_t)(u << sh) >> sh; /* sign-extend */
+            break;
+        case BT_KV_F32: { float f; uint32_t w = (uint32_t)u; memcpy(&f, &w, 4); kv->v.f = f; break; }
+        case BT_KV_F64: memcpy(&kv->v.f, &u, 8); break;
+        case BT_KV_BOOL: kv->v.u = u != 0; break;
+        default: kv->v.u = u;
+        }
+    }
+    return BT_OK;
+trunc:
+    return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%.*s': value is truncated or too long",
+                        g->path, (int)klen, key);
+}
+
+static bt_status parse_kvs(struct gr_ctx *g, struct gr_cur *c, uint64_t n_kv, bt_err *err) {
+    const struct bt_host *h = g->host;
+    struct gguf_nameset keys;
+    bt_status st = gguf_nameset_init(&keys, h, n_kv);
+    if (st) return h->set_error(err, st, "gguf: %s: out of memory", g->path);
+    g->kv = h->alloc((size_t)(n_kv ? n_kv : 1) * sizeof(*g->kv));
+    if (!g->kv) st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", g->path);
+    for (uint64_t i = 0; i < n_kv && !st; i++) {
+        const char *key;
+        uint64_t klen;
+        int dup = 0;
+        if (rd_str(c, &key, &klen)) {
+            st = h->set_error(err, BT_E_FORMAT, "gguf: %s: key #%llu is truncated", g->path,
+                              (unsigned long long)i);
+        } else if (!gguf_key_ok(key, (size_t)klen) || memchr(key, 0, (size_t)klen)) {
+            st = h->set_error(err, BT_E_FORMAT, "gguf: %s: key #%llu has an invalid name (%llu "
+                              "bytes)", g->path, (unsigned long long)i, (unsigned long long)klen);
+        } else if (!(st = parse_kv(g, c, key, klen, &g->kv[i], err))) {
+            g->n_kv++;
+            st = gguf_nameset_add(&keys, h, g->kv[i].key, (size_t)klen, (uint32_t)i, &dup);
+            if (st) st = h->set_error(err, st, "gguf: %s: out of memory", g->path);
+            else if (dup)
+                st = h->set_error(err, BT_E_FORMAT, "gguf: %s: duplicate key '%s'", g->path,
+                                  g->kv[i].key);
+        }
+    }
+    int64_t ai = st ? -1 : gguf_nameset_get(&keys, "general.alignment", 17);
+    gguf_nameset_free(&keys, h);
+    g->align = GGUF_DEFAULT_ALIGNMENT;
+    if (ai >= 0) {
+        const struct bt_kv *a = &g->kv[ai];
+        if (a->type != BT_KV_U32 || a->v.u == 0 || (a->v.u & (a->v.u - 1)))
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key 'general.alignment' must be a "
+                                "u32 power of two", g->path);
+        g->align = (uint32_t)a->v.u;
+    }
+    return st;
+}
+
+/* ---- tensors ------------------------------------------------------------------------------------ */
+static bt_status parse_tensor(struct gr_ctx *g, struct gr_cur *c, uint64_t i, uint64_t expect,
+                              struct gr_tensor *t, bt_err *err) {
+    const struct bt_host *h = g->host;
+    const char *nm;
+    uint64_t nl, ne[4] = {1, 1, 1, 1}, off;
+    uint32_t nd, ty;
+    if (rd_str(c, &nm, &nl))
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor #%llu: name is truncated",
+                            g->path, (unsigned long long)i);
+    if (nl == 0 || nl >= GGUF_MAX_NAME || memchr(nm, 0, (size_t)nl))
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor #%llu: invalid name (%llu bytes, "
+                            "1..%u allowed)", g->path, (unsigned long long)i,
+                            (unsigned long long)nl, GGUF_MAX_NAME - 1);
+    if (!(t->name = h->alloc((size_t)nl + 1)))
+        return h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", g->path);
+    memcpy(t->name, nm, (size_t)nl);
+    t->name[nl] = 0;
+    if (rd_u32(c, &nd)) goto trunc;
+    if (nd > 4)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': %u dims (at most 4)",
+                            g->path, t->name, nd);
+    for (uint32_t d = 0; d < nd; d++)
+        if (rd_u64(c, &ne[d])) goto trunc;
+    if (rd_u32(c, &ty) || rd_u64(c, &off)) goto trunc;
+    const struct gguf_type_info *ti = gguf_type(ty);
+    if (!ti)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': unknown ggml type %u",
+                            g->path, t->name, ty);
+    if (ti->bt < 0)
+        return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': ggml type %s is not "
+                            "supported by bt", g->path, t->name, ti->name);
+    uint64_t numel = 1;
+    for (uint32_t d = 0; d < 4; d++) {
+        if (ne[d] > (uint64_t)INT64_MAX || (ne[d] && numel > (uint64_t)INT64_MAX / ne[d]))
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': dims overflow", g->path,
+                                t->name);
+        numel *= ne[d];
+    }
+    if (ne[0] % ti->block)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': ne0 = %llu is not a "
+                            "multiple of the %s block (%u)", g->path, t->name,
+                            (unsigned long long)ne[0], ti->name, ti->block);
+    uint64_t nb = numel / ti->block;
+    if (nb > (uint64_t)INT64_MAX / ti->bytes)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': size overflows", g->path,
+                            t->name);
+    if (off != expect)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s' has offset %llu, expected "
+                            "%llu", g->path, t->name, (unsigned long long)off,
+                            (unsigned long long)expect);
+    t->fmt = bt_fmt((uint32_t)ti->bt);
+    t->ggml = ty;
+    t->n_dims = nd ? nd : 1; /* a 0-dim tensor is a scalar of shape (1,) */
+    for (uint32_t d = 0; d < t->n_dims; d++) t->shape[d] = (int64_t)ne[t->n_dims - 1 - d];
+    t->offset = off;
+    t->nbytes = nb * ti->bytes;
+    return BT_OK;
+trunc:
+    return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': info is truncated", g->path,
+                        t->name);
+}
+
+/* apply bt.mtq.<name> = [planes, block, layout, cols] keys to their I8 tensors */
+static bt_status apply_mtq(struct gr_ctx *g, const struct gguf_nameset *names, bt_err *err) {
+    const struct bt_host *h = g->host;
+    size_t pl = strlen(GGUF_MTQ_PREFIX);
+    for (uint32_t i = 0; i < g->n_kv; i++) {
+        const struct bt_kv *kv = &g->kv[i];
+        if (strncmp(kv->key, GGUF_MTQ_PREFIX, pl) != 0) continue;
+        const char *tn = kv->key + pl;
+        int64_t ti = gguf_nameset_get(names, tn, strlen(tn));
+        if (kv->type != BT_KV_ARRAY || kv->arr_type != BT_KV_U32 || kv->n != 4 || ti < 0)
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%s' must be a u32[4] array "
+                                "naming an existing tensor", g->path, kv->key);
+        struct gr_tensor *t = &g->t[ti];
+        uint32_t v[4];
+        memcpy(v, kv->v.arr, sizeof(v));
+        struct bt_tfmt f = {BT_TYPE_MTQ, v[0], v[1], v[2]};
+        size_t rb = bt_mtq_block_bytes(v[0], v[1], v[2]) ? bt_fmt_row_bytes(&f, v[3]) : 0;
+        if (t->ggml != GGML_I8 || !rb || rb != (uint64_t)t->shape[t->n_dims - 1])
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': MTQ geometry %u/%u/%u "
+                                "cols %u does not match its i8 row of %lld bytes", g->path,
+                                t->name, v[0], v[1], v[2], v[3],
+                                (long long)t->shape[t->n_dims - 1]);
+        t->fmt = f;
+        t->shape[t->n_dims - 1] = v[3];
+    }
+    return BT_OK;
+}
+
+static bt_status parse_tensors(struct gr_ctx *g, struct gr_cur *c, uint64_t n_t, bt_err *err) {
+    const struct bt_host *h = g->host;
+    struct gguf_nameset names;
+    bt_status st = gguf_nameset_init(&names, h, n_t);
+    if (st) return h->set_error(err, st, "gguf: %s: out of memory", g->path);
+    g->t = h->alloc((size_t)(n_t ? n_t : 1) * sizeof(*g->t));
+    if (!g->t) st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", g->path);
+    else memset(g->t, 0, (size_t)(n_t ? n_t : 1) * sizeof(*g->t));
+    uint64_t expect = 0;
+    for (uint64_t i = 0; i < n_t && !st; i++) {
+        struct gr_tensor *t = &g->t[i];
+        int dup = 0;
+        g->n_t++; /* counted before parsing so close frees a partial name */
+        if ((st = parse_tensor(g, c, i, expect, t, err))) break;
+        expect = gguf_pad(t->offset + t->nbytes, g->align);
+        if ((st = gguf_nameset_add(&names, h, t->name, strlen(t->name), (uint32_t)i, &dup)))
+            st = h->set_error(err, st, "gguf: %s: out of memory", g->path);
+        else if (dup)
+            st = h->set_error(err, BT_E_FORMAT, "gguf: %s: duplicate tensor '%s'", g->path, t->name);
+    }
+    g->data = gguf_pad(c->pos, g->align);
+    for (uint32_t i = 0; i < g->n_t && !st; i++) {
+        const struct gr_tensor *t = &g->t[i];
+        if (g->data > g->size || t->offset > g->size - g->data ||
+            t->nbytes > g->size - g->data - t->offset)
+            st = h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': data [%llu, +%llu) extends "
+                              "past the end of the file (%llu bytes)", g->path, t->name,
+                              (unsigned long long)(g->data + t->offset),
+                              (unsigned long long)t->nbytes, (unsigned long long)g->size);
+    }
+    if (!st) st = apply_mtq(g, &names, err);
+    gguf_nameset_free(&names, h);
+    return st;
+}
+
+/* ---- plugin interface ------------------------------------------------------------------------- */
+static void gr_close(void *ctx) {
+    struct gr_ctx *g = ctx;
+    const struct bt_host *h = g->host;
+    if (!h) return;
+    for (uint32_t i = 0; i < g->n_kv; i++) h->free((void *)g->kv[i].key);
+    for (uint32_t i = 0; i < g->n_t; i++) h->free(g->t[i].name);
+    h->free(g->kv);
+    h->free(g->t);
+    if (g->map) munmap((void *)g->map, g->size);
+    h->free(g->path);
+    memset(g, 0, sizeof(*g));
+}
+
+static int gr_probe(const char *path) {
+    char m[4];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, m, 4);
+    close(fd);
+    return n == 4 && memcmp(m, GGUF_MAGIC, 4) == 0 ? 100 : 0;
+}
+
+static bt_status map_file(struct gr_ctx *g, const char *path, bt_err *err) {
+    const struct bt_host *h = g->host;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return h->set_error(err, BT_E_IO, "gguf: %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return h->set_error(err, BT_E_IO, "gguf: %s: not a regular file", path);
+    }
+    if (sb.st_size < 24) {
+        close(fd);
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: file too small (%lld bytes) for a GGUF "
+                            "header", path, (long long)sb.st_size);
+    }
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    if (m == MAP_FAILED) return h->set_error(err, BT_E_IO, "gguf: %s: mmap: %s", path, strerror(e));
+    g->map = m;
+    g->size = (size_t)sb.st_size;
+    return BT_OK;
+}
+
+static bt_status gr_open(void *ctx, const struct bt_host *host, const bt_optset *opts,
+                         const char *path, bt_err *err) {
+    struct gr_ctx *g = ctx;
+    memset(g, 0, sizeof(*g));
+    g->host = host;
+    size_t pl = strlen(path);
+    if (!(g->path = host->alloc(pl + 1)))
+        return host->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", path);
+    memcpy(g->path, path, pl + 1);
+    bt_status st = map_file(g, path, err);
+    struct gr_cur c = {g->map, g->size, 0};
+    uint32_t ver = 0;
+    uint64_t n_t = 0, n_kv = 0;
+    if (!st && memcmp(g->map, GGUF_MAGIC, 4) != 0)
+        st = host->set_error(err, BT_E_FORMAT, "gguf: %s: bad magic (not a GGUF file)", path);
+    if (!st) {
+        c.pos = 4;
+        rd_u32(&c, &ver);
+        rd_u64(&c, &n_t);
+        rd_u64(&c, &n_kv);
+        if ((ver & 0xffff) == 0)
+            st = host->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: big-endian GGUF is not supported", path);
+        else if (ver != 2 && ver != 3)
+            st = host->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: GGUF version %u is not supported "
+                                 "(2 or 3)", path, ver);
+        else if (n_kv > (g->size - 24) / 13 || n_t > (g->size - 24) / 24)
+            st = host->set_error(err, BT_E_FORMAT, "gguf: %s: %llu tensors / %llu keys cannot fit in "
+                                 "%zu bytes", path, (unsigned long long)n_t,
+                                 (unsigned long long)n_kv, g->size);
+    }
+    if (!st) st = parse_kvs(g, &c, n_kv, err);
+    if (!st) st = parse_tensors(g, &c, n_t, err);
+    if (st) {
+        gr_close(g);
+        return st;
+    }
+    host->log(BT_LOG_DEBUG, "gguf: %s: v%u, %u keys, %u tensors, data at %llu", path, ver, g->n_kv,
+              g->n_t, (unsigned long long)g->data);
+    return BT_OK;
+}
+
+static uint32_t gr_tensor_count(void *ctx) { return ((struct gr_ctx *)ctx)->n_t; }
+static uint32_t gr_kv_count(void *ctx) { return ((struct gr_ctx *)ctx)->n_kv; }
+
+static bt_status gr_tensor_get(void *ctx, uint32_t i, struct bt_tensor *out, bt_err *err) {
+    struct gr_ctx *g = ctx;
+    if (i >= g->n_t)
+        return g->host->set_error(err, BT_E_INVAL, "gguf: %s: tensor index %u out of range", g->path, i);
+    const struct gr_tensor *t = &g->t[i];
+    memset(out, 0, sizeof(*out));
+    out->name = out->src_name = t->name;
+    out->fmt = t->fmt;
+    out->n_dims = t->n_dims;
+    memcpy(out->shape, t->shape, sizeof(out->shape));
+    out->data = g->map + g->data + t->offset;
+    out->nbytes = t->nbytes;
+    return BT_OK;
+}
+
+static bt_status gr_kv_get(void *ctx, uint32_t i, struct bt_kv *out) {
+    struct gr_ctx *g = ctx;
+    if (i >= g->n_kv) return BT_E_INVAL;
+    *out = g->kv[i];
+    return BT_OK;
+}
+
+static void gr_release(void *ctx, uint32_t i) {
+    struct gr_ctx *g = ctx;
+    if (i >= g->n_t || !g->t[i].nbytes) return;
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)(g->map + g->data + g->t[i].offset);
+    uintptr_t b = a + g->t[i].nbytes;
+    a &= ~(pg - 1);
+    b = (b + pg - 1) & ~(pg - 1);
+    madvise((void *)a, (size_t)(b - a), MADV_DONTNEED); /* read-only file pages: refault on use */
+}
+
+static const struct bt_reader_i gr_iface = {
+    .struct_size = sizeof(struct bt_reader_i),
+    .probe = gr_probe,
+    .open = gr_open,
+    .close = gr_close,
+    .tensor_count = gr_tensor_count,
+    .tensor_get = gr_tensor_get,
+    .kv_count = gr_kv_count,
+    .kv_get = gr_kv_get,
+    .read_f32 = NULL, /* the core converts with host->to_f32 */
+    .release = gr_release,
+};
+
+static const struct bt_plugin gr_desc = {
+    .abi_version = BT_ABI_VERSION,
+    .struct_size = sizeof(struct bt_plugin),
+    .name = "gguf",
+    .version = "0.1.0",
+    .kind = BT_KIND_READER,
+    .caps = 0,
+    .description = "GGUF v2/v3 reader (strict), incl. TQ1_0/TQ2_0 and bt MTQ tensors",
+    .options = NULL,
+    .iface = &gr_iface,
+    .ctx_size = sizeof(struct gr_ctx),
+};
+
+BT_PLUGIN_DEFINE(gr_desc)

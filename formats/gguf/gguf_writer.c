@@ -1,0 +1,670 @@
+/* gguf_writer.c - the "gguf" writer plugin: streams tensors into a spill file next to the
+ * target, then writes a GGUF v3 file (header, KVs, tensor infos, padded blobs) to a temp file
+ * and renames it into place. Q/K rows flagged ROPE_HALVES are permuted to GGUF order. */
+#define _GNU_SOURCE
+#include "gguf_common.h"
+#include "bt_types.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GW_BUF_SIZE ((size_t)4 << 20) /* write buffer of the spill / output sinks */
+
+/* A byte sink: a growable memory buffer (fd < 0) or a buffered file writer (fd >= 0). */
+struct gw_sink {
+    uint8_t *p;     /* buffer (host->alloc) */
+    size_t   n;     /* bytes buffered */
+    size_t   cap;   /* buffer capacity */
+    int      fd;    /* output file, or -1 for memory only */
+    uint64_t total; /* bytes put so far (buffered + flushed) */
+    int      err;   /* first errno (or ENOMEM), 0 if fine */
+};
+
+/* One tensor added so far. */
+struct gw_tensor {
+    char          *name;     /* owned copy (host->alloc) */
+    uint32_t       ggml;     /* ggml type id written to the file */
+    uint32_t       n_dims;   /* 1..4 */
+    uint64_t       ne[4];    /* GGUF dims, ne[0] innermost */
+    uint64_t       nbytes;   /* blob size */
+    uint64_t       offset;   /* offset of the blob in the data section */
+    struct bt_tfmt fmt;      /* bt format (type MTQ carries the geometry) */
+    int64_t        cols;     /* logical columns (numpy shape[last]) */
+};
+
+/* Writer instance state (ctx_size bytes, zeroed by the core). */
+struct gw_ctx {
+    const struct bt_host *host;      /* host services */
+    char                 *path;      /* final output path (owned) */
+    char                 *spill;     /* spill file path (owned); NULL once removed */
+    char                 *tmp;       /* temp output path during finish (owned) */
+    struct gw_sink        data;      /* spill sink (fd >= 0 while open) */
+    struct gw_sink        kvs;       /* serialized input KVs (memory) */
+    uint32_t              n_kv;      /* KVs in kvs */
+    int                   has_align; /* general.alignment was given (rewritten in place) */
+    int                   has_ftype; /* general.file_type was given */
+    int                   has_qver;  /* general.quantization_version was given */
+    uint64_t             *heads;     /* <arch>.attention.head_count (per layer or 1 value) */
+    uint64_t              n_heads;   /* entries in heads (0 = key absent) */
+    uint64_t             *heads_kv;  /* <arch>.attention.head_count_kv */
+    uint64_t              n_heads_kv;/* entries in heads_kv */
+    struct gw_tensor     *t;         /* tensors added */
+    uint32_t              nt, cap;   /* count / capacity of t */
+    struct gguf_nameset   names;     /* tensor names (borrowed from t[].name) */
+    uint32_t              align;     /* data alignment */
+    uint32_t              expect;    /* n_tensors announced at open (0 = unknown) */
+    int                   failed;    /* an add failed: finish refuses */
+    int                   finished;  /* output renamed into place */
+};
+
+/* ---- sink ------------------------------------------------------------------------------------ */
+static int sink_flush(struct gw_sink *s) {
+    size_t off = 0;
+    while (s->fd >= 0 && !s->err && off < s->n) {
+        ssize_t w = write(s->fd, s->p + off, s->n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) s->err = w < 0 ? errno : EIO;
+        else off += (size_t)w;
+    }
+    s->n = 0;
+    return s->err;
+}
+
+static void sink_put(struct gw_sink *s, const struct bt_host *h, const void *src, size_t len) {
+    if (s->err || !len) return;
+    s->total += len;
+    if (s->n + len > s->cap) {
+        if (s->fd >= 0) {
+            if (sink_flush(s)) return;
+        } else {
+            size_t nc = s->cap ? s->cap : 4096;
+            while (nc < s->n + len) nc *= 2;
+            uint8_t *np = h->alloc(nc);
+            if (!np) { s->err = ENOMEM; return; }
+            if (s->n) memcpy(np, s->p, s->n);
+            h->free(s->p);
+            s->p = np;
+            s->cap = nc;
+        }
+    }
+    if (s->n + len > s->cap) { /* file sink, larger than the buffer: write through */
+        struct gw_sink direct = {(uint8_t *)src, len, len, s->fd, 0, 0};
+        s->err = sink_flush(&direct);
+        return;
+    }
+    memcpy(s->p + s->n, src, len);
+    s->n += len;
+}
+
+static void put_u32(struct gw_sink *s, const struct bt_host *h, uint32_t v) {
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    sink_put(s, h, b, 4);
+}
+
+static void put_u64(struct gw_sink *s, const struct bt_host *h, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    sink_put(s, h, b, 8);
+}
+
+static void put_str(struct gw_sink *s, const struct bt_host *h, const char *str, uint64_t n) {
+    put_u64(s, h, n);
+    sink_put(s, h, str, (size_t)n);
+}
+
+static void put_zeros(struct gw_sink *s, const struct bt_host *h, uint64_t n) {
+    static const uint8_t z[64];
+    while (n) {
+        size_t k = n < sizeof(z) ? (size_t)n : sizeof(z);
+        sink_put(s, h, z, k);
+        n -= k;
+    }
+}
+
+/* one scalar KV value of type t (BT_KV_*) from the union fields */
+static void put_scalar(struct gw_sink *s, const struct bt_host *h, uint32_t t, uint64_t u,
+                       int64_t i, double f) {
+    uint8_t b[8];
+    uint64_t bits = u;
+    if (t == BT_KV_I8 || t == BT_KV_I16 || t == BT_KV_I32 || t == BT_KV_I64) bits = (uint64_t)i;
+    if (t == BT_KV_BOOL) bits = u != 0;
+    if (t == BT_KV_F32) { float v = (float)f; uint32_t w; memcpy(&w, &v, 4); bits = w; }
+    if (t == BT_KV_F64) memcpy(&bits, &f, 8);
+    size_t n = gguf_kv_scalar_size(t);
+    for (size_t k = 0; k < n; k++) b[k] = (uint8_t)(bits >> (8 * k));
+    sink_put(s, h, b, n);
+}
+
+static void put_key_u32(struct gw_sink *s, const struct bt_host *h, const char *key, uint32_t v) {
+    put_str(s, h, key, strlen(key));
+    put_u32(s, h, BT_KV_U32);
+    put_u32(s, h, v);
+}
+
+static void sink_free(struct gw_sink *s, const struct bt_host *h) {
+    h->free(s->p);
+    if (s->fd >= 0) close(s->fd);
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+static char *dup_str(const struct bt_host *h, const char *s) {
+    size_t n = strlen(s);
+    char *d = h->alloc(n + 1);
+    if (d) memcpy(d, s, n + 1);
+    return d;
+}
+
+/* temp path "<dir>/.<base>.<tag>.XXXXXX" for path */
+static char *temp_name(const struct bt_host *h, const char *path, const char *tag) {
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path + 1) : 0;
+    size_t n = strlen(path) + strlen(tag) + 16;
+    char *t = h->alloc(n);
+    if (t) snprintf(t, n, "%.*s.%s.%s.XXXXXX", (int)dlen, path, path + dlen, tag);
+    return t;
+}
+
+/* integer value(s) of a KV (scalar int or array of ints) as u64; 0 entries if not integral */
+static bt_status kv_ints(const struct bt_host *h, const struct bt_kv *kv, uint64_t **out,
+                         uint64_t *n) {
+    uint32_t t = kv->type == BT_KV_ARRAY ? kv->arr_type : kv->type;
+    size_t es = gguf_kv_scalar_size(t);
+    *n = 0;
+    if (!es || t == BT_KV_F32 || t == BT_KV_F64 || t == BT_KV_BOOL) return BT_OK;
+    uint64_t cnt = kv->type == BT_KV_ARRAY ? kv->n : 1;
+    if (!cnt) return BT_OK;
+    *out = h->alloc(cnt * sizeof(uint64_t));
+    if (!*out) return BT_E_NOMEM;
+    for (uint64_t i = 0; i < cnt; i++) {
+        if (kv->type != BT_KV_ARRAY) {
+            (*out)[i] = (t == BT_KV_I8 || t == BT_KV_I16 || t == BT_KV_I32 || t == BT_KV_I64)
+                            ? (uint64_t)kv->v.i : kv->v.u;
+            continue;
+        }
+        const uint8_t *p = (const uint8_t *)kv->v.arr + i * es;
+        uint64_t v = 0;
+        for (size_t k = 0; k < es; k++) v |= (uint64_t)p[k] << (8 * k);
+        int neg = t != BT_KV_U8 && t != BT_KV_U16 && t != BT_KV_U32 && t != BT_KV_U64 &&
+                  (p[es - 1] & 0x80);
+        (*out)[i] = neg ? 0 : v; /* negative head counts are nonsense: 0 fails later */
+    }
+    *n = cnt;
+    return BT_OK;
+}
+
+/* ---- open: validate and serialize the KVs ------------------------------------------------------ */
+static bt_status check_kv(struct gw_ctx *c, const struct bt_kv *kv, bt_err *err) {
+    const struct bt_host *h = c->host;
+    size_t klen = kv->key ? strlen(kv->key) : 0;
+    if (!gguf_key_ok(kv->key, klen))
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: invalid metadata key '%s'", c->path,
+                            kv->key ? kv->key : "(null)");
+    if (kv->type == BT_KV_STRING) {
+        if (kv->n > GGUF_MAX_STRING || (kv->n && !kv->v.s))
+            return h->set_error(err, BT_E_INVAL, "gguf: %s: key '%s': bad string", c->path, kv->key);
+    } else if (kv->type == BT_KV_ARRAY) {
+        if (kv->arr_type == BT_KV_ARRAY)
+            return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: key '%s': nested arrays are not "
+                                "supported", c->path, kv->key);
+        if ((kv->arr_type != BT_KV_STRING && !gguf_kv_scalar_size(kv->arr_type)) ||
+            kv->n > GGUF_MAX_ARRAY || (kv->n && !kv->v.arr))
+            return h->set_error(err, BT_E_INVAL, "gguf: %s: key '%s': bad array (type %u, %llu "
+                                "elements)", c->path, kv->key, kv->arr_type,
+                                (unsigned long long)kv->n);
+        if (kv->arr_type == BT_KV_STRING)
+            for (uint64_t i = 0; i < kv->n; i++)
+                if (!((const char *const *)kv->v.arr)[i])
+                    return h->set_error(err, BT_E_INVAL, "gguf: %s: key '%s': string %llu is NULL",
+                                        c->path, kv->key, (unsigned long long)i);
+    } else if (!gguf_kv_scalar_size(kv->type)) {
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: key '%s': unknown value type %u", c->path,
+                            kv->key, kv->type);
+    }
+    return BT_OK;
+}
+
+static void put_kv_value(struct gw_sink *s, const struct bt_host *h, const struct bt_kv *kv) {
+    put_u32(s, h, kv->type);
+    if (kv->type == BT_KV_STRING) {
+        put_str(s, h, kv->v.s, kv->n);
+    } else if (kv->type == BT_KV_ARRAY) {
+        put_u32(s, h, kv->arr_type);
+        put_u64(s, h, kv->n);
+        if (kv->arr_type == BT_KV_STRING) {
+            const char *const *tab = kv->v.arr;
+            for (uint64_t i = 0; i < kv->n; i++) put_str(s, h, tab[i], strlen(tab[i]));
+        } else if (kv->arr_type == BT_KV_BOOL) {
+            const uint8_t *b = kv->v.arr;
+            for (uint64_t i = 0; i < kv->n; i++) put_scalar(s, h, BT_KV_BOOL, b[i], 0, 0);
+        } else {
+            sink_put(s, h, kv->v.arr, (size_t)(kv->n * gguf_kv_scalar_size(kv->arr_type)));
+        }
+    } else {
+        put_scalar(s, h, kv->type, kv->v.u, kv->v.i, kv->v.f);
+    }
+}
+
+static bt_status take_kvs(struct gw_ctx *c, const struct bt_kv *kvs, uint32_t n_kv, bt_err *err) {
+    const struct bt_host *h = c->host;
+    struct gguf_nameset keys;
+    bt_status st = gguf_nameset_init(&keys, h, n_kv);
+    if (st) return h->set_error(err, st, "gguf: %s: out of memory", c->path);
+    const char *arch = "llama";
+    for (uint32_t i = 0; i < n_kv; i++)
+        if (kvs[i].key && kvs[i].type == BT_KV_STRING && kvs[i].v.s &&
+            strcmp(kvs[i].key, "general.architecture") == 0) arch = kvs[i].v.s;
+    char hk[256], hkv[256];
+    snprintf(hk, sizeof(hk), "%s.attention.head_count", arch);
+    snprintf(hkv, sizeof(hkv), "%s.attention.head_count_kv", arch);
+    for (uint32_t i = 0; i < n_kv && !st; i++) {
+        const struct bt_kv *kv = &kvs[i];
+        int dup = 0;
+        if ((st = check_kv(c, kv, err))) break;
+        if ((st = gguf_nameset_add(&keys, h, kv->key, strlen(kv->key), i, &dup))) {
+            st = h->set_error(err, st, "gguf: %s: out of memory", c->path);
+            break;
+        }
+        if (dup) { st = h->set_error(err, BT_E_INVAL, "gguf: %s: duplicate key '%s'", c->path, kv->key); break; }
+        /* MTQ geometry keys are regenerated at finish from the tensors */
+        if (strncmp(kv->key, GGUF_MTQ_PREFIX, strlen(GGUF_MTQ_PREFIX)) == 0) continue;
+        if (strcmp(kv->key, "general.alignment") == 0) { /* the option wins, same position */
+            put_key_u32(&c->kvs, h, kv->key, c->align);
+            c->has_align = 1;
+            c->n_kv++;
+            continue;
+        }
+        if (strcmp(kv->key, "general.file_type") == 0) c->has_ftype = 1;
+        if (strcmp(kv->key, "general.quantization_version") == 0) c->has_qver = 1;
+        if (strcmp(kv->key, hk) == 0) st = kv_ints(h, kv, &c->heads, &c->n_heads);
+        if (!st && strcmp(kv->key, hkv) == 0) st = kv_ints(h, kv, &c->heads_kv, &c->n_heads_kv);
+        if (st) { st = h->set_error(err, st, "gguf: %s: out of memory", c->path); break; }
+        put_str(&c->kvs, h, kv->key, strlen(kv->key));
+        put_kv_value(&c->kvs, h, kv);
+        c->n_kv++;
+    }
+    if (!st && c->kvs.err) st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", c->path);
+    gguf_nameset_free(&keys, h);
+    return st;
+}
+
+static void gw_close(void *ctx);
+
+static bt_status gw_open(void *ctx, const struct bt_host *host, const bt_optset *opts,
+                         const char *path, const struct bt_kv *kvs, uint32_t n_kv,
+                         uint32_t n_tensors, bt_err *err) {
+    struct gw_ctx *c = ctx;
+    memset(c, 0, sizeof(*c));
+    c->host = host;
+    c->data.fd = c->kvs.fd = -1;
+    c->expect = n_tensors;
+    int64_t a = host->opt_int ? host->opt_int(opts, "alignment") : 0;
+    if (a == 0) a = GGUF_DEFAULT_ALIGNMENT;
+    if (a < 8 || a > 4096 || (a & (a - 1)))
+        return host->set_error(err, BT_E_INVAL, "gguf: %s: alignment %lld must be a power of two "
+                               "in 8..4096", path, (long long)a);
+    c->align = (uint32_t)a;
+    bt_status st = BT_E_NOMEM;
+    if (!(c->path = dup_str(host, path)) || !(c->spill = temp_name(host, path, "data")) ||
+        gguf_nameset_init(&c->names, host, n_tensors) != BT_OK) {
+        host->set_error(err, st, "gguf: %s: out of memory", path);
+        goto fail;
+    }
+    if ((st = take_kvs(c, kvs, n_kv, err))) goto fail;
+    c->data.fd = mkstemp(c->spill);
+    if (c->data.fd < 0) {
+        st = host->set_error(err, BT_E_IO, "gguf: %s: cannot create spill file '%s': %s", path,
+                             c->spill, strerror(errno));
+        host->free(c->spill);
+        c->spill = NULL;
+        goto fail;
+    }
+    c->data.cap = GW_BUF_SIZE;
+    if (!(c->data.p = host->alloc(c->data.cap))) {
+        st = host->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", path);
+        goto fail;
+    }
+    return BT_OK;
+fail:
+    gw_close(c); /* a failed open leaves nothing allocated */
+    return st;
+}
+
+/* ---- add ------------------------------------------------------------------------------------ */
+/* n_head for a ROPE_HALVES tensor name ("blk.N.attn_q.*" / "blk.N.attn_k.*"); 0 if unknown */
+static uint64_t rope_heads(const struct gw_ctx *c, const char *name, const char **why) {
+    unsigned long layer;
+    int pos = 0;
+    char kind[8] = {0};
+    if (sscanf(name, "blk.%lu.attn_%1[qk].%n", &layer, kind, &pos) != 2 || pos == 0) {
+        *why = "is not a blk.N.attn_q/attn_k tensor";
+        return 0;
+    }
+    const uint64_t *v = kind[0] == 'q' || !c->n_heads_kv ? c->heads : c->heads_kv;
+    uint64_t n = kind[0] == 'q' || !c->n_heads_kv ? c->n_heads : c->n_heads_kv;
+    *why = "needs <arch>.attention.head_count(_kv) metadata";
+    if (!n) return 0;
+    if (n > 1 && layer >= n) { *why = "has a layer index beyond the head_count array"; return 0; }
+    return v[n > 1 ? layer : 0];
+}
+
+/* check t and fill the record r (without offset); returns status with err set */
+static bt_status make_record(struct gw_ctx *c, const struct bt_tensor *t, struct gw_tensor *r,
+                             bt_err *err) {
+    const struct bt_host *h = c->host;
+    const char *nm = t->name;
+    size_t nlen = nm ? strlen(nm) : 0;
+    if (!nlen || nlen >= GGUF_MAX_NAME)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor name '%s' must be 1..%u bytes",
+                            c->path, nm ? nm : "(null)", GGUF_MAX_NAME - 1);
+    if (gguf_nameset_get(&c->names, nm, nlen) >= 0)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: duplicate tensor '%s'", c->path, nm);
+    int g = gguf_type_from_bt(t->fmt.type);
+    if (g < 0 || (t->fmt.type == BT_TYPE_MTQ &&
+                  !bt_mtq_block_bytes(t->fmt.planes, t->fmt.block, t->fmt.layout))) {
+        char fs[64];
+        bt_fmt_str(&t->fmt, fs, sizeof(fs));
+        return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': type %s cannot be "
+                            "stored in GGUF", c->path, nm, fs);
+    }
+    if (t->n_dims < 1 || t->n_dims > BT_MAX_DIMS)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': %u dims (1..4 allowed)",
+                            c->path, nm, t->n_dims);
+    uint64_t rows = 1;
+    for (uint32_t d = 0; d < t->n_dims; d++) {
+        if (t->shape[d] <= 0 || t->shape[d] > (int64_t)1 << 40)
+            return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': bad dim %lld", c->path,
+                                nm, (long long)t->shape[d]);
+        if (d + 1 < t->n_dims) rows *= (uint64_t)t->shape[d];
+    }
+    int64_t cols = t->shape[t->n_dims - 1];
+    size_t rb = bt_fmt_row_bytes(&t->fmt, cols);
+    if (!rb || rows > UINT64_MAX / rb / 2)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': %lld columns is not a whole "
+                            "number of %s blocks", c->path, nm, (long long)cols, bt_type_name(t->fmt.type));
+    if (t->nbytes != rows * rb || (t->nbytes && !t->data))
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': %llu bytes given, %llu "
+                            "expected", c->path, nm, (unsigned long long)t->nbytes,
+                            (unsigned long long)(rows * rb));
+    memset(r, 0, sizeof(*r));
+    r->ggml = (uint32_t)g;
+    r->n_dims = t->n_dims;
+    for (uint32_t d = 0; d < t->n_dims; d++) r->ne[d] = (uint64_t)t->shape[t->n_dims - 1 - d];
+    if (t->fmt.type == BT_TYPE_MTQ) r->ne[0] = rb; /* stored as I8 rows of rb bytes */
+    r->nbytes = t->nbytes;
+    r->fmt = t->fmt;
+    r->cols = cols;
+    return BT_OK;
+}
+
+/* append t's bytes to the spill file, permuting rows if flagged */
+static bt_status spill_data(struct gw_ctx *c, const struct bt_tensor *t, bt_err *err) {
+    const struct bt_host *h = c->host;
+    const uint8_t *src = t->data;
+    if (!(t->flags & BT_TENSOR_ROPE_HALVES)) {
+        sink_put(&c->data, h, src, (size_t)t->nbytes);
+        return BT_OK;
+    }
+    const char *why = NULL;
+    uint64_t nh = rope_heads(c, t->name, &why);
+    uint64_t rows = 1;
+    for (uint32_t d = 0; d + 1 < t->n_dims; d++) rows *= (uint64_t)t->shape[d];
+    if (t->n_dims == 1) { /* a bias: permute single elements */
+        rows = (uint64_t)t->shape[0];
+        if (bt_type_block(t->fmt.type) != 1) { nh = 0; why = "is a 1-D block-quantized tensor"; }
+    }
+    uint64_t rsz = t->nbytes / rows;
+    if (!nh)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s' flagged rope_halves %s",
+                            c->path, t->name, why);
+    if (rows % nh || (rows / nh) % 2)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': %llu rows do not split into "
+                            "%llu heads of even size", c->path, t->name, (unsigned long long)rows,
+                            (unsigned long long)nh);
+    uint64_t hd = rows / nh, half = hd / 2;
+    for (uint64_t hh = 0; hh < nh; hh++)
+        for (uint64_t i = 0; i < half; i++)
+            for (uint64_t j = 0; j < 2; j++)
+                sink_put(&c->data, h, src + (hh * hd + j * half + i) * rsz, (size_t)rsz);
+    return BT_OK;
+}
+
+static bt_status gw_add(void *ctx, const struct bt_tensor *t, bt_err *err) {
+    struct gw_ctx *c = ctx;
+    const struct bt_host *h = c->host;
+    struct gw_tensor r;
+    bt_status st = BT_E_INVAL;
+    if (c->finished || c->data.fd < 0)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: add after finish", c->path);
+    if (!t) { st = h->set_error(err, st, "gguf: %s: NULL tensor", c->path); goto fail; }
+    if ((st = make_record(c, t, &r, err))) goto fail;
+    if (c->nt == c->cap) {
+        uint32_t nc = c->cap ? 2 * c->cap : 64;
+        struct gw_tensor *nt = h->alloc(nc * sizeof(*nt));
+        if (!nt) { st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", c->path); goto fail; }
+        if (c->nt) memcpy(nt, c->t, c->nt * sizeof(*nt));
+        h->free(c->t);
+        c->t = nt;
+        c->cap = nc;
+    }
+    int dup = 0;
+    if (!(r.name = dup_str(h, t->name)) ||
+        gguf_nameset_add(&c->names, h, r.name, strlen(r.name), c->nt, &dup) != BT_OK) {
+        h->free(r.name);
+        st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", c->path);
+        goto fail;
+    }
+    r.offset = c->data.total;
+    c->t[c->nt++] = r;
+    if ((st = spill_data(c, t, err))) goto fail;
+    put_zeros(&c->data, h, gguf_pad(c->data.total, c->align) - c->data.total);
+    if (c->data.err) {
+        st = h->set_error(err, BT_E_IO, "gguf: %s: tensor '%s': writing spill file '%s': %s",
+                          c->path, t->name, c->spill, strerror(c->data.err));
+        goto fail;
+    }
+    return BT_OK;
+fail:
+    c->failed = 1;
+    return st;
+}
+
+/* ---- finish ------------------------------------------------------------------------------------ */
+static int is_quant(uint32_t bt_type) {
+    return bt_type == BT_TYPE_Q4_0 || bt_type == BT_TYPE_Q8_0 || bt_type == BT_TYPE_TQ1_0 ||
+           bt_type == BT_TYPE_TQ2_0 || bt_type == BT_TYPE_MTQ;
+}
+
+/* llama ftype from the majority of >= 2-D tensors; -1 if none maps */
+static int guess_ftype(const struct gw_ctx *c) {
+    static const struct { uint32_t bt; int ftype; } map[] = {
+        {BT_TYPE_F32, 0}, {BT_TYPE_F16, 1}, {BT_TYPE_Q4_0, 2}, {BT_TYPE_Q8_0, 7},
+        {BT_TYPE_BF16, 32}, {BT_TYPE_TQ1_0, 36}, {BT_TYPE_TQ2_0, 37},
+    };
+    uint32_t cnt[sizeof(map) / sizeof(map[0])] = {0}, best = 0;
+    int ft = -1;
+    for (uint32_t i = 0; i < c->nt; i++)
+        for (size_t k = 0; c->t[i].n_dims >= 2 && k < sizeof(map) / sizeof(map[0]); k++)
+            if (c->t[i].fmt.type == map[k].bt) cnt[k]++;
+    for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++)
+        if (cnt[k] > best) { best = cnt[k]; ft = map[k].ftype; }
+    return ft;
+}
+
+/* header, KVs, tensor infos and padding into out */
+static void write_header(struct gw_ctx *c, struct gw_sink *out) {
+    const struct bt_host *h = c->host;
+    int quant = 0, ft = c->has_ftype ? -1 : guess_ftype(c);
+    uint32_t n_mtq = 0;
+    for (uint32_t i = 0; i < c->nt; i++) {
+        quant |= is_quant(c->t[i].fmt.type);
+        n_mtq += c->t[i].fmt.type == BT_TYPE_MTQ;
+    }
+    uint64_t n_kv = c->n_kv + !c->has_align + (quant && !c->has_qver) + (ft >= 0) + n_mtq;
+    sink_put(out, h, GGUF_MAGIC, 4);
+    put_u32(out, h, GGUF_VERSION);
+    put_u64(out, h, c->nt);
+    put_u64(out, h, n_kv);
+    sink_put(out, h, c->kvs.p, c->kvs.n);
+    if (!c->has_align) put_key_u32(out, h, "general.alignment", c->align);
+    if (quant && !c->has_qver) put_key_u32(out, h, "general.quantization_version", 2);
+    if (ft >= 0) put_key_u32(out, h, "general.file_type", (uint32_t)ft);
+    for (uint32_t i = 0; i < c->nt; i++) {
+        const struct gw_tensor *t = &c->t[i];
+        if (t->fmt.type != BT_TYPE_MTQ) continue;
+        char key[128];
+        snprintf(key, sizeof(key), "%s%s", GGUF_MTQ_PREFIX, t->name);
+        put_str(out, h, key, strlen(key));
+        put_u32(out, h, BT_KV_ARRAY);
+        put_u32(out, h, BT_KV_U32);
+        put_u64(out, h, 4);
+        put_u32(out, h, t->fmt.planes);
+        put_u32(out, h, t->fmt.block);
+        put_u32(out, h, t->fmt.layout);
+        put_u32(out, h, (uint32_t)t->cols);
+    }
+    for (uint32_t i = 0; i < c->nt; i++) {
+        const struct gw_tensor *t = &c->t[i];
+        put_str(out, h, t->name, strlen(t->name));
+        put_u32(out, h, t->n_dims);
+        for (uint32_t d = 0; d < t->n_dims; d++) put_u64(out, h, t->ne[d]);
+        put_u32(out, h, t->ggml);
+        put_u64(out, h, t->offset);
+    }
+    put_zeros(out, h, gguf_pad(out->total, c->align) - out->total);
+}
+
+/* copy the spill file (all of it) to the end of out's file */
+static int copy_spill(struct gw_ctx *c, int out_fd) {
+    int in = open(c->spill, O_RDONLY);
+    if (in < 0) return errno;
+    uint64_t left = c->data.total;
+    int e = 0;
+    while (left && !e) {
+        ssize_t k = copy_file_range(in, NULL, out_fd, NULL, left > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)left, 0);
+        if (k > 0) { left -= (uint64_t)k; continue; }
+        if (k < 0 && errno == EINTR) continue;
+        if (k == 0) { e = EIO; break; }
+        if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL) { e = errno; break; }
+        /* fall back to read/write through the spill buffer */
+        ssize_t r = read(in, c->data.p, left < c->data.cap ? (size_t)left : c->data.cap);
+        if (r <= 0) { e = r < 0 ? errno : EIO; break; }
+        struct gw_sink s = {c->data.p, (size_t)r, (size_t)r, out_fd, 0, 0};
+        if ((e = sink_flush(&s))) break;
+        left -= (uint64_t)r;
+    }
+    close(in);
+    return e;
+}
+
+static bt_status gw_finish(void *ctx, bt_err *err) {
+    struct gw_ctx *c = ctx;
+    const struct bt_host *h = c->host;
+    if (c->finished) return BT_OK;
+    if (c->failed || c->data.fd < 0)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: not written, an earlier tensor failed", c->path);
+    if (c->expect && c->nt != c->expect)
+        h->log(BT_LOG_WARN, "gguf: %s: %u tensors announced, %u written", c->path, c->expect, c->nt);
+    if (sink_flush(&c->data))
+        return h->set_error(err, BT_E_IO, "gguf: %s: writing spill file '%s': %s", c->path,
+                            c->spill, strerror(c->data.err));
+    struct gw_sink out = {NULL, 0, 0, -1, 0, 0};
+    int e = 0, created = 0;
+    unsigned seq = 0;
+    if (!(c->tmp = temp_name(h, c->path, "tmp"))) e = ENOMEM;
+    while (!e) { /* O_EXCL create with mode 0666 & ~umask (mkstemp would give 0600) */
+        char *x = c->tmp + strlen(c->tmp) - 6;
+        snprintf(x, 7, "%06u", (unsigned)(getpid() * 7919u + seq++ * 104729u) % 1000000u);
+        out.fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (out.fd >= 0) { created = 1; break; }
+        if (errno != EEXIST || seq > 100) e = errno;
+    }
+    if (!e) {
+        out.cap = c->data.cap; /* reuse the (flushed) spill buffer */
+        out.p = c->data.p;
+        write_header(c, &out);
+        e = sink_flush(&out);
+    }
+    if (!e) e = copy_spill(c, out.fd);
+    if (!e && fsync(out.fd) != 0) e = errno;
+    if (out.fd >= 0 && close(out.fd) != 0 && !e) e = errno;
+    if (!e && rename(c->tmp, c->path) != 0) e = errno;
+    if (e) {
+        if (created) unlink(c->tmp);
+        h->free(c->tmp);
+        c->tmp = NULL;
+        return h->set_error(err, e == ENOMEM ? BT_E_NOMEM : BT_E_IO, "gguf: %s: writing output: %s",
+                            c->path, strerror(e));
+    }
+    h->free(c->tmp);
+    c->tmp = NULL;
+    unlink(c->spill);
+    close(c->data.fd);
+    c->data.fd = -1;
+    c->finished = 1;
+    h->log(BT_LOG_INFO, "gguf: wrote %s (%u tensors)", c->path, c->nt);
+    return BT_OK;
+}
+
+/* ---- close / supports ---------------------------------------------------------------------------- */
+static void gw_close(void *ctx) {
+    struct gw_ctx *c = ctx;
+    const struct bt_host *h = c->host;
+    if (!h) return;
+    if (c->spill) {
+        if (!c->finished) unlink(c->spill);
+        h->free(c->spill);
+    }
+    if (c->tmp) { unlink(c->tmp); h->free(c->tmp); }
+    sink_free(&c->data, h);
+    sink_free(&c->kvs, h);
+    for (uint32_t i = 0; i < c->nt; i++) h->free(c->t[i].name);
+    h->free(c->t);
+    gguf_nameset_free(&c->names, h);
+    h->free(c->heads);
+    h->free(c->heads_kv);
+    h->free(c->path);
+    memset(c, 0, sizeof(*c));
+}
+
+static int gw_supports(void *ctx, const struct bt_tfmt *fmt) {
+    (void)ctx;
+    if (!fmt) return 0;
+    if (fmt->type == BT_TYPE_MTQ) return bt_mtq_block_bytes(fmt->planes, fmt->block, fmt->layout) != 0;
+    return gguf_type_from_bt(fmt->type) >= 0;
+}
+
+static const struct bt_option gw_options[] = {
+    {"alignment", BT_OPT_INT, "32", 8, 4096, NULL, "data alignment in bytes (a power of two)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static const struct bt_writer_i gw_iface = {
+    .struct_size = sizeof(struct bt_writer_i),
+    .open = gw_open,
+    .add = gw_add,
+    .finish = gw_finish,
+    .close = gw_close,
+    .supports = gw_supports,
+};
+
+static const struct bt_plugin gw_desc = {
+    .abi_version = BT_ABI_VERSION,
+    .struct_size = sizeof(struct bt_plugin),
+    .name = "gguf",
+    .version = "0.1.0",
+    .kind = BT_KIND_WRITER,
+    .caps = 0,
+    .description = "GGUF v3 writer (llama.cpp), incl. TQ1_0/TQ2_0 and bt MTQ as I8 + bt.mtq.* keys",
+    .options = gw_options,
+    .iface = &gw_iface,
+    .ctx_size = sizeof(struct gw_ctx),
+};
+
+BT_PLUGIN_DEFINE(gw_desc)

@@ -1,0 +1,117 @@
+/* bt_linear.c - linear layers of the model runner: dispatch to the backend (gemm_f32 for token
+ * batches, gemv_f32 / gemv_q8 for single tokens) and a built-in row-decoding kernel fallback. */
+#include "bt_model_int.h"
+
+#include "bt_types.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BT_ACT_BLOCK 256
+
+void bt_act_quant_q8(const float *x, int64_t n, int8_t *xq, float *xs) {
+    for (int64_t b = 0; b * BT_ACT_BLOCK < n; b++) {
+        const float *xb = x + b * BT_ACT_BLOCK;
+        int64_t      len = n - b * BT_ACT_BLOCK < BT_ACT_BLOCK ? n - b * BT_ACT_BLOCK : BT_ACT_BLOCK;
+        float        amax = 0.0f;
+        for (int64_t i = 0; i < len; i++) {
+            float a = fabsf(xb[i]);
+            if (a > amax) amax = a;
+        }
+        float d  = amax / 127.0f;
+        float id = d > 0.0f ? 1.0f / d : 0.0f;
+        xs[b]    = d;
+        for (int64_t i = 0; i < len; i++) {
+            int v = (int)lrintf(xb[i] * id);
+            xq[b * BT_ACT_BLOCK + i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+    }
+}
+
+/* ---- built-in kernel: decode one weight row to f32, dot it with every token ------------------- */
+static float dot_f32(const float *a, const float *b, int64_t n) {
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+struct lin_job {
+    const struct bt_lin *w;      /* weight */
+    const float         *X;      /* (ntok x cols) */
+    float               *Y;      /* (ntok x rows) */
+    int                  ntok;   /* tokens */
+    float               *wrow;   /* per-thread row buffers (n_thr x stride) */
+    int64_t              stride; /* floats per thread buffer */
+    int                  n_thr;  /* buffers available */
+    int                  failed; /* set if a row could not be decoded */
+};
+
+static void lin_range(void *arg, int64_t r0, int64_t r1, int tid) {
+    struct lin_job *j = arg;
+    const struct bt_lin *w = j->w;
+    float *buf = tid < j->n_thr ? j->wrow + (int64_t)tid * j->stride : malloc(w->cols * 4);
+    if (!buf) { j->failed = 1; return; }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        if (bt_to_f32(&w->fmt, src, buf, w->cols) != BT_OK) { j->failed = 1; break; }
+        for (int t = 0; t < j->ntok; t++)
+            j->Y[(int64_t)t * w->rows + r] = dot_f32(buf, j->X + (int64_t)t * w->cols, w->cols);
+    }
+    if (tid >= j->n_thr) free(buf);
+}
+
+static bt_status lin_builtin(bt_model *m, const struct bt_lin *w, const float *X, int ntok,
+                             float *Y, bt_err *err) {
+    struct lin_job j = {w, X, Y, ntok, m->s.wrow, 0, m->s.n_thr, 0};
+    int64_t maxd = m->hp.n_embd;
+    if (m->hp.n_ff > maxd) maxd = m->hp.n_ff;
+    if ((int64_t)m->hp.n_head * m->hp.head_dim > maxd) maxd = (int64_t)m->hp.n_head * m->hp.head_dim;
+    j.stride = maxd + 256;
+    if (w->cols > maxd) j.n_thr = 0; /* lm_head-like shapes never exceed maxd; be safe anyway */
+    bt_parallel_for(w->rows, 16, lin_range, &j);
+    if (j.failed)
+        return bt_err_set(err, BT_E_UNSUPPORTED, "model: tensor '%s': cannot decode %s rows",
+                          w->name, bt_type_name(w->fmt.type));
+    return BT_OK;
+}
+
+/* ---- dispatch --------------------------------------------------------------------------------- */
+bt_status bt_lin_apply(bt_model *m, const struct bt_lin *w, const float *X, int ntok, float *Y,
+                       bt_err *err) {
+    if (!w->backend) return lin_builtin(m, w, X, ntok, Y, err);
+    const struct bt_backend_i *bi = m->b->i;
+    void *ctx = m->b->ctx;
+    bt_status st = BT_OK;
+    if (w->ternary && m->opts.act_q8 && bi->gemv_q8 && w->cols % BT_ACT_BLOCK == 0) {
+        for (int t = 0; t < ntok && st == BT_OK; t++) {
+            bt_act_quant_q8(X + (int64_t)t * w->cols, w->cols, m->s.xq, m->s.xs);
+            st = bi->gemv_q8(ctx, &w->fmt, w->data, w->rows, w->cols, m->s.xq, m->s.xs,
+                             BT_ACT_BLOCK, Y + (int64_t)t * w->rows, err);
+        }
+    } else if (ntok == 1 || !bi->gemm_f32) {
+        for (int t = 0; t < ntok && st == BT_OK; t++)
+            st = bi->gemv_f32(ctx, &w->fmt, w->data, w->rows, w->cols, X + (int64_t)t * w->cols,
+                              Y + (int64_t)t * w->rows, err);
+    } else {
+        st = bi->gemm_f32(ctx, &w->fmt, w->data, w->rows, w->cols, X, ntok, Y, err);
+    }
+    if (st != BT_OK && err->status == BT_OK)
+        bt_err_set(err, st, "model: backend failed on tensor '%s'", w->name);
+    return st;
+}
+
+bt_status bt_lin_row_f32(const struct bt_lin *w, int64_t row, float *dst, bt_err *err) {
+    if (row < 0 || row >= w->rows)
+        return bt_err_set(err, BT_E_INVAL, "model: token id %lld out of range [0, %lld)",
+                          (long long)row, (long long)w->rows);
+    const uint8_t *src = (const uint8_t *)w->data + (size_t)row * w->row_bytes;
+    if (bt_to_f32(&w->fmt, src, dst, w->cols) != BT_OK)
+        return bt_err_set(err, BT_E_UNSUPPORTED, "model: tensor '%s': cannot decode %s rows",
+                          w->name, bt_type_name(w->fmt.type));
+    return BT_OK;
+}

@@ -1,0 +1,325 @@
+/* bt_model.c - loading a Llama-family model from a bt_reader: hyper-parameters from llama.*
+ * metadata, tensor views (weights stay mmapped and packed), shape validation, KV cache. */
+#include "bt_model_int.h"
+
+#include "bt_types.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- metadata ------------------------------------------------------------------------------ */
+static const struct bt_kv *kv_find(struct bt_reader *r, const char *key, struct bt_kv *tmp) {
+    uint32_t n = r->i->kv_count(r->ctx);
+    for (uint32_t i = 0; i < n; i++) {
+        if (r->i->kv_get(r->ctx, i, tmp) == BT_OK && tmp->key && strcmp(tmp->key, key) == 0)
+            return tmp;
+    }
+    return NULL;
+}
+
+/* numeric KV as double; returns 0 if absent or not a number */
+static int kv_num(struct bt_reader *r, const char *key, double *out) {
+    struct bt_kv tmp;
+    const struct bt_kv *kv = kv_find(r, key, &tmp);
+    if (!kv) return 0;
+    switch (kv->type) {
+    case BT_KV_U8: case BT_KV_U16: case BT_KV_U32: case BT_KV_U64: case BT_KV_BOOL:
+        *out = (double)kv->v.u; return 1;
+    case BT_KV_I8: case BT_KV_I16: case BT_KV_I32: case BT_KV_I64:
+        *out = (double)kv->v.i; return 1;
+    case BT_KV_F32: case BT_KV_F64:
+        *out = kv->v.f; return 1;
+    default:
+        return 0;
+    }
+}
+
+static bt_status hp_int(struct bt_reader *r, const char *key, int required, int32_t def,
+                        int32_t *out, bt_err *err) {
+    double v;
+    if (!kv_num(r, key, &v)) {
+        if (required) return bt_err_set(err, BT_E_FORMAT, "model: metadata key '%s' missing", key);
+        *out = def;
+        return BT_OK;
+    }
+    if (v < 0 || v > 1e9 || v != floor(v))
+        return bt_err_set(err, BT_E_FORMAT, "model: metadata key '%s' has bad value %g", key, v);
+    *out = (int32_t)v;
+    return BT_OK;
+}
+
+static bt_status read_hparams(struct bt_reader *r, struct bt_model_hparams *hp, bt_err *err) {
+    struct bt_kv tmp;
+    const struct bt_kv *arch = kv_find(r, "general.architecture", &tmp);
+    if (arch && arch->type == BT_KV_STRING && strcmp(arch->v.s, "llama") != 0)
+        return bt_err_set(err, BT_E_UNSUPPORTED, "model: architecture '%s' is not supported "
+                          "(only llama)", arch->v.s);
+    bt_status st;
+    if ((st = hp_int(r, "llama.embedding_length", 1, 0, &hp->n_embd, err))) return st;
+    if ((st = hp_int(r, "llama.block_count", 1, 0, &hp->n_layer, err))) return st;
+    if ((st = hp_int(r, "llama.attention.head_count", 1, 0, &hp->n_head, err))) return st;
+    if ((st = hp_int(r, "llama.attention.head_count_kv", 0, hp->n_head, &hp->n_head_kv, err)))
+        return st;
+    if ((st = hp_int(r, "llama.feed_forward_length", 1, 0, &hp->n_ff, err))) return st;
+    if ((st = hp_int(r, "llama.context_length", 0, 0, &hp->n_ctx_train, err))) return st;
+    if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
+        hp->n_ff <= 0 || hp->n_head % hp->n_head_kv != 0)
+        return bt_err_set(err, BT_E_FORMAT, "model: bad hyper-parameters (embd %d, layers %d, "
+                          "heads %d/%d, ff %d)", hp->n_embd, hp->n_layer, hp->n_head,
+                          hp->n_head_kv, hp->n_ff);
+    int32_t hd_def = hp->n_embd / hp->n_head;
+    if ((st = hp_int(r, "llama.attention.key_length", 0, hd_def, &hp->head_dim, err))) return st;
+    if ((st = hp_int(r, "llama.rope.dimension_count", 0, hp->head_dim, &hp->n_rot, err)))
+        return st;
+    if (hp->head_dim <= 0 || hp->head_dim % 2 || hp->n_rot % 2 || hp->n_rot > hp->head_dim ||
+        hp->n_rot > 1024)
+        return bt_err_set(err, BT_E_FORMAT, "model: bad head_dim %d / rope dims %d",
+                          hp->head_dim, hp->n_rot);
+    double v;
+    hp->norm_eps  = kv_num(r, "llama.attention.layer_norm_rms_epsilon", &v) ? (float)v : 1e-5f;
+    hp->rope_base = kv_num(r, "llama.rope.freq_base", &v) ? (float)v : 10000.0f;
+    hp->bos_id    = kv_num(r, "tokenizer.ggml.bos_token_id", &v) ? (int32_t)v : -1;
+    hp->eos_id    = kv_num(r, "tokenizer.ggml.eos_token_id", &v) ? (int32_t)v : -1;
+    return BT_OK;
+}
+
+/* ---- tensors -------------------------------------------------------------------------------- */
+static int64_t tensor_find(struct bt_reader *r, const char *name, struct bt_tensor *t,
+                           bt_err *err) {
+    uint32_t n = r->i->tensor_count(r->ctx);
+    for (uint32_t i = 0; i < n; i++) {
+        if (r->i->tensor_get(r->ctx, i, t, err) != BT_OK) return -2;
+        if (t->name && strcmp(t->name, name) == 0) return i;
+    }
+    return -1;
+}
+
+static void shape_str(const struct bt_tensor *t, char *buf, size_t n) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, n - o, "{");
+    for (uint32_t d = 0; d < t->n_dims && o < n; d++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    if (o < n) snprintf(buf + o, n - o, "}");
+}
+
+/* look up name, check it is 2-D {rows, cols} (rows < 0: any), fill a linear view */
+static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t cols,
+                          struct bt_lin *w, struct bt_tensor *tout, bt_err *err) {
+    struct bt_tensor t;
+    int64_t idx = tensor_find(m->r, name, &t, err);
+    if (idx == -2) return err->status ? err->status : BT_E_FORMAT;
+    if (idx < 0) return bt_err_set(err, BT_E_FORMAT, "model: tensor '%s' missing", name);
+    if (t.n_dims != 2 || (rows >= 0 && t.shape[0] != rows) || t.shape[1] != cols) {
+        char got[96];
+        shape_str(&t, got, sizeof got);
+        return bt_err_set(err, BT_E_FORMAT, "model: tensor '%s' has shape %s, expected {%lld, %lld}",
+                          name, got, (long long)rows, (long long)cols);
+    }
+    if (!t.data)
+        return bt_err_set(err, BT_E_UNSUPPORTED, "model: tensor '%s' is not memory-mapped", name);
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->fmt       = t.fmt;
+    w->data      = t.data;
+    w->rows      = t.shape[0];
+    w->cols      = t.shape[1];
+    w->row_bytes = bt_fmt_row_bytes(&t.fmt, w->cols);
+    if (w->row_bytes == 0 || (uint64_t)w->row_bytes * (uint64_t)w->rows > t.nbytes)
+        return bt_err_set(err, BT_E_FORMAT, "model: tensor '%s' (%s, %lld x %lld) has %llu bytes",
+                          name, bt_type_name(t.fmt.type), (long long)w->rows, (long long)w->cols,
+                          (unsigned long long)t.nbytes);
+    uint32_t ty  = t.fmt.type;
+    w->ternary   = ty == BT_TYPE_TQ1_0 || ty == BT_TYPE_TQ2_0 || ty == BT_TYPE_MTQ;
+    w->backend   = m->b && m->b->i->supports && m->b->i->supports(m->b->ctx, &t.fmt);
+    if (tout) *tout = t;
+    return BT_OK;
+}
+
+/* 1-D f32 vector of n elements (norm weights, rope_freqs) */
+static bt_status vec_load(bt_model *m, const char *name, int64_t n, int optional, float **out,
+                          bt_err *err) {
+    struct bt_tensor t;
+    *out = NULL;
+    int64_t idx = tensor_find(m->r, name, &t, err);
+    if (idx == -2) return err->status ? err->status : BT_E_FORMAT;
+    if (idx < 0) {
+        if (optional) return BT_OK;
+        return bt_err_set(err, BT_E_FORMAT, "model: tensor '%s' missing", name);
+    }
+    if (bt_tensor_numel(&t) != n || t.n_dims != 1) {
+        char got[96];
+        shape_str(&t, got, sizeof got);
+        return bt_err_set(err, BT_E_FORMAT, "model: tensor '%s' has shape %s, expected {%lld}",
+                          name, got, (long long)n);
+    }
+    float *v = malloc((size_t)n * sizeof *v);
+    if (!v) return bt_err_set(err, BT_E_NOMEM, "model: out of memory for '%s'", name);
+    bt_status st = bt_reader_read_f32(m->r, (uint32_t)idx, 0, 1, v, err);
+    if (st) { free(v); return st; }
+    *out = v;
+    return BT_OK;
+}
+
+static bt_status layer_load(bt_model *m, int il, bt_err *err) {
+    const struct bt_model_hparams *hp = &m->hp;
+    struct bt_layer *L = &m->layers[il];
+    int64_t nq = (int64_t)hp->n_head * hp->head_dim, nkv = (int64_t)hp->n_head_kv * hp->head_dim;
+    char nm[96];
+    struct bt_tensor tq, tk;
+    bt_status st;
+#define LIN(field, suffix, R, C, tptr)                                                        \
+    snprintf(nm, sizeof nm, "blk.%d.%s.weight", il, suffix);                                  \
+    if ((st = lin_load(m, nm, R, C, &L->field, tptr, err))) return st;
+    LIN(wq, "attn_q", nq, hp->n_embd, &tq)
+    LIN(wk, "attn_k", nkv, hp->n_embd, &tk)
+    LIN(wv, "attn_v", nkv, hp->n_embd, NULL)
+    LIN(wo, "attn_output", hp->n_embd, nq, NULL)
+    LIN(wg, "ffn_gate", hp->n_ff, hp->n_embd, NULL)
+    LIN(wu, "ffn_up", hp->n_ff, hp->n_embd, NULL)
+    LIN(wd, "ffn_down", hp->n_embd, hp->n_ff, NULL)
+#undef LIN
+    L->q_halves = (tq.flags & BT_TENSOR_ROPE_HALVES) != 0;
+    L->k_halves = (tk.flags & BT_TENSOR_ROPE_HALVES) != 0;
+    snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", il);
+    if ((st = vec_load(m, nm, hp->n_embd, 0, &L->attn_norm, err))) return st;
+    snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", il);
+    return vec_load(m, nm, hp->n_embd, 0, &L->ffn_norm, err);
+}
+
+/* inverse rope frequencies: base^(-2k/n_rot) / rope_freqs[k] */
+static bt_status rope_init(bt_model *m, bt_err *err) {
+    int half = m->hp.n_rot / 2;
+    float *freqs = NULL;
+    bt_status st = vec_load(m, "rope_freqs.weight", half, 1, &freqs, err);
+    if (st) return st;
+    m->rope_inv = malloc((size_t)half * sizeof(float));
+    if (!m->rope_inv) { free(freqs); return bt_err_set(err, BT_E_NOMEM, "model: out of memory"); }
+    for (int k = 0; k < half; k++) {
+        double inv = pow((double)m->hp.rope_base, -2.0 * k / m->hp.n_rot);
+        if (freqs) inv /= freqs[k];
+        m->rope_inv[k] = (float)inv;
+        if (m->opts.rope_bf16) m->rope_inv[k] = bt_bf16_to_f32(bt_f32_to_bf16(m->rope_inv[k]));
+    }
+    free(freqs);
+    return BT_OK;
+}
+
+/* ---- scratch / cache -------------------------------------------------------------------------- */
+static bt_status buffers_init(bt_model *m, bt_err *err) {
+    const struct bt_model_hparams *hp = &m->hp;
+    size_t nb = (size_t)m->opts.n_batch, nq = (size_t)hp->n_head * hp->head_dim;
+    size_t nkv = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t maxd = (size_t)hp->n_embd;
+    if ((size_t)hp->n_ff > maxd) maxd = (size_t)hp->n_ff;
+    if (nq > maxd) maxd = nq;
+    struct bt_scratch *s = &m->s;
+    s->n_thr  = bt_threads_get();
+    if (s->n_thr < 1) s->n_thr = 1;
+    size_t kvn = (size_t)hp->n_layer * (size_t)m->n_ctx * nkv;
+    m->kcache = calloc(kvn, sizeof(float));
+    m->vcache = calloc(kvn, sizeof(float));
+    s->x      = malloc(nb * hp->n_embd * sizeof(float));
+    s->xn     = malloc(nb * hp->n_embd * sizeof(float));
+    s->o      = malloc(nb * hp->n_embd * sizeof(float));
+    s->q      = malloc(nb * nq * sizeof(float));
+    s->att    = malloc(nb * nq * sizeof(float));
+    s->k      = malloc(nb * nkv * sizeof(float));
+    s->v      = malloc(nb * nkv * sizeof(float));
+    s->g      = malloc(nb * hp->n_ff * sizeof(float));
+    s->u      = malloc(nb * hp->n_ff * sizeof(float));
+    s->scores = malloc((size_t)s->n_thr * m->n_ctx * sizeof(float));
+    s->xq     = malloc(maxd + 256);
+    s->xs     = malloc((maxd / 256 + 2) * sizeof(float));
+    s->wrow   = malloc((size_t)s->n_thr * (maxd + 256) * sizeof(float));
+    if (!m->kcache || !m->vcache || !s->x || !s->xn || !s->o || !s->q || !s->att || !s->k ||
+        !s->v || !s->g || !s->u || !s->scores || !s->xq || !s->xs || !s->wrow)
+        return bt_err_set(err, BT_E_NOMEM, "model: out of memory for the KV cache (%d tokens) "
+                          "and buffers", m->n_ctx);
+    return BT_OK;
+}
+
+/* ---- public ---------------------------------------------------------------------------------- */
+static bt_status model_init(bt_model *m, bt_err *err) {
+    struct bt_model_hparams *hp = &m->hp;
+    bt_status st = read_hparams(m->r, hp, err);
+    if (st) return st;
+    int32_t want = m->opts.n_ctx;
+    if (want < 0) return bt_err_set(err, BT_E_INVAL, "model: ctx %d is negative", want);
+    if (hp->n_ctx_train > 0 && want > hp->n_ctx_train)
+        return bt_err_set(err, BT_E_INVAL, "model: ctx %d exceeds the model's context_length %d",
+                          want, hp->n_ctx_train);
+    if (want == 0) want = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    m->n_ctx = want;
+    if (m->opts.n_batch <= 0) m->opts.n_batch = 512;
+    if (m->opts.n_batch > m->n_ctx) m->opts.n_batch = m->n_ctx;
+    /* embeddings first: n_vocab comes from its rows */
+    if ((st = lin_load(m, "token_embd.weight", -1, hp->n_embd, &m->tok_embd, NULL, err)))
+        return st;
+    hp->n_vocab = (int32_t)m->tok_embd.rows;
+    double v;
+    if (kv_num(m->r, "llama.vocab_size", &v) && (int64_t)v != hp->n_vocab)
+        return bt_err_set(err, BT_E_FORMAT, "model: llama.vocab_size %lld != token_embd.weight "
+                          "rows %d", (long long)v, hp->n_vocab);
+    struct bt_tensor t;
+    int64_t oi = tensor_find(m->r, "output.weight", &t, err);
+    if (oi == -2) return err->status ? err->status : BT_E_FORMAT;
+    hp->tied = oi < 0;
+    if (hp->tied) m->output = m->tok_embd;
+    else if ((st = lin_load(m, "output.weight", hp->n_vocab, hp->n_embd, &m->output, NULL, err)))
+        return st;
+    if ((st = vec_load(m, "output_norm.weight", hp->n_embd, 0, &m->out_norm, err))) return st;
+    if ((st = rope_init(m, err))) return st;
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");
+    for (int il = 0; il < hp->n_layer; il++)
+        if ((st = layer_load(m, il, err))) return st;
+    if ((st = buffers_init(m, err))) return st;
+    return bt_model_tok_init(m, err);
+}
+
+bt_status bt_model_load(struct bt_reader *r, struct bt_backend *b,
+                        const struct bt_model_opts *opts, bt_model **out, bt_err *err) {
+    *out = NULL;
+    if (!r) return bt_err_set(err, BT_E_INVAL, "model: no reader");
+    bt_model *m = calloc(1, sizeof *m);
+    if (!m) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");
+    m->r = r;
+    m->b = b;
+    if (opts) m->opts = *opts;
+    bt_status st = model_init(m, err);
+    if (st) {
+        bt_model_free(m);
+        return st;
+    }
+    *out = m;
+    return BT_OK;
+}
+
+void bt_model_free(bt_model *m) {
+    if (!m) return;
+    bt_model_tok_free(m);
+    if (m->layers) {
+        for (int il = 0; il < m->hp.n_layer; il++) {
+            free(m->layers[il].attn_norm);
+            free(m->layers[il].ffn_norm);
+        }
+    }
+    free(m->layers);
+    free(m->out_norm);
+    free(m->rope_inv);
+    free(m->kcache);
+    free(m->vcache);
+    struct bt_scratch *s = &m->s;
+    free(s->x); free(s->xn); free(s->o); free(s->q); free(s->att); free(s->k); free(s->v);
+    free(s->g); free(s->u); free(s->scores); free(s->xq); free(s->xs); free(s->wrow);
+    free(m);
+}
+
+const struct bt_model_hparams *bt_model_hparams(const bt_model *m) { return &m->hp; }
+int32_t bt_model_n_ctx(const bt_model *m) { return m->n_ctx; }
+void    bt_model_reset(bt_model *m) { m->n_past = 0; }
+void    bt_model_set_hook(bt_model *m, bt_model_hook_fn fn, void *user) {
+    m->hook      = fn;
+    m->hook_user = user;
+}
