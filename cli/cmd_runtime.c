@@ -35,7 +35,36 @@ static bt_status load_model(bt_registry *reg, const char *path, const char *back
     return st;
 }
 
-static int scoring_of(const char *s) { return s && !strcmp(s, "second_half") ? BT_EVAL_SCORE_SECOND_HALF : BT_EVAL_SCORE_ALL; }
+#define SCORE_LLAMA 100 /* llama-perplexity's windows: see llama_windows() */
+static int scoring_of(const char *s) {
+    if (s && !strcmp(s, "llama")) return SCORE_LLAMA;
+    return s && !strcmp(s, "second_half") ? BT_EVAL_SCORE_SECOND_HALF : BT_EVAL_SCORE_ALL;
+}
+
+/* llama.cpp's perplexity tool tokenizes the whole text with a leading BOS, cuts chunks of ctx
+ * tokens and overwrites the first token of every chunk with BOS, so chunk k holds text tokens
+ * [k*ctx, (k+1)*ctx - 1) and text token (k+1)*ctx - 1 is never seen; only whole chunks count.
+ * Dropping those tokens makes our BOS + (ctx-1) windows identical to its chunks. */
+static bt_status eval_llama_windows(bt_model *m, bt_model *orig, struct bt_eval_opts *eo,
+                                    struct bt_eval_result *res, bt_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    bt_status st = bt_eval_read_text(eo->text_path, &text, &len, err);
+    if (!st) st = bt_eval_tokenize(m, text, len, BT_EVAL_TOK_WHOLE, &ids, &n, err);
+    free(text);
+    if (st) return st;
+    int64_t ctx = eo->ctx, chunks = (n + 1) / ctx, k = 0;
+    if (chunks < 1) { free(ids); return bt_err_set(err, BT_E_INVAL, "%s: text shorter than one window of %lld tokens", eo->text_path, (long long)ctx); }
+    for (int64_t c = 0; c < chunks; c++)
+        for (int64_t i = c * ctx; i < (c + 1) * ctx - 1; i++) ids[k++] = ids[i];
+    eo->scoring = BT_EVAL_SCORE_SECOND_HALF;
+    st = bt_eval_ids(m, orig, ids, k, eo, res, err);
+    eo->scoring = SCORE_LLAMA;
+    free(ids);
+    return st;
+}
 static int tok_of(const char *s) { return s && !strcmp(s, "whole") ? BT_EVAL_TOK_WHOLE : BT_EVAL_TOK_PARAGRAPHS; }
 
 static void print_eval(const struct bt_eval_result *res, int compare) {
@@ -58,7 +87,8 @@ static bt_status do_eval(bt_registry *reg, const char *model, const char *orig, 
     eo->orig_path = orig;
     struct bt_eval_result res;
     memset(&res, 0, sizeof(res));
-    st = bt_eval_run(a.m, orig ? b.m : NULL, eo, &res, err);
+    if (eo->scoring == SCORE_LLAMA) st = eval_llama_windows(a.m, orig ? b.m : NULL, eo, &res, err);
+    else st = bt_eval_run(a.m, orig ? b.m : NULL, eo, &res, err);
     if (!st && !quiet) print_eval(&res, orig != NULL);
     loaded_free(&b);
     loaded_free(&a);
@@ -71,7 +101,8 @@ static const struct bt_option eval_opts[] = {
     {"ctx", BT_OPT_INT, "512", 2, 1 << 20, NULL, "window length in tokens, BOS included"},
     {"compare", BT_OPT_ENUM, "original", 0, -1, "original|none", "also score the unconverted input: ratio, KLD, top-1 agreement"},
     {"report", BT_OPT_PATH, "", 0, -1, NULL, "EVAL.json"},
-    {"scoring", BT_OPT_ENUM, "all", 0, -1, "all|second_half", "score every token, or only the second half of each window (llama-perplexity)"},
+    {"scoring", BT_OPT_ENUM, "all", 0, -1, "all|second_half|llama",
+     "score every token, only the second half of each window, or exactly llama-perplexity's chunks (whole-text tokens, second half)"},
     {"tokenize", BT_OPT_ENUM, "paragraphs", 0, -1, "paragraphs|whole", "encode paragraph by paragraph (reference method) or the whole text at once"},
     {"max_windows", BT_OPT_INT, "0", 0, 1e9, NULL, "stop after this many windows (0 = all)"},
     {"rope", BT_OPT_ENUM, "exact", 0, -1, "exact|bf16", "bf16: round rope frequencies to bf16 like HF transformers on bf16 checkpoints"},
@@ -260,7 +291,7 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
     }
     if (!model || !text || eo.ctx < 2) {
         fprintf(stderr, "usage: bt-pipeline eval --model M --text FILE [--ctx 512] [--compare ORIG] [--report R.json]\n"
-                        "       [--scoring all|second_half] [--tokenize paragraphs|whole] [--max-windows N]\n"
+                        "       [--scoring all|second_half|llama] [--tokenize paragraphs|whole] [--max-windows N]\n"
                         "       [--rope exact|bf16] [--act f32|q8] [--backend B] [--threads N]\n");
         return 2;
     }
