@@ -106,7 +106,7 @@ static const struct bt_option eval_opts[] = {
     {"tokenize", BT_OPT_ENUM, "paragraphs", 0, -1, "paragraphs|whole", "encode paragraph by paragraph (reference method) or the whole text at once"},
     {"max_windows", BT_OPT_INT, "0", 0, 1e9, NULL, "stop after this many windows (0 = all)"},
     {"rope", BT_OPT_ENUM, "exact", 0, -1, "exact|bf16", "bf16: round rope frequencies to bf16 like HF transformers on bf16 checkpoints"},
-    {"act", BT_OPT_ENUM, "f32", 0, -1, "f32|q8", "activations of ternary matmuls: f32, or int8 per 256-block"},
+    {"act", BT_OPT_ENUM, "f32", 0, -1, "f32|q8|auto", "activations of ternary matmuls: f32, int8 per 256-block, or int8 for single tokens only"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -115,7 +115,7 @@ static void model_opts_from(const bt_optset *o, int ctx, struct bt_model_opts *m
     mo->n_ctx = ctx;
     const char *rope = bt_opt_str(o, "rope"), *act = bt_opt_str(o, "act");
     mo->rope_bf16 = rope && !strcmp(rope, "bf16");
-    mo->act_q8 = act && !strcmp(act, "q8");
+    mo->act_q8 = act && !strcmp(act, "q8") ? 1 : act && !strcmp(act, "auto") ? 2 : 0;
 }
 
 static bt_status stage_eval(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err) {
@@ -148,6 +148,7 @@ static bt_status do_generate(bt_registry *reg, const char *model, const char *ba
     struct loaded l;
     struct bt_model_opts mo;
     memset(&mo, 0, sizeof(mo));
+    mo.act_q8 = 2; /* int8 activations for single-token ternary matmuls (multiplication-free path) */
     bt_status st = load_model(reg, model, backend, &mo, &l, err);
     if (st) return st;
     struct bt_gen_result gr;
@@ -286,7 +287,7 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
         else if ((v = arg_val(argc, argv, &i, "--tokenize"))) eo.tokenize = tok_of(v);
         else if ((v = arg_val(argc, argv, &i, "--threads"))) bt_threads_set(atoi(v));
         else if ((v = arg_val(argc, argv, &i, "--rope"))) mo.rope_bf16 = !strcmp(v, "bf16");
-        else if ((v = arg_val(argc, argv, &i, "--act"))) mo.act_q8 = !strcmp(v, "q8");
+        else if ((v = arg_val(argc, argv, &i, "--act"))) mo.act_q8 = !strcmp(v, "q8") ? 1 : !strcmp(v, "auto") ? 2 : 0;
         else { model = NULL; break; }
     }
     if (!model || !text || eo.ctx < 2) {

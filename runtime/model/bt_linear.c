@@ -87,7 +87,8 @@ bt_status bt_lin_apply(bt_model *m, const struct bt_lin *w, const float *X, int 
     const struct bt_backend_i *bi = m->b->i;
     void *ctx = m->b->ctx;
     bt_status st = BT_OK;
-    if (w->ternary && m->opts.act_q8 && bi->gemv_q8 && w->cols % BT_ACT_BLOCK == 0) {
+    int q8 = m->opts.act_q8 == 1 || (m->opts.act_q8 == 2 && ntok == 1); /* 2: single tokens only */
+    if (w->ternary && q8 && bi->gemv_q8 && w->cols % BT_ACT_BLOCK == 0) {
         for (int t = 0; t < ntok && st == BT_OK; t++) {
             bt_act_quant_q8(X + (int64_t)t * w->cols, w->cols, m->s.xq, m->s.xs);
             st = bi->gemv_q8(ctx, &w->fmt, w->data, w->rows, w->cols, m->s.xq, m->s.xs,

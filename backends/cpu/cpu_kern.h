@@ -1,0 +1,94 @@
+/* cpu_kern.h - internal interface between the CPU backend driver (threads, checks) and its
+ * per-ISA kernel tables (scalar reference, AVX2). Not part of the plugin ABI. */
+#ifndef BT_CPU_KERN_H
+#define BT_CPU_KERN_H
+
+#include "bt/bt_plugin.h"
+#include "bt_types.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- ternary block geometry -------------------------------------------------------------- */
+enum { BT_CPU_L0 = 0, BT_CPU_L1 = 1, BT_CPU_TQ1 = 2 };
+
+/* Where the codes and scales of one ternary block live (TQ1_0, TQ2_0, MTQ). TQ2_0 is the
+ * 2-bit interleaved layout of MTQ with one plane of 256 and the scale after the codes. */
+struct bt_cpu_tgeom {
+    uint32_t N;         /* planes (1 for TQ1_0/TQ2_0) */
+    uint32_t B;         /* elements per block */
+    uint32_t kind;      /* BT_CPU_L0 (2-bit interleaved), BT_CPU_L1 (base-3 groups), BT_CPU_TQ1 */
+    uint32_t C;         /* L0: elements per chunk, min(B, 128) */
+    size_t   bb;        /* bytes per block */
+    size_t   code_off;  /* byte offset of the codes inside a block */
+    size_t   scale_off; /* byte offset of the N fp16 scales inside a block */
+};
+/* fill g for a ternary fmt; 0 if fmt is not ternary (or its geometry is invalid) */
+int bt_cpu_tgeom_of(const struct bt_tfmt *fmt, struct bt_cpu_tgeom *g);
+
+/* fp16 scale p of block blk */
+static inline float bt_cpu_tscale(const struct bt_cpu_tgeom *g, const uint8_t *blk, uint32_t p) {
+    const uint8_t *s = blk + g->scale_off + 2 * p;
+    return bt_fp16_to_f32((uint16_t)(s[0] | (s[1] << 8)));
+}
+
+/* L1 decode table: byte v -> its 5 base-3 digits (= codes t+1), one per byte, low byte first */
+extern const uint64_t bt_cpu_b3_lut[256];
+
+/* scalar: codes (t+1 in {0,1,2}) of one block, plane-major (N x B); codes needs N*B + 8 bytes */
+void bt_cpu_ref_codes(const struct bt_cpu_tgeom *g, const uint8_t *blk, uint8_t *codes);
+
+/* ---- int8 activations as kernels see them ------------------------------------------------- */
+struct bt_cpu_act {
+    const int8_t  *xq;     /* (cols) int8 activations */
+    const float   *xs;     /* (cols / ablock) per-block scales */
+    int64_t        ablock; /* elements per activation scale, a multiple of 32 */
+    const int32_t *bsum;   /* (cols / 32) sums of xq over each run of 32 elements */
+};
+
+/* ---- kernel signatures (each works on a contiguous range of whole rows) -------------------- */
+/* y[r] = sum_c W[r,c] x[c] for r < nrows; W points at the first row, rows rb bytes apart */
+typedef void (*bt_cpu_gemv_f32_fn)(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb,
+                                   int64_t nrows, int64_t cols, const float *x, float *y);
+/* same with int8 activations */
+typedef void (*bt_cpu_gemv_q8_fn)(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb,
+                                  int64_t nrows, int64_t cols, const struct bt_cpu_act *a,
+                                  float *y);
+/* n elements (whole blocks) of packed data -> f32, bit-identical to bt_to_f32 */
+typedef void (*bt_cpu_decode_fn)(const struct bt_tfmt *fmt, const uint8_t *src, int64_t n,
+                                 float *dst);
+/* Y[t*ldy + r] = dot(Wf[r*cols ..], X[t*cols ..]) for r < nr, t < ntok (f32 rows) */
+typedef void (*bt_cpu_tile_fn)(const float *Wf, int64_t nr, int64_t cols, const float *X,
+                               int64_t ntok, float *Y, int64_t ldy);
+
+/* A kernel table. Pickers return NULL for formats the ISA leaves to the scalar table. */
+struct bt_cpu_isa {
+    const char *name;                                        /* "scalar", "avx2" */
+    bt_cpu_gemv_f32_fn (*gemv_f32)(const struct bt_tfmt *fmt); /* picker */
+    bt_cpu_gemv_q8_fn (*gemv_q8)(const struct bt_tfmt *fmt);   /* picker (ternary, Q8_0, Q4_0) */
+    bt_cpu_decode_fn (*decode)(const struct bt_tfmt *fmt);     /* picker */
+    bt_cpu_tile_fn tile;                                     /* f32 gemm micro-kernel */
+};
+
+extern const struct bt_cpu_isa bt_cpu_isa_ref;
+extern const struct bt_cpu_isa bt_cpu_isa_avx2;
+
+/* ---- plugin instance and the iface bodies shared by both plugins (cpu_drv.c) --------------- */
+struct bt_cpu_ctx {
+    const struct bt_host    *host; /* borrowed from open */
+    const struct bt_cpu_isa *isa;  /* kernel table of this variant */
+};
+
+int bt_cpu_supports(void *ctx, const struct bt_tfmt *fmt);
+bt_status bt_cpu_gemv_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                          int64_t cols, const float *x, float *y, bt_err *err);
+bt_status bt_cpu_gemv_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                         int64_t cols, const int8_t *xq, const float *xs, int64_t ablock,
+                         float *y, bt_err *err);
+bt_status bt_cpu_gemm_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                          int64_t cols, const float *X, int64_t ntok, float *Y, bt_err *err);
+bt_status bt_cpu_dequant(void *ctx, const struct bt_tfmt *fmt, const void *src, int64_t n,
+                         float *dst, bt_err *err);
+void *bt_cpu_get_proc(void *ctx, const char *name);
+
+#endif

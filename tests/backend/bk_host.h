@@ -1,0 +1,183 @@
+/* bk_host.h - a minimal struct bt_host for loading backend plugins with dlopen in tests and the
+ * kernel bench: log to stderr, error buffer, 64-byte aligned alloc, a persistent pthread pool.
+ * Header-only (static functions); include it in one translation unit per executable. */
+#ifndef BK_HOST_H
+#define BK_HOST_H
+
+#include "bt/bt_plugin.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BK_MAX_THREADS 64
+
+/* the error sink the plugins write into (opaque to them) */
+struct bt_err {
+    bt_status status;    /* last status set */
+    char      msg[1024]; /* last message */
+};
+
+static struct {
+    pthread_mutex_t mu;       /* guards everything below */
+    pthread_cond_t  cv_work;  /* a new job (generation bumped) */
+    pthread_cond_t  cv_done;  /* active dropped to 0 */
+    pthread_t       tid[BK_MAX_THREADS]; /* workers 1..n_started */
+    int             n_threads;  /* threads used per job, incl. the caller */
+    int             n_started;  /* workers started */
+    unsigned long   generation; /* job counter */
+    int             active;     /* workers still running the job */
+    int             quit;       /* workers exit */
+    bt_range_fn     fn;         /* job: function */
+    void           *arg;        /* job: argument */
+    int64_t         n, grain;   /* job: range and minimum chunk */
+} bk_pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv_work = PTHREAD_COND_INITIALIZER,
+             .cv_done = PTHREAD_COND_INITIALIZER};
+
+/* chunk k of nt: contiguous, at least grain items (some chunks may be empty) */
+static void bk_chunk(int64_t n, int64_t grain, int nt, int k, int64_t *i0, int64_t *i1) {
+    int64_t c = (n + nt - 1) / nt;
+    if (c < grain) c = grain;
+    *i0 = c * k < n ? c * k : n;
+    *i1 = c * (k + 1) < n ? c * (k + 1) : n;
+}
+
+static void *bk_worker(void *p) {
+    int id = (int)(intptr_t)p;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&bk_pool.mu);
+    for (;;) {
+        while (bk_pool.generation == seen && !bk_pool.quit)
+            pthread_cond_wait(&bk_pool.cv_work, &bk_pool.mu);
+        if (bk_pool.quit) break;
+        seen = bk_pool.generation;
+        if (id >= bk_pool.n_threads) continue;
+        int64_t i0, i1;
+        bk_chunk(bk_pool.n, bk_pool.grain, bk_pool.n_threads, id, &i0, &i1);
+        pthread_mutex_unlock(&bk_pool.mu);
+        if (i0 < i1) bk_pool.fn(bk_pool.arg, i0, i1, id);
+        pthread_mutex_lock(&bk_pool.mu);
+        if (--bk_pool.active == 0) pthread_cond_signal(&bk_pool.cv_done);
+    }
+    pthread_mutex_unlock(&bk_pool.mu);
+    return NULL;
+}
+
+static void bk_parallel_for(int64_t n, int64_t grain, bt_range_fn fn, void *arg) {
+    int nt = bk_pool.n_threads < 1 ? 1 : bk_pool.n_threads;
+    if (grain < 1) grain = 1;
+    if (n <= 0) return;
+    if (nt == 1 || n <= grain) { fn(arg, 0, n, 0); return; }
+    pthread_mutex_lock(&bk_pool.mu);
+    while (bk_pool.n_started < nt - 1) {
+        int id = bk_pool.n_started + 1;
+        if (pthread_create(&bk_pool.tid[id], NULL, bk_worker, (void *)(intptr_t)id)) abort();
+        bk_pool.n_started++;
+    }
+    bk_pool.fn = fn;
+    bk_pool.arg = arg;
+    bk_pool.n = n;
+    bk_pool.grain = grain;
+    bk_pool.active = nt - 1;
+    bk_pool.generation++;
+    pthread_cond_broadcast(&bk_pool.cv_work);
+    pthread_mutex_unlock(&bk_pool.mu);
+    int64_t i0, i1;
+    bk_chunk(n, grain, nt, 0, &i0, &i1);
+    if (i0 < i1) fn(arg, i0, i1, 0);
+    pthread_mutex_lock(&bk_pool.mu);
+    while (bk_pool.active > 0) pthread_cond_wait(&bk_pool.cv_done, &bk_pool.mu);
+    pthread_mutex_unlock(&bk_pool.mu);
+}
+
+static void bk_set_threads(int n) {
+    bk_pool.n_threads = n < 1 ? 1 : n > BK_MAX_THREADS ? BK_MAX_THREADS : n;
+}
+
+static void bk_shutdown(void) {
+    pthread_mutex_lock(&bk_pool.mu);
+    bk_pool.quit = 1;
+    pthread_cond_broadcast(&bk_pool.cv_work);
+    pthread_mutex_unlock(&bk_pool.mu);
+    for (int i = 1; i <= bk_pool.n_started; i++) pthread_join(bk_pool.tid[i], NULL);
+    bk_pool.n_started = 0;
+    bk_pool.quit = 0;
+}
+
+static int bk_log_quiet = 0; /* 1: drop log lines below WARN */
+
+static void bk_log(int level, const char *fmt, ...) {
+    if (bk_log_quiet && level > BT_LOG_WARN) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[plugin] ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static bt_status bk_set_error(bt_err *err, bt_status st, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->status = st;
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+static void *bk_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
+static void bk_free(void *p) { free(p); }
+static int bk_n_threads(void) { return bk_pool.n_threads < 1 ? 1 : bk_pool.n_threads; }
+static const char *bk_opt_str(const bt_optset *o, const char *name) { return ""; }
+static int64_t bk_opt_int(const bt_optset *o, const char *name) { return 0; }
+static double bk_opt_float(const bt_optset *o, const char *name) { return 0.0; }
+
+static const struct bt_host bk_host = {
+    BT_ABI_VERSION, sizeof(struct bt_host), "test", bk_log, bk_set_error, bk_alloc, bk_free,
+    bk_parallel_for, bk_n_threads, bk_opt_str, bk_opt_int, bk_opt_float, NULL, NULL,
+};
+
+/* A loaded backend with one open instance. */
+struct bk_backend {
+    void                      *dl;    /* dlopen handle */
+    const struct bt_plugin    *desc;  /* descriptor */
+    const struct bt_backend_i *be;    /* iface */
+    void                      *ctx;   /* zeroed ctx_size bytes */
+};
+
+/* dlopen path, check the descriptor, open an instance; 0 on success, message on stderr */
+static int bk_load(const char *path, struct bk_backend *b) {
+    memset(b, 0, sizeof(*b));
+    b->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!b->dl) { fprintf(stderr, "dlopen %s: %s\n", path, dlerror()); return -1; }
+    bt_plugin_init_fn init = (bt_plugin_init_fn)dlsym(b->dl, BT_PLUGIN_INIT_SYMBOL);
+    if (!init || init(&bk_host, &b->desc) != BT_OK || !b->desc ||
+        b->desc->kind != BT_KIND_BACKEND || BT_ABI_MAJOR_OF(b->desc->abi_version) != BT_ABI_MAJOR) {
+        fprintf(stderr, "%s: not a backend plugin of this ABI\n", path);
+        return -1;
+    }
+    b->be = b->desc->iface;
+    b->ctx = calloc(1, b->desc->ctx_size ? b->desc->ctx_size : 1);
+    bt_err err = {0, ""};
+    if (!b->ctx || b->be->open(b->ctx, &bk_host, NULL, &err) != BT_OK) {
+        fprintf(stderr, "%s: open failed: %s\n", path, err.msg);
+        free(b->ctx); /* a failed open is not closed */
+        b->ctx = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void bk_unload(struct bk_backend *b) {
+    if (b->ctx && b->be) b->be->close(b->ctx);
+    free(b->ctx);
+    if (b->dl) dlclose(b->dl);
+    memset(b, 0, sizeof(*b));
+}
+
+#endif
