@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
         rc = fail("backend", &err);
         goto done;
     }
-    struct bt_model_opts mo = {.n_ctx = pp + tg + 8, .n_batch = 512, .act_q8 = q8};
+    struct bt_model_opts mo = {.n_ctx = pp + tg + 8, .n_batch = 512, .act_q8 = q8 ? 2 : 0};
     if (bt_model_load(r, b, &mo, &m, &err)) { rc = fail(path, &err); goto done; }
     const struct bt_model_hparams *hp = bt_model_hparams(m);
     int32_t *tok = malloc((size_t)(pp + tg) * sizeof *tok);

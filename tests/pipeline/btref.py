@@ -33,6 +33,21 @@ def read_safetensors(path):
     return out
 
 
+def write_safetensors_bf16(path, tensors):
+    """write {name: float32 array} as BF16 (round to nearest even) safetensors"""
+    hdr, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+        b = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16).tobytes()
+        hdr[name] = {"dtype": "BF16", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(hdr).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
 def read_model(folder):
     idx = os.path.join(folder, "model.safetensors.index.json")
     if os.path.exists(idx):

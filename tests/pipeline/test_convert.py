@@ -137,6 +137,26 @@ def main():
             check(open(o1, "rb").read() == open(o2, "rb").read(), "output differs between 1 and 2 threads")
             if out:
                 check(open(o1, "rb").read() == open(out, "rb").read(), "output differs between runs")
+        # rows not divisible by the block size fall back to keep_type, and the report says so
+        odd = os.path.join(tmp, "oddmodel")
+        os.mkdir(odd)
+        tiny = os.path.join(SHARED, "models", "bt-tiny")
+        for f in ["config.json", "tokenizer.json"]:
+            open(os.path.join(odd, f), "wb").write(open(os.path.join(tiny, f), "rb").read())
+        rng = np.random.default_rng(7)
+        btref.write_safetensors_bf16(os.path.join(odd, "model.safetensors"), {
+            "model.layers.0.mlp.down_proj.weight": rng.standard_normal((16, 300)).astype(np.float32),
+            "model.layers.0.mlp.up_proj.weight": rng.standard_normal((16, 512)).astype(np.float32)})
+        p, o, rep = run_ini(tmp, "odd", odd)
+        check(p.returncode == 0, f"odd model: {p.stderr}")
+        if p.returncode == 0:
+            rows = {t["name"]: t for t in json.load(open(rep))["tensors"]}
+            down = rows.get("blk.0.ffn_down.weight", {})
+            check(down.get("type_out") == "f16" and "fallback to f16" in down.get("note", "") and "300" in down.get("note", ""),
+                  f"fallback not reported: {down}")
+            check(rows.get("blk.0.ffn_up.weight", {}).get("type_out") == "tq2_0", "512-column tensor not quantized")
+            types = {t.name: t.tensor_type for t in GGUFReader(o).tensors}
+            check(types.get("blk.0.ffn_down.weight") == QT.F16, "fallback tensor not F16 in the file")
         # bad input: truncated shard -> error naming the file, no output left behind
         bad = os.path.join(tmp, "badmodel")
         os.mkdir(bad)
