@@ -15,6 +15,10 @@
 #define GGUF_MAX_STRING        (1ull << 30)     /* gguf.cpp caps strings at 1 GiB */
 #define GGUF_MAX_ARRAY         (1ull << 30)     /* ... and arrays at 2^30 elements */
 #define GGUF_MTQ_PREFIX        "bt.mtq."        /* KV carrying the MTQ geometry of an I8 tensor */
+#define GGUF_ZSTD_PREFIX       "bt.zstd."       /* KV restoring the info of a zstd-compressed tensor */
+#define GGUF_ZSTD_NV           7u               /* u64[7]: ggml type, n_dims, ne0..ne3, raw bytes */
+#define GGUF_COMPRESSION_KEY   "bt.compression" /* "zstd" when some tensors are compressed */
+#define GGUF_ZSTD_MAX_RATIO    65536u           /* zstd cannot expand a frame by more than 2^15 */
 
 /* ggml type ids used by bt */
 enum {

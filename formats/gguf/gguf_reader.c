@@ -1,16 +1,20 @@
 /* gguf_reader.c - the "gguf" reader plugin: maps a GGUF v2/v3 file, validates it strictly
  * (every length, type, offset and count is checked against the file) and exposes its tensors
- * as views into the map and its metadata as owned, NUL-terminated bt_kv entries. */
+ * as views into the map (zstd-compressed ones: decompressed on first get, freed on release)
+ * and its metadata as owned, NUL-terminated bt_kv entries. */
 #define _GNU_SOURCE
 #include "gguf_common.h"
 #include "bt_types.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 
 /* One tensor of the file. */
 struct gr_tensor {
@@ -20,7 +24,9 @@ struct gr_tensor {
     uint32_t       n_dims;   /* 1..4 */
     int64_t        shape[4]; /* numpy order (outermost first) */
     uint64_t       offset;   /* blob offset relative to the data section */
-    uint64_t       nbytes;   /* blob size */
+    uint64_t       nbytes;   /* data size (uncompressed) */
+    uint64_t       zbytes;   /* size of the zstd frame stored in the file; 0 = stored raw */
+    uint8_t       *zdata;    /* decompressed data (host->alloc) once got, until release */
 };
 
 /* Reader instance state (ctx_size bytes, zeroed by the core). */
@@ -35,6 +41,8 @@ struct gr_ctx {
     uint32_t              n_t;    /* tensors parsed so far */
     uint64_t              data;   /* file offset of the data section */
     uint32_t              align;  /* general.alignment or 32 */
+    pthread_mutex_t       lock;   /* guards zdata (tensor_get may run on several threads) */
+    int                   locked; /* lock is initialized */
 };
 
 /* A bounds-checked read cursor over the map. */
@@ -281,6 +289,84 @@ trunc:
                         t->name);
 }
 
+/* checks one bt.zstd.<name> key (v = its 7 values) against tensor t (the 1-D I8 blob) and the
+ * frame header; on success t describes the uncompressed tensor */
+static bt_status zstd_info(struct gr_ctx *g, struct gr_tensor *t, const uint64_t *v, bt_err *err) {
+    const struct bt_host *h = g->host;
+    const struct gguf_type_info *ti = v[0] < GGML_TYPE_COUNT ? gguf_type((uint32_t)v[0]) : NULL;
+    uint64_t numel = 1, nd = v[1], raw = 0;
+    int bad = !ti || ti->bt < 0 || !ti->block || nd < 1 || nd > 4;
+    for (uint32_t d = 0; d < 4 && !bad; d++) {
+        uint64_t ne = v[2 + d];
+        bad = d >= nd ? ne != 1 : ne == 0 || ne > ((uint64_t)1 << 40) || numel > (UINT64_MAX >> 8) / ne;
+        numel *= ne;
+    }
+    if (!bad && !(v[2] % ti->block)) raw = numel / ti->block * ti->bytes;
+    if (!raw || raw != v[6] || raw > (uint64_t)INT64_MAX)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': key '%s%s' = [type %llu, "
+                            "%llu dims, %llu x %llu x %llu x %llu, %llu bytes] is not a valid "
+                            "tensor", g->path, t->name, GGUF_ZSTD_PREFIX, t->name,
+                            (unsigned long long)v[0], (unsigned long long)v[1],
+                            (unsigned long long)v[2], (unsigned long long)v[3],
+                            (unsigned long long)v[4], (unsigned long long)v[5],
+                            (unsigned long long)v[6]);
+    if (t->ggml != GGML_I8 || t->n_dims != 1)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': a zstd blob must be a 1-D "
+                            "i8 tensor", g->path, t->name);
+    /* frame header: magic, then a descriptor whose bit 2 is the content checksum flag */
+    const uint8_t *src = g->map + g->data + t->offset;
+    unsigned long long fcs = ZSTD_getFrameContentSize(src, (size_t)t->nbytes);
+    if (t->nbytes < 6 || memcmp(src, "\x28\xb5\x2f\xfd", 4) != 0 || !(src[4] & 4))
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': not a zstd frame with a "
+                            "checksum", g->path, t->name);
+    if (fcs != raw || raw / GGUF_ZSTD_MAX_RATIO > t->nbytes)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': the zstd frame (%llu bytes) "
+                            "does not declare the %llu bytes of its key", g->path, t->name,
+                            (unsigned long long)t->nbytes, (unsigned long long)raw);
+    t->zbytes = t->nbytes;
+    t->nbytes = raw;
+    t->ggml = (uint32_t)v[0];
+    t->fmt = bt_fmt((uint32_t)ti->bt);
+    t->n_dims = (uint32_t)nd;
+    for (uint32_t d = 0; d < nd; d++) t->shape[d] = (int64_t)v[2 + nd - 1 - d];
+    return BT_OK;
+}
+
+/* apply bt.zstd.<name> = u64[ggml, n_dims, ne0..ne3, raw bytes] keys (needs bt.compression) */
+static bt_status apply_zstd(struct gr_ctx *g, const struct gguf_nameset *names, bt_err *err) {
+    const struct bt_host *h = g->host;
+    size_t pl = strlen(GGUF_ZSTD_PREFIX);
+    const char *comp = NULL;
+    for (uint32_t i = 0; i < g->n_kv; i++) {
+        const struct bt_kv *kv = &g->kv[i];
+        if (strcmp(kv->key, GGUF_COMPRESSION_KEY) != 0) continue;
+        if (kv->type != BT_KV_STRING)
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%s' must be a string", g->path,
+                                kv->key);
+        if (strcmp(kv->v.s, "zstd") != 0)
+            return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: compression '%s' is not "
+                                "supported (zstd)", g->path, kv->v.s);
+        comp = kv->v.s;
+    }
+    for (uint32_t i = 0; i < g->n_kv; i++) {
+        const struct bt_kv *kv = &g->kv[i];
+        if (strncmp(kv->key, GGUF_ZSTD_PREFIX, pl) != 0) continue;
+        const char *tn = kv->key + pl;
+        int64_t ti = gguf_nameset_get(names, tn, strlen(tn));
+        if (kv->type != BT_KV_ARRAY || kv->arr_type != BT_KV_U64 || kv->n != GGUF_ZSTD_NV || ti < 0)
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%s' must be a u64[%u] array "
+                                "naming an existing tensor", g->path, kv->key, GGUF_ZSTD_NV);
+        if (!comp)
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%s' needs %s = zstd", g->path,
+                                kv->key, GGUF_COMPRESSION_KEY);
+        uint64_t v[GGUF_ZSTD_NV];
+        memcpy(v, kv->v.arr, sizeof(v));
+        bt_status st = zstd_info(g, &g->t[ti], v, err);
+        if (st) return st;
+    }
+    return BT_OK;
+}
+
 /* apply bt.mtq.<name> = [planes, block, layout, cols] keys to their I8 tensors */
 static bt_status apply_mtq(struct gr_ctx *g, const struct gguf_nameset *names, bt_err *err) {
     const struct bt_host *h = g->host;
@@ -339,6 +425,7 @@ static bt_status parse_tensors(struct gr_ctx *g, struct gr_cur *c, uint64_t n_t,
                               (unsigned long long)(g->data + t->offset),
                               (unsigned long long)t->nbytes, (unsigned long long)g->size);
     }
+    if (!st) st = apply_zstd(g, &names, err);
     if (!st) st = apply_mtq(g, &names, err);
     gguf_nameset_free(&names, h);
     return st;
@@ -350,7 +437,11 @@ static void gr_close(void *ctx) {
     const struct bt_host *h = g->host;
     if (!h) return;
     for (uint32_t i = 0; i < g->n_kv; i++) h->free((void *)g->kv[i].key);
-    for (uint32_t i = 0; i < g->n_t; i++) h->free(g->t[i].name);
+    for (uint32_t i = 0; i < g->n_t; i++) {
+        h->free(g->t[i].name);
+        h->free(g->t[i].zdata);
+    }
+    if (g->locked) pthread_mutex_destroy(&g->lock);
     h->free(g->kv);
     h->free(g->t);
     if (g->map) munmap((void *)g->map, g->size);
@@ -399,7 +490,9 @@ static bt_status gr_open(void *ctx, const struct bt_host *host, const bt_optset 
     if (!(g->path = host->alloc(pl + 1)))
         return host->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", path);
     memcpy(g->path, path, pl + 1);
-    bt_status st = map_file(g, path, err);
+    g->locked = pthread_mutex_init(&g->lock, NULL) == 0;
+    bt_status st = g->locked ? map_file(g, path, err)
+                             : host->set_error(err, BT_E_NOMEM, "gguf: %s: cannot create a lock", path);
     struct gr_cur c = {g->map, g->size, 0};
     uint32_t ver = 0;
     uint64_t n_t = 0, n_kv = 0;
@@ -434,17 +527,45 @@ static bt_status gr_open(void *ctx, const struct bt_host *host, const bt_optset 
 static uint32_t gr_tensor_count(void *ctx) { return ((struct gr_ctx *)ctx)->n_t; }
 static uint32_t gr_kv_count(void *ctx) { return ((struct gr_ctx *)ctx)->n_kv; }
 
+/* decompress tensor t into t->zdata (lock held) */
+static bt_status inflate(struct gr_ctx *g, struct gr_tensor *t, bt_err *err) {
+    const struct bt_host *h = g->host;
+    uint8_t *dst = h->alloc((size_t)t->nbytes);
+    if (!dst)
+        return h->set_error(err, BT_E_NOMEM, "gguf: %s: tensor '%s': out of memory for %llu "
+                            "decompressed bytes", g->path, t->name, (unsigned long long)t->nbytes);
+    size_t r = ZSTD_decompress(dst, (size_t)t->nbytes, g->map + g->data + t->offset,
+                               (size_t)t->zbytes);
+    if (ZSTD_isError(r) || r != t->nbytes) {
+        h->free(dst);
+        int oom = ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation;
+        return h->set_error(err, oom ? BT_E_NOMEM : BT_E_FORMAT, "gguf: %s: tensor '%s': corrupt "
+                            "zstd data (%s)", g->path, t->name,
+                            ZSTD_isError(r) ? ZSTD_getErrorName(r) : "wrong size");
+    }
+    t->zdata = dst;
+    return BT_OK;
+}
+
 static bt_status gr_tensor_get(void *ctx, uint32_t i, struct bt_tensor *out, bt_err *err) {
     struct gr_ctx *g = ctx;
     if (i >= g->n_t)
         return g->host->set_error(err, BT_E_INVAL, "gguf: %s: tensor index %u out of range", g->path, i);
-    const struct gr_tensor *t = &g->t[i];
+    struct gr_tensor *t = &g->t[i];
+    const uint8_t *data = g->map + g->data + t->offset;
+    if (t->zbytes) { /* lazily decompressed, once, whichever thread asks first */
+        pthread_mutex_lock(&g->lock);
+        bt_status st = t->zdata ? BT_OK : inflate(g, t, err);
+        data = t->zdata;
+        pthread_mutex_unlock(&g->lock);
+        if (st) return st;
+    }
     memset(out, 0, sizeof(*out));
     out->name = out->src_name = t->name;
     out->fmt = t->fmt;
     out->n_dims = t->n_dims;
     memcpy(out->shape, t->shape, sizeof(out->shape));
-    out->data = g->map + g->data + t->offset;
+    out->data = data;
     out->nbytes = t->nbytes;
     return BT_OK;
 }
@@ -459,6 +580,13 @@ static bt_status gr_kv_get(void *ctx, uint32_t i, struct bt_kv *out) {
 static void gr_release(void *ctx, uint32_t i) {
     struct gr_ctx *g = ctx;
     if (i >= g->n_t || !g->t[i].nbytes) return;
+    if (g->t[i].zbytes) { /* drop the decompressed copy; a later get decompresses again */
+        pthread_mutex_lock(&g->lock);
+        g->host->free(g->t[i].zdata);
+        g->t[i].zdata = NULL;
+        pthread_mutex_unlock(&g->lock);
+        return;
+    }
     uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)(g->map + g->data + g->t[i].offset);
     uintptr_t b = a + g->t[i].nbytes;

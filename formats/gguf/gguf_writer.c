@@ -1,8 +1,10 @@
 /* gguf_writer.c - the "gguf" writer plugin: streams tensors into a spill file next to the
  * target, then writes a GGUF v3 file (header, KVs, tensor infos, padded blobs) to a temp file
- * and renames it into place. Q/K rows flagged ROPE_HALVES are permuted to GGUF order. */
+ * and renames it into place. Q/K rows flagged ROPE_HALVES are permuted to GGUF order; with
+ * compress = zstd each tensor blob is one zstd frame (I8 tensor + bt.zstd.<name> key). */
 #define _GNU_SOURCE
 #include "gguf_common.h"
+#include "gguf_sink.h"
 #include "bt_types.h"
 
 #include <errno.h>
@@ -12,18 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 
-#define GW_BUF_SIZE ((size_t)4 << 20) /* write buffer of the spill / output sinks */
-
-/* A byte sink: a growable memory buffer (fd < 0) or a buffered file writer (fd >= 0). */
-struct gw_sink {
-    uint8_t *p;     /* buffer (host->alloc) */
-    size_t   n;     /* bytes buffered */
-    size_t   cap;   /* buffer capacity */
-    int      fd;    /* output file, or -1 for memory only */
-    uint64_t total; /* bytes put so far (buffered + flushed) */
-    int      err;   /* first errno (or ENOMEM), 0 if fine */
-};
+#define GW_BUF_SIZE       ((size_t)4 << 20) /* write buffer of the spill / output sinks */
+#define GW_ZSTD_LEVEL_DEF 3                 /* default compress_level (see README) */
 
 /* One tensor added so far. */
 struct gw_tensor {
@@ -31,7 +26,8 @@ struct gw_tensor {
     uint32_t       ggml;     /* ggml type id written to the file */
     uint32_t       n_dims;   /* 1..4 */
     uint64_t       ne[4];    /* GGUF dims, ne[0] innermost */
-    uint64_t       nbytes;   /* blob size */
+    uint64_t       nbytes;   /* blob size (the zstd frame's size if raw != 0) */
+    uint64_t       raw;      /* uncompressed size if the blob is a zstd frame, else 0 */
     uint64_t       offset;   /* offset of the blob in the data section */
     struct bt_tfmt fmt;      /* bt format (type MTQ carries the geometry) */
     int64_t        cols;     /* logical columns (numpy shape[last]) */
@@ -43,8 +39,8 @@ struct gw_ctx {
     char                 *path;      /* final output path (owned) */
     char                 *spill;     /* spill file path (owned); NULL once removed */
     char                 *tmp;       /* temp output path during finish (owned) */
-    struct gw_sink        data;      /* spill sink (fd >= 0 while open) */
-    struct gw_sink        kvs;       /* serialized input KVs (memory) */
+    struct gguf_sink      data;      /* spill sink (fd >= 0 while open) */
+    struct gguf_sink      kvs;       /* serialized input KVs (memory) */
     uint32_t              n_kv;      /* KVs in kvs */
     int                   has_align; /* general.alignment was given (rewritten in place) */
     int                   has_ftype; /* general.file_type was given */
@@ -60,98 +56,13 @@ struct gw_ctx {
     uint32_t              expect;    /* n_tensors announced at open (0 = unknown) */
     int                   failed;    /* an add failed: finish refuses */
     int                   finished;  /* output renamed into place */
+    ZSTD_CCtx            *zc;        /* compressor (compress = zstd), else NULL */
+    uint8_t              *zout;      /* compressor output chunk (host->alloc) */
+    size_t                zout_cap;  /* bytes of zout */
+    int                   zlevel;    /* zstd level 1..22 */
+    int                   zon;       /* the current tensor's bytes go through zc */
+    size_t                zerr;      /* first zstd error code of the current tensor, 0 if none */
 };
-
-/* ---- sink ------------------------------------------------------------------------------------ */
-static int sink_flush(struct gw_sink *s) {
-    size_t off = 0;
-    while (s->fd >= 0 && !s->err && off < s->n) {
-        ssize_t w = write(s->fd, s->p + off, s->n - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) s->err = w < 0 ? errno : EIO;
-        else off += (size_t)w;
-    }
-    s->n = 0;
-    return s->err;
-}
-
-static void sink_put(struct gw_sink *s, const struct bt_host *h, const void *src, size_t len) {
-    if (s->err || !len) return;
-    s->total += len;
-    if (s->n + len > s->cap) {
-        if (s->fd >= 0) {
-            if (sink_flush(s)) return;
-        } else {
-            size_t nc = s->cap ? s->cap : 4096;
-            while (nc < s->n + len) nc *= 2;
-            uint8_t *np = h->alloc(nc);
-            if (!np) { s->err = ENOMEM; return; }
-            if (s->n) memcpy(np, s->p, s->n);
-            h->free(s->p);
-            s->p = np;
-            s->cap = nc;
-        }
-    }
-    if (s->n + len > s->cap) { /* file sink, larger than the buffer: write through */
-        struct gw_sink direct = {(uint8_t *)src, len, len, s->fd, 0, 0};
-        s->err = sink_flush(&direct);
-        return;
-    }
-    memcpy(s->p + s->n, src, len);
-    s->n += len;
-}
-
-static void put_u32(struct gw_sink *s, const struct bt_host *h, uint32_t v) {
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    sink_put(s, h, b, 4);
-}
-
-static void put_u64(struct gw_sink *s, const struct bt_host *h, uint64_t v) {
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
-    sink_put(s, h, b, 8);
-}
-
-static void put_str(struct gw_sink *s, const struct bt_host *h, const char *str, uint64_t n) {
-    put_u64(s, h, n);
-    sink_put(s, h, str, (size_t)n);
-}
-
-static void put_zeros(struct gw_sink *s, const struct bt_host *h, uint64_t n) {
-    static const uint8_t z[64];
-    while (n) {
-        size_t k = n < sizeof(z) ? (size_t)n : sizeof(z);
-        sink_put(s, h, z, k);
-        n -= k;
-    }
-}
-
-/* one scalar KV value of type t (BT_KV_*) from the union fields */
-static void put_scalar(struct gw_sink *s, const struct bt_host *h, uint32_t t, uint64_t u,
-                       int64_t i, double f) {
-    uint8_t b[8];
-    uint64_t bits = u;
-    if (t == BT_KV_I8 || t == BT_KV_I16 || t == BT_KV_I32 || t == BT_KV_I64) bits = (uint64_t)i;
-    if (t == BT_KV_BOOL) bits = u != 0;
-    if (t == BT_KV_F32) { float v = (float)f; uint32_t w; memcpy(&w, &v, 4); bits = w; }
-    if (t == BT_KV_F64) memcpy(&bits, &f, 8);
-    size_t n = gguf_kv_scalar_size(t);
-    for (size_t k = 0; k < n; k++) b[k] = (uint8_t)(bits >> (8 * k));
-    sink_put(s, h, b, n);
-}
-
-static void put_key_u32(struct gw_sink *s, const struct bt_host *h, const char *key, uint32_t v) {
-    put_str(s, h, key, strlen(key));
-    put_u32(s, h, BT_KV_U32);
-    put_u32(s, h, v);
-}
-
-static void sink_free(struct gw_sink *s, const struct bt_host *h) {
-    h->free(s->p);
-    if (s->fd >= 0) close(s->fd);
-    memset(s, 0, sizeof(*s));
-    s->fd = -1;
-}
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 static char *dup_str(const struct bt_host *h, const char *s) {
@@ -230,24 +141,24 @@ static bt_status check_kv(struct gw_ctx *c, const struct bt_kv *kv, bt_err *err)
     return BT_OK;
 }
 
-static void put_kv_value(struct gw_sink *s, const struct bt_host *h, const struct bt_kv *kv) {
-    put_u32(s, h, kv->type);
+static void put_kv_value(struct gguf_sink *s, const struct bt_host *h, const struct bt_kv *kv) {
+    gguf_put_u32(s, h, kv->type);
     if (kv->type == BT_KV_STRING) {
-        put_str(s, h, kv->v.s, kv->n);
+        gguf_put_str(s, h, kv->v.s, kv->n);
     } else if (kv->type == BT_KV_ARRAY) {
-        put_u32(s, h, kv->arr_type);
-        put_u64(s, h, kv->n);
+        gguf_put_u32(s, h, kv->arr_type);
+        gguf_put_u64(s, h, kv->n);
         if (kv->arr_type == BT_KV_STRING) {
             const char *const *tab = kv->v.arr;
-            for (uint64_t i = 0; i < kv->n; i++) put_str(s, h, tab[i], strlen(tab[i]));
+            for (uint64_t i = 0; i < kv->n; i++) gguf_put_str(s, h, tab[i], strlen(tab[i]));
         } else if (kv->arr_type == BT_KV_BOOL) {
             const uint8_t *b = kv->v.arr;
-            for (uint64_t i = 0; i < kv->n; i++) put_scalar(s, h, BT_KV_BOOL, b[i], 0, 0);
+            for (uint64_t i = 0; i < kv->n; i++) gguf_put_scalar(s, h, BT_KV_BOOL, b[i], 0, 0);
         } else {
-            sink_put(s, h, kv->v.arr, (size_t)(kv->n * gguf_kv_scalar_size(kv->arr_type)));
+            gguf_sink_put(s, h, kv->v.arr, (size_t)(kv->n * gguf_kv_scalar_size(kv->arr_type)));
         }
     } else {
-        put_scalar(s, h, kv->type, kv->v.u, kv->v.i, kv->v.f);
+        gguf_put_scalar(s, h, kv->type, kv->v.u, kv->v.i, kv->v.f);
     }
 }
 
@@ -274,8 +185,11 @@ static bt_status take_kvs(struct gw_ctx *c, const struct bt_kv *kvs, uint32_t n_
         if (dup) { st = h->set_error(err, BT_E_INVAL, "gguf: %s: duplicate key '%s'", c->path, kv->key); break; }
         /* MTQ geometry keys are regenerated at finish from the tensors */
         if (strncmp(kv->key, GGUF_MTQ_PREFIX, strlen(GGUF_MTQ_PREFIX)) == 0) continue;
+        /* compression keys describe the blobs of the file read, not ours: regenerated too */
+        if (strncmp(kv->key, GGUF_ZSTD_PREFIX, strlen(GGUF_ZSTD_PREFIX)) == 0 ||
+            strcmp(kv->key, GGUF_COMPRESSION_KEY) == 0) continue;
         if (strcmp(kv->key, "general.alignment") == 0) { /* the option wins, same position */
-            put_key_u32(&c->kvs, h, kv->key, c->align);
+            gguf_put_key_u32(&c->kvs, h, kv->key, c->align);
             c->has_align = 1;
             c->n_kv++;
             continue;
@@ -285,7 +199,7 @@ static bt_status take_kvs(struct gw_ctx *c, const struct bt_kv *kvs, uint32_t n_
         if (strcmp(kv->key, hk) == 0) st = kv_ints(h, kv, &c->heads, &c->n_heads);
         if (!st && strcmp(kv->key, hkv) == 0) st = kv_ints(h, kv, &c->heads_kv, &c->n_heads_kv);
         if (st) { st = h->set_error(err, st, "gguf: %s: out of memory", c->path); break; }
-        put_str(&c->kvs, h, kv->key, strlen(kv->key));
+        gguf_put_str(&c->kvs, h, kv->key, strlen(kv->key));
         put_kv_value(&c->kvs, h, kv);
         c->n_kv++;
     }
@@ -310,6 +224,17 @@ static bt_status gw_open(void *ctx, const struct bt_host *host, const bt_optset 
         return host->set_error(err, BT_E_INVAL, "gguf: %s: alignment %lld must be a power of two "
                                "in 8..4096", path, (long long)a);
     c->align = (uint32_t)a;
+    const char *comp = host->opt_str ? host->opt_str(opts, "compress") : NULL;
+    int64_t lvl = host->opt_int ? host->opt_int(opts, "compress_level") : 0;
+    int zstd = comp && strcmp(comp, "zstd") == 0;
+    if (comp && *comp && !zstd && strcmp(comp, "none") != 0)
+        return host->set_error(err, BT_E_INVAL, "gguf: %s: compress = '%s': expected none or zstd",
+                               path, comp);
+    if (lvl == 0) lvl = GW_ZSTD_LEVEL_DEF;
+    if (lvl < 1 || lvl > ZSTD_maxCLevel())
+        return host->set_error(err, BT_E_INVAL, "gguf: %s: compress_level %lld must be in 1..%d",
+                               path, (long long)lvl, ZSTD_maxCLevel());
+    c->zlevel = (int)lvl;
     bt_status st = BT_E_NOMEM;
     if (!(c->path = dup_str(host, path)) || !(c->spill = temp_name(host, path, "data")) ||
         gguf_nameset_init(&c->names, host, n_tensors) != BT_OK) {
@@ -329,6 +254,16 @@ static bt_status gw_open(void *ctx, const struct bt_host *host, const bt_optset 
     if (!(c->data.p = host->alloc(c->data.cap))) {
         st = host->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", path);
         goto fail;
+    }
+    if (zstd) { /* one frame per tensor, with content size and checksum */
+        c->zout_cap = ZSTD_CStreamOutSize();
+        if (!(c->zc = ZSTD_createCCtx()) || !(c->zout = host->alloc(c->zout_cap)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel, c->zlevel)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, ZSTD_c_checksumFlag, 1)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, ZSTD_c_contentSizeFlag, 1))) {
+            st = host->set_error(err, BT_E_NOMEM, "gguf: %s: cannot set up the zstd compressor", path);
+            goto fail;
+        }
     }
     return BT_OK;
 fail:
@@ -403,12 +338,59 @@ static bt_status make_record(struct gw_ctx *c, const struct bt_tensor *t, struct
     return BT_OK;
 }
 
-/* append t's bytes to the spill file, permuting rows if flagged */
+/* ---- zstd ----------------------------------------------------------------------------------- */
+/* the bytes of the current tensor: straight into the spill sink, or through the compressor */
+static void emit(struct gw_ctx *c, const void *p, size_t n) {
+    if (!c->zon) { gguf_sink_put(&c->data, c->host, p, n); return; }
+    ZSTD_inBuffer in = {p, n, 0};
+    while (!c->zerr && !c->data.err && in.pos < in.size) {
+        ZSTD_outBuffer out = {c->zout, c->zout_cap, 0};
+        size_t r = ZSTD_compressStream2(c->zc, &out, &in, ZSTD_e_continue);
+        if (ZSTD_isError(r)) c->zerr = r;
+        else gguf_sink_put(&c->data, c->host, c->zout, out.pos);
+    }
+}
+
+/* start a frame of n bytes for the next tensor */
+static void zstd_begin(struct gw_ctx *c, uint64_t n) {
+    c->zerr = 0;
+    size_t r = ZSTD_CCtx_reset(c->zc, ZSTD_reset_session_only);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setPledgedSrcSize(c->zc, n);
+    if (ZSTD_isError(r)) c->zerr = r;
+    c->zon = 1;
+}
+
+/* close the frame (flush everything into the spill sink) */
+static void zstd_end(struct gw_ctx *c) {
+    ZSTD_inBuffer in = {NULL, 0, 0};
+    size_t left = 1;
+    while (left && !c->zerr && !c->data.err) {
+        ZSTD_outBuffer out = {c->zout, c->zout_cap, 0};
+        left = ZSTD_compressStream2(c->zc, &out, &in, ZSTD_e_end);
+        if (ZSTD_isError(left)) c->zerr = left;
+        else gguf_sink_put(&c->data, c->host, c->zout, out.pos);
+    }
+    c->zon = 0;
+}
+
+/* drop everything the spill file got after offset (a frame that did not pay off) */
+static void spill_rewind(struct gw_ctx *c, uint64_t offset) {
+    if (gguf_sink_flush(&c->data)) return;
+    if (ftruncate(c->data.fd, (off_t)offset) != 0 || lseek(c->data.fd, (off_t)offset, SEEK_SET) < 0)
+        c->data.err = errno;
+    else
+        c->data.total = offset;
+}
+
+/* a frame is kept if it saves at least 1/32 of the raw bytes (else the blob stays mmap-able) */
+static int zstd_pays(uint64_t zbytes, uint64_t raw) { return zbytes <= raw - raw / 32; }
+
+/* append t's bytes to the spill file (through emit), permuting rows if flagged */
 static bt_status spill_data(struct gw_ctx *c, const struct bt_tensor *t, bt_err *err) {
     const struct bt_host *h = c->host;
     const uint8_t *src = t->data;
     if (!(t->flags & BT_TENSOR_ROPE_HALVES)) {
-        sink_put(&c->data, h, src, (size_t)t->nbytes);
+        emit(c, src, (size_t)t->nbytes);
         return BT_OK;
     }
     const char *why = NULL;
@@ -431,7 +413,7 @@ static bt_status spill_data(struct gw_ctx *c, const struct bt_tensor *t, bt_err 
     for (uint64_t hh = 0; hh < nh; hh++)
         for (uint64_t i = 0; i < half; i++)
             for (uint64_t j = 0; j < 2; j++)
-                sink_put(&c->data, h, src + (hh * hd + j * half + i) * rsz, (size_t)rsz);
+                emit(c, src + (hh * hd + j * half + i) * rsz, (size_t)rsz);
     return BT_OK;
 }
 
@@ -462,8 +444,28 @@ static bt_status gw_add(void *ctx, const struct bt_tensor *t, bt_err *err) {
     }
     r.offset = c->data.total;
     c->t[c->nt++] = r;
-    if ((st = spill_data(c, t, err))) goto fail;
-    put_zeros(&c->data, h, gguf_pad(c->data.total, c->align) - c->data.total);
+    if (c->zc && t->nbytes) {
+        zstd_begin(c, t->nbytes);
+        if ((st = spill_data(c, t, err))) goto fail;
+        zstd_end(c);
+        if (c->zerr) {
+            st = h->set_error(err, ZSTD_getErrorCode(c->zerr) == ZSTD_error_memory_allocation
+                              ? BT_E_NOMEM : BT_E_IO, "gguf: %s: tensor '%s': zstd: %s", c->path,
+                              t->name, ZSTD_getErrorName(c->zerr));
+            goto fail;
+        }
+        uint64_t zb = c->data.total - r.offset;
+        if (!c->data.err && zstd_pays(zb, t->nbytes)) {
+            c->t[c->nt - 1].nbytes = zb;
+            c->t[c->nt - 1].raw = t->nbytes;
+        } else {
+            spill_rewind(c, r.offset);
+            if (!c->data.err && (st = spill_data(c, t, err))) goto fail;
+        }
+    } else if ((st = spill_data(c, t, err))) {
+        goto fail;
+    }
+    gguf_put_zeros(&c->data, h, gguf_pad(c->data.total, c->align) - c->data.total);
     if (c->data.err) {
         st = h->set_error(err, BT_E_IO, "gguf: %s: tensor '%s': writing spill file '%s': %s",
                           c->path, t->name, c->spill, strerror(c->data.err));
@@ -471,6 +473,7 @@ static bt_status gw_add(void *ctx, const struct bt_tensor *t, bt_err *err) {
     }
     return BT_OK;
 fail:
+    c->zon = 0;
     c->failed = 1;
     return st;
 }
@@ -498,46 +501,68 @@ static int guess_ftype(const struct gw_ctx *c) {
 }
 
 /* header, KVs, tensor infos and padding into out */
-static void write_header(struct gw_ctx *c, struct gw_sink *out) {
+static void write_header(struct gw_ctx *c, struct gguf_sink *out) {
     const struct bt_host *h = c->host;
     int quant = 0, ft = c->has_ftype ? -1 : guess_ftype(c);
-    uint32_t n_mtq = 0;
+    uint32_t n_mtq = 0, n_zstd = 0;
     for (uint32_t i = 0; i < c->nt; i++) {
         quant |= is_quant(c->t[i].fmt.type);
         n_mtq += c->t[i].fmt.type == BT_TYPE_MTQ;
+        n_zstd += c->t[i].raw != 0;
     }
-    uint64_t n_kv = c->n_kv + !c->has_align + (quant && !c->has_qver) + (ft >= 0) + n_mtq;
-    sink_put(out, h, GGUF_MAGIC, 4);
-    put_u32(out, h, GGUF_VERSION);
-    put_u64(out, h, c->nt);
-    put_u64(out, h, n_kv);
-    sink_put(out, h, c->kvs.p, c->kvs.n);
-    if (!c->has_align) put_key_u32(out, h, "general.alignment", c->align);
-    if (quant && !c->has_qver) put_key_u32(out, h, "general.quantization_version", 2);
-    if (ft >= 0) put_key_u32(out, h, "general.file_type", (uint32_t)ft);
+    uint64_t n_kv = c->n_kv + !c->has_align + (quant && !c->has_qver) + (ft >= 0) + n_mtq +
+                    (n_zstd ? 1 + n_zstd : 0);
+    gguf_sink_put(out, h, GGUF_MAGIC, 4);
+    gguf_put_u32(out, h, GGUF_VERSION);
+    gguf_put_u64(out, h, c->nt);
+    gguf_put_u64(out, h, n_kv);
+    gguf_sink_put(out, h, c->kvs.p, c->kvs.n);
+    if (!c->has_align) gguf_put_key_u32(out, h, "general.alignment", c->align);
+    if (quant && !c->has_qver) gguf_put_key_u32(out, h, "general.quantization_version", 2);
+    if (ft >= 0) gguf_put_key_u32(out, h, "general.file_type", (uint32_t)ft);
     for (uint32_t i = 0; i < c->nt; i++) {
         const struct gw_tensor *t = &c->t[i];
         if (t->fmt.type != BT_TYPE_MTQ) continue;
         char key[128];
         snprintf(key, sizeof(key), "%s%s", GGUF_MTQ_PREFIX, t->name);
-        put_str(out, h, key, strlen(key));
-        put_u32(out, h, BT_KV_ARRAY);
-        put_u32(out, h, BT_KV_U32);
-        put_u64(out, h, 4);
-        put_u32(out, h, t->fmt.planes);
-        put_u32(out, h, t->fmt.block);
-        put_u32(out, h, t->fmt.layout);
-        put_u32(out, h, (uint32_t)t->cols);
+        gguf_put_str(out, h, key, strlen(key));
+        gguf_put_u32(out, h, BT_KV_ARRAY);
+        gguf_put_u32(out, h, BT_KV_U32);
+        gguf_put_u64(out, h, 4);
+        gguf_put_u32(out, h, t->fmt.planes);
+        gguf_put_u32(out, h, t->fmt.block);
+        gguf_put_u32(out, h, t->fmt.layout);
+        gguf_put_u32(out, h, (uint32_t)t->cols);
     }
-    for (uint32_t i = 0; i < c->nt; i++) {
+    if (n_zstd) {
+        gguf_put_str(out, h, GGUF_COMPRESSION_KEY, strlen(GGUF_COMPRESSION_KEY));
+        gguf_put_u32(out, h, BT_KV_STRING);
+        gguf_put_str(out, h, "zstd", 4);
+    }
+    for (uint32_t i = 0; i < c->nt; i++) { /* bt.zstd.<name> = u64[ggml, n_dims, ne0..3, raw] */
         const struct gw_tensor *t = &c->t[i];
-        put_str(out, h, t->name, strlen(t->name));
-        put_u32(out, h, t->n_dims);
-        for (uint32_t d = 0; d < t->n_dims; d++) put_u64(out, h, t->ne[d]);
-        put_u32(out, h, t->ggml);
-        put_u64(out, h, t->offset);
+        if (!t->raw) continue;
+        char key[128];
+        snprintf(key, sizeof(key), "%s%s", GGUF_ZSTD_PREFIX, t->name);
+        gguf_put_str(out, h, key, strlen(key));
+        gguf_put_u32(out, h, BT_KV_ARRAY);
+        gguf_put_u32(out, h, BT_KV_U64);
+        gguf_put_u64(out, h, GGUF_ZSTD_NV);
+        gguf_put_u64(out, h, t->ggml);
+        gguf_put_u64(out, h, t->n_dims);
+        for (uint32_t d = 0; d < 4; d++) gguf_put_u64(out, h, d < t->n_dims ? t->ne[d] : 1);
+        gguf_put_u64(out, h, t->raw);
     }
-    put_zeros(out, h, gguf_pad(out->total, c->align) - out->total);
+    for (uint32_t i = 0; i < c->nt; i++) { /* a zstd blob is a 1-D I8 tensor of its bytes */
+        const struct gw_tensor *t = &c->t[i];
+        gguf_put_str(out, h, t->name, strlen(t->name));
+        gguf_put_u32(out, h, t->raw ? 1 : t->n_dims);
+        if (t->raw) gguf_put_u64(out, h, t->nbytes);
+        for (uint32_t d = 0; !t->raw && d < t->n_dims; d++) gguf_put_u64(out, h, t->ne[d]);
+        gguf_put_u32(out, h, t->raw ? (uint32_t)GGML_I8 : t->ggml);
+        gguf_put_u64(out, h, t->offset);
+    }
+    gguf_put_zeros(out, h, gguf_pad(out->total, c->align) - out->total);
 }
 
 /* copy the spill file (all of it) to the end of out's file */
@@ -555,8 +580,8 @@ static int copy_spill(struct gw_ctx *c, int out_fd) {
         /* fall back to read/write through the spill buffer */
         ssize_t r = read(in, c->data.p, left < c->data.cap ? (size_t)left : c->data.cap);
         if (r <= 0) { e = r < 0 ? errno : EIO; break; }
-        struct gw_sink s = {c->data.p, (size_t)r, (size_t)r, out_fd, 0, 0};
-        if ((e = sink_flush(&s))) break;
+        struct gguf_sink s = {c->data.p, (size_t)r, (size_t)r, out_fd, 0, 0};
+        if ((e = gguf_sink_flush(&s))) break;
         left -= (uint64_t)r;
     }
     close(in);
@@ -571,10 +596,10 @@ static bt_status gw_finish(void *ctx, bt_err *err) {
         return h->set_error(err, BT_E_INVAL, "gguf: %s: not written, an earlier tensor failed", c->path);
     if (c->expect && c->nt != c->expect)
         h->log(BT_LOG_WARN, "gguf: %s: %u tensors announced, %u written", c->path, c->expect, c->nt);
-    if (sink_flush(&c->data))
+    if (gguf_sink_flush(&c->data))
         return h->set_error(err, BT_E_IO, "gguf: %s: writing spill file '%s': %s", c->path,
                             c->spill, strerror(c->data.err));
-    struct gw_sink out = {NULL, 0, 0, -1, 0, 0};
+    struct gguf_sink out = {NULL, 0, 0, -1, 0, 0};
     int e = 0, created = 0;
     unsigned seq = 0;
     if (!(c->tmp = temp_name(h, c->path, "tmp"))) e = ENOMEM;
@@ -589,7 +614,7 @@ static bt_status gw_finish(void *ctx, bt_err *err) {
         out.cap = c->data.cap; /* reuse the (flushed) spill buffer */
         out.p = c->data.p;
         write_header(c, &out);
-        e = sink_flush(&out);
+        e = gguf_sink_flush(&out);
     }
     if (!e) e = copy_spill(c, out.fd);
     if (!e && fsync(out.fd) != 0) e = errno;
@@ -608,7 +633,18 @@ static bt_status gw_finish(void *ctx, bt_err *err) {
     close(c->data.fd);
     c->data.fd = -1;
     c->finished = 1;
+    uint64_t raw = 0, stored = 0;
+    uint32_t nz = 0;
+    for (uint32_t i = 0; i < c->nt; i++) {
+        raw += c->t[i].raw ? c->t[i].raw : c->t[i].nbytes;
+        stored += c->t[i].nbytes;
+        nz += c->t[i].raw != 0;
+    }
     h->log(BT_LOG_INFO, "gguf: wrote %s (%u tensors)", c->path, c->nt);
+    if (c->zc)
+        h->log(BT_LOG_INFO, "gguf: %s: zstd level %d: %u of %u tensors compressed, %llu -> %llu "
+               "bytes (%.3fx)", c->path, c->zlevel, nz, c->nt, (unsigned long long)raw,
+               (unsigned long long)stored, stored ? (double)raw / (double)stored : 0.0);
     return BT_OK;
 }
 
@@ -622,13 +658,15 @@ static void gw_close(void *ctx) {
         h->free(c->spill);
     }
     if (c->tmp) { unlink(c->tmp); h->free(c->tmp); }
-    sink_free(&c->data, h);
-    sink_free(&c->kvs, h);
+    gguf_sink_free(&c->data, h);
+    gguf_sink_free(&c->kvs, h);
     for (uint32_t i = 0; i < c->nt; i++) h->free(c->t[i].name);
     h->free(c->t);
     gguf_nameset_free(&c->names, h);
     h->free(c->heads);
     h->free(c->heads_kv);
+    ZSTD_freeCCtx(c->zc);
+    h->free(c->zout);
     h->free(c->path);
     memset(c, 0, sizeof(*c));
 }
@@ -642,6 +680,9 @@ static int gw_supports(void *ctx, const struct bt_tfmt *fmt) {
 
 static const struct bt_option gw_options[] = {
     {"alignment", BT_OPT_INT, "32", 8, 4096, NULL, "data alignment in bytes (a power of two)"},
+    {"compress", BT_OPT_ENUM, "none", 0, -1, "none|zstd",
+     "zstd: store each tensor as one zstd frame (smaller, not mmap-able; needs bt's reader)"},
+    {"compress_level", BT_OPT_INT, "3", 1, 22, NULL, "zstd level (1 fast .. 19 small, 20-22 ultra)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 

@@ -47,9 +47,13 @@ static void th_parallel_for(int64_t n, int64_t grain, bt_range_fn fn, void *arg)
     if (n > 0) fn(arg, 0, n, 0);
 }
 static int th_n_threads(void) { return 1; }
-static const char *th_opt_str(const bt_optset *o, const char *name) { (void)o; (void)name; return ""; }
+static const char *th_opt_str(const bt_optset *o, const char *name) {
+    if (strcmp(name, "compress") == 0) return o && o->compress ? o->compress : "none";
+    return "";
+}
 static int64_t th_opt_int(const bt_optset *o, const char *name) {
     if (strcmp(name, "alignment") == 0) return o ? o->alignment : 32;
+    if (strcmp(name, "compress_level") == 0) return o ? o->compress_level : 0;
     return 0;
 }
 static double th_opt_float(const bt_optset *o, const char *name) { (void)o; (void)name; return 0; }

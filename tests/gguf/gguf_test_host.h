@@ -18,7 +18,9 @@ struct bt_err {
 
 /* the test's option set: only what the gguf plugins ask for */
 struct bt_optset {
-    int64_t alignment;   /* writer option "alignment" */
+    int64_t     alignment;      /* writer option "alignment" (0: plugin default) */
+    const char *compress;       /* writer option "compress" (NULL: "none") */
+    int64_t     compress_level; /* writer option "compress_level" (0: plugin default) */
 };
 
 extern long th_live;     /* allocations not yet freed */

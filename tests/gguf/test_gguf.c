@@ -1,8 +1,10 @@
 /* test_gguf.c - test driver for the gguf plugins (loaded with dlopen, no core needed):
  *   unit                       TQ1_0/TQ2_0 golden vectors (docs formats.md 2.3/2.4)
- *   gen  <writer.so> <dir>     write sample.gguf / sample_a64.gguf + expected data for python
+ *   gen  <writer.so> <dir>     write sample.gguf / sample_a64.gguf / sample_zstd.gguf + expected
+ *                              data for python
  *   dump <reader.so> <file> <dir>  list a GGUF through the reader as JSON (+ .bin/.f32 per tensor)
- *   self <writer.so> <reader.so> <dir>  round trip, corruption, failure and fault tests */
+ *   self <writer.so> <reader.so> <dir>  round trip, corruption, failure and fault tests
+ *   zstd <writer.so> <reader.so> <dir>  the same for compress = zstd (test_gguf_zstd.c) */
 #include "gguf_tests.h"
 #include "../bt_test.h"
 
@@ -12,11 +14,16 @@
 /* ---- shared helpers --------------------------------------------------------------------------- */
 bt_status write_sample(const struct bt_plugin *w, const struct sample *s, const char *path,
                        int64_t a, struct bt_err *err) {
+    struct bt_optset o = {a, NULL, 0};
+    return write_opts(w, s, path, &o, err);
+}
+
+bt_status write_opts(const struct bt_plugin *w, const struct sample *s, const char *path,
+                     const struct bt_optset *o, struct bt_err *err) {
     const struct bt_writer_i *i = w->iface;
-    struct bt_optset o = {a};
     void *ctx = calloc(1, w->ctx_size);
     if (!ctx) return BT_E_NOMEM;
-    bt_status st = i->open(ctx, &th_host, &o, path, s->kv, s->n_kv, s->n_t, err);
+    bt_status st = i->open(ctx, &th_host, o, path, s->kv, s->n_kv, s->n_t, err);
     if (st) { free(ctx); return st; }
     for (uint32_t k = 0; k < s->n_t && !st; k++) st = i->add(ctx, &s->t[k], err);
     if (!st) st = i->finish(ctx, err);
@@ -107,6 +114,9 @@ static int run_gen(const struct bt_plugin *w, const char *dir) {
     CHECK_EQ(write_sample(w, &s, path, 32, &err), BT_OK);
     snprintf(path, sizeof(path), "%s/sample_a64.gguf", dir);
     CHECK_EQ(write_sample(w, &s, path, 64, &err), BT_OK);
+    struct bt_optset oz = {32, "zstd", 3};
+    snprintf(path, sizeof(path), "%s/sample_zstd.gguf", dir);
+    CHECK_EQ(write_opts(w, &s, path, &oz, &err), BT_OK);
     if (err.status) fprintf(stderr, "error: %s\n", err.msg);
     CHECK_EQ(sample_dump(&s, dir), 0);
     sample_free(&s);
@@ -240,6 +250,11 @@ int main(int argc, char **argv) {
         const struct bt_plugin *r = th_load(argv[3], BT_KIND_READER);
         return w && r ? run_self(w, r, argv[4]) : 1;
     }
-    fprintf(stderr, "usage: test_gguf unit | gen W DIR | dump R FILE DIR | self W R DIR\n");
+    if (argc == 5 && strcmp(argv[1], "zstd") == 0) {
+        const struct bt_plugin *w = th_load(argv[2], BT_KIND_WRITER);
+        const struct bt_plugin *r = th_load(argv[3], BT_KIND_READER);
+        return w && r ? run_zstd(w, r, argv[4]) : 1;
+    }
+    fprintf(stderr, "usage: test_gguf unit | gen W DIR | dump R FILE DIR | self W R DIR | zstd W R DIR\n");
     return 2;
 }

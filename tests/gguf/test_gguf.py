@@ -199,6 +199,57 @@ def check_sample(path, work, align):
     check(np.array_equal(q[:6], src[[0, 3, 1, 4, 2, 5]]), "attn_q head 0 row order")
 
 
+# ---- compress = zstd: gguf-py parses the header, zstd(1) and our reader restore the data -------
+def check_zstd(work, exe, reader):
+    plain = gguf.GGUFReader(os.path.join(work, "sample.gguf"))
+    path = os.path.join(work, "sample_zstd.gguf")
+    rd = gguf.GGUFReader(path)
+    check(os.path.getsize(path) < os.path.getsize(os.path.join(work, "sample.gguf")), "zstd file not smaller")
+    f = rd.fields.get("bt.compression")
+    check(f is not None and f.types == [VT.STRING] and f.contents() == "zstd", "bt.compression")
+    want_keys = {k for k in plain.fields} | {"bt.compression"}
+    zkeys = {k for k in rd.fields if k.startswith("bt.zstd.")}
+    check(set(rd.fields) - zkeys == want_keys, f"zstd key set {set(rd.fields) - zkeys ^ want_keys}")
+    for k in plain.fields:
+        if not k.startswith("GGUF."):
+            check(same_value(rd.fields[k].contents(), plain.fields[k].contents()), f"zstd: key {k} differs")
+    check(len(rd.tensors) == len(plain.tensors), "zstd: tensor count")
+    have_cli = shutil.which("zstd") is not None
+    n_z = 0
+    for t, p in zip(rd.tensors, plain.tensors):
+        check(t.name == p.name, f"zstd: tensor order {t.name}")
+        check((t.data_offset - rd.data_offset) % 32 == 0, f"zstd: {t.name}: offset not aligned")
+        raw = np.frombuffer(p.data.tobytes(), np.uint8)
+        f = rd.fields.get("bt.zstd." + t.name)
+        if f is None:
+            check(t.tensor_type == p.tensor_type and list(t.shape) == list(p.shape), f"zstd: {t.name} info")
+            check(np.array_equal(np.frombuffer(t.data.tobytes(), np.uint8), raw), f"zstd: {t.name} bytes")
+            continue
+        n_z += 1
+        v = [int(x) for x in f.contents()]
+        check(f.types == [VT.ARRAY, VT.UINT64] and len(v) == 7, f"zstd: {t.name}: key types {f.types}")
+        check(t.tensor_type == QT.I8 and len(t.shape) == 1 and int(t.shape[0]) == t.n_bytes,
+              f"zstd: {t.name}: stored as {t.tensor_type.name} {list(t.shape)}")
+        nd = len(p.shape)
+        check(v[0] == int(p.tensor_type) and v[1] == nd and v[2:2 + nd] == [int(x) for x in p.shape]
+              and v[2 + nd:6] == [1] * (4 - nd) and v[6] == p.n_bytes, f"zstd: {t.name}: key {v}")
+        blob = t.data.tobytes()
+        check(blob[:4] == b"\x28\xb5\x2f\xfd", f"zstd: {t.name}: no zstd magic")
+        if have_cli:
+            out = subprocess.run(["zstd", "-d", "-c", "-q"], input=blob, capture_output=True)
+            check(out.returncode == 0 and out.stdout == raw.tobytes(), f"zstd: {t.name}: zstd -d differs")
+    check(n_z >= 4, f"zstd: only {n_z} tensors compressed")
+    # our reader on the compressed file gives gguf-py's bytes of the plain file
+    zd = os.path.join(work, "zdump")
+    os.makedirs(zd, exist_ok=True)
+    out = subprocess.run([exe, "dump", reader, path, zd], capture_output=True, text=True)
+    d = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr}
+    check("error" not in d, f"zstd: reader refused: {d.get('error')} {d.get('msg')}")
+    for t in plain.tensors if "error" not in d else []:
+        got = np.fromfile(os.path.join(zd, t.name + ".bin"), np.uint8)
+        check(np.array_equal(got, np.frombuffer(t.data.tobytes(), np.uint8)), f"zstd: reader {t.name} bytes")
+
+
 # ---- gguf-py writes, our reader reads ----------------------------------------------------------
 def py_written(work, exe, reader):
     path = os.path.join(work, "pywritten.gguf")
@@ -319,6 +370,7 @@ def main():
     check(r.returncode == 0, "gen failed")
     check_sample(os.path.join(work, "sample.gguf"), work, 32)
     check_sample(os.path.join(work, "sample_a64.gguf"), work, 64)
+    check_zstd(work, exe, reader)
     py_written(work, exe, reader)
     unsupported(work, exe, reader)
     leftovers = [f for f in os.listdir(work) if f.startswith(".")]

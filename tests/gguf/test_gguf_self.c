@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *slurp(const char *path, size_t *n) {
+char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -23,14 +23,14 @@ static char *slurp(const char *path, size_t *n) {
     return p;
 }
 
-static int spit(const char *path, const void *p, size_t n) {
+int spit(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     size_t w = n ? fwrite(p, 1, n, f) : 0;
     return fclose(f) == 0 && w == n ? 0 : -1;
 }
 
-static const struct bt_kv *find_kv(struct rd *r, const char *key, struct bt_kv *tmp) {
+const struct bt_kv *find_kv(struct rd *r, const char *key, struct bt_kv *tmp) {
     for (uint32_t i = 0; i < r->i->kv_count(r->ctx); i++) {
         r->i->kv_get(r->ctx, i, tmp);
         if (strcmp(tmp->key, key) == 0) return tmp;
@@ -151,7 +151,7 @@ static void check_roundtrip(const struct bt_plugin *w, const struct bt_plugin *r
     struct bt_kv *kvs = calloc(nkv, sizeof(*kvs));
     for (uint32_t i = 0; i < nkv; i++) r.i->kv_get(r.ctx, i, &kvs[i]);
     void *ctx = calloc(1, w->ctx_size);
-    struct bt_optset o = {32};
+    struct bt_optset o = {32, NULL, 0};
     bt_status st = wi->open(ctx, &th_host, &o, b, kvs, nkv, nt, &err);
     for (uint32_t i = 0; i < nt && !st; i++) {
         struct bt_tensor t;
@@ -355,7 +355,7 @@ static void check_writer_errors(const struct bt_plugin *w, const struct sample *
     }
     int64_t aligns[3] = {48, 4, 8192};
     for (int k = 0; k < 3; k++) {
-        struct bt_optset o = {aligns[k]};
+        struct bt_optset o = {aligns[k], NULL, 0};
         void *ctx = calloc(1, w->ctx_size);
         CHECK_EQ(wi->open(ctx, &th_host, &o, out, s->kv, s->n_kv, 0, &err), BT_E_INVAL);
         free(ctx);
