@@ -230,12 +230,13 @@ bt_status bt_cli_calib_open(const char *path, void **ctx, bt_err *err) {
     return BT_OK;
 }
 
-/* diag(X^T X) of the tensor's input, normalized to mean 1 (dead columns get a small floor) */
+/* E[x_j^2] of the tensor's input columns: diag(X^T X) / rows. Absolute (not normalized), so the
+ * weighted errors of different tensors are comparable (expected output error, diagonal
+ * approximation) for budget allocation. Dead columns get a floor of 1e-3 x the mean. */
 const float *bt_cli_calib_colw(void *ctx, const char *tensor, int64_t cols) {
     struct calib_view *v = ctx;
-    int32_t n = 0;
-    const double *d = bt_calib_diag(v->c, tensor, &n);
-    if (!d || n != cols) return NULL;
+    const struct bt_calib_entry *e = bt_calib_find(v->c, tensor);
+    if (!e || e->n != cols || !e->count) return NULL;
     if (v->cap < cols) {
         float *nb = realloc(v->buf, (size_t)cols * sizeof(float));
         if (!nb) return NULL;
@@ -243,10 +244,10 @@ const float *bt_cli_calib_colw(void *ctx, const char *tensor, int64_t cols) {
         v->cap = cols;
     }
     double mean = 0;
-    for (int64_t j = 0; j < cols; j++) mean += d[j];
+    for (int64_t j = 0; j < cols; j++) mean += e->diag[j] / (double)e->count;
     mean /= (double)cols;
     if (!(mean > 0)) return NULL;
-    for (int64_t j = 0; j < cols; j++) v->buf[j] = (float)fmax(d[j] / mean, 1e-3);
+    for (int64_t j = 0; j < cols; j++) v->buf[j] = (float)fmax(e->diag[j] / (double)e->count, 1e-3 * mean);
     return v->buf;
 }
 

@@ -37,6 +37,7 @@ CONFIGS = [
     ("residual_n1_calib", "residual", "bases = 1", "mtq", True),
     ("residual_n2_calib", "residual", "bases = 2", "mtq", True),
     ("budget_2.5_compact_calib", "residual", "bases = auto\nbudget_bpw = 2.5\nlayout = compact", "mtq", True),
+    ("budget_3.5_compact_calib", "residual", "bases = auto\nbudget_bpw = 3.5\nlayout = compact", "mtq", True),
 ]
 
 

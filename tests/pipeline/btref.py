@@ -123,3 +123,17 @@ def ternary_blocks(w, block=256, scale="lsq"):
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.where(den > 0, num / den, np.float32(0)).astype(np.float32)
     return q.reshape(rows, cols), s
+
+
+def mtq_decode_interleaved(raw, planes, block, cols):
+    """vectorized numpy decoder of bt's MTQ layout 0 rows (docs/formats.md): raw (rows, row_bytes)"""
+    rows = raw.shape[0]
+    nb = cols // block
+    blocks = raw.reshape(rows, nb, -1)
+    a = blocks[..., :2 * planes].copy().view(np.float16).astype(np.float32)  # (rows, nb, planes)
+    C = min(block, 128)
+    S = C // 4
+    q = blocks[..., 2 * planes:].reshape(rows, nb, block // C, planes, S)
+    t = np.concatenate([((q >> (2 * l)) & 3) for l in range(4)], axis=-1).astype(np.int8) - 1
+    t = t.transpose(0, 1, 3, 2, 4).reshape(rows, nb, planes, block)           # (rows, nb, planes, block)
+    return (a[..., None] * t).sum(axis=2).reshape(rows, cols)

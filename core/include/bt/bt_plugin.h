@@ -196,8 +196,8 @@ struct bt_qtensor {
     int64_t     rows, cols; /* the tensor as a (rows x cols) matrix, cols contiguous */
     struct bt_tfmt want;    /* format requested by [output] type; want.planes != 0 means the
                              * core chose the plane count (budget allocation) */
-    const float *col_weight; /* (cols) per-input-column error weights from calibration
-                              * (diag of X^T X, mean 1), or NULL: minimize sum_j w_j (W-What)_ij^2 */
+    const float *col_weight; /* (cols) per-input-column error weights from calibration, E[x_j^2]
+                              * = diag(X^T X) / rows, or NULL: minimize sum_j w_j (W-What)_ij^2 */
 };
 struct bt_qstats {
     double err2;  /* sum of squared error over the rows quantized */
@@ -248,6 +248,12 @@ struct bt_backend_i {
                          float *dst, bt_err *err);
     /* (optional) backend-specific extras by name, e.g. "kmeans_assign"; NULL if none */
     void *(*get_proc)(void *ctx, const char *name);
+    /* (optional) batched int8-activation product: Y[t, r] = sum_c W[r,c] Xq[t,c] * xs[t, c/ablock]
+     * for t < ntok (Xq is ntok x cols int8, Xs is ntok x cols/ablock scales). The prompt path
+     * of ternary models. */
+    bt_status (*gemm_q8)(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                         int64_t cols, const int8_t *Xq, const float *Xs, int64_t ablock,
+                         int64_t ntok, float *Y, bt_err *err);
 };
 
 /* ---- the descriptor ------------------------------------------------------------------------*/
