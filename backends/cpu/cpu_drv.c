@@ -69,10 +69,8 @@ struct gemv_job {
     size_t                   rb;   /* bytes per row */
     int64_t                  rows; /* total rows */
     int64_t                  cols; /* columns */
-    const float             *x;    /* f32 activations (gemv_f32) */
-    const struct bt_cpu_act *a;    /* int8 activations (gemv_q8) */
-    bt_cpu_gemv_f32_fn       f32;  /* kernel for gemv_f32 */
-    bt_cpu_gemv_q8_fn        q8;   /* kernel for gemv_q8 */
+    const float             *x;    /* f32 activations */
+    bt_cpu_gemv_f32_fn       f32;  /* kernel */
     float                   *y;    /* (rows) output */
 };
 
@@ -81,10 +79,7 @@ static void gemv_run(void *arg, int64_t u0, int64_t u1, int tid) {
     int64_t r0 = u0 * BT_CPU_RU, r1 = u1 * BT_CPU_RU;
     if (r1 > j->rows) r1 = j->rows;
     if (r0 >= r1) return;
-    if (j->q8)
-        j->q8(j->fmt, j->W + (size_t)r0 * j->rb, j->rb, r1 - r0, j->cols, j->a, j->y + r0);
-    else
-        j->f32(j->fmt, j->W + (size_t)r0 * j->rb, j->rb, r1 - r0, j->cols, j->x, j->y + r0);
+    j->f32(j->fmt, j->W + (size_t)r0 * j->rb, j->rb, r1 - r0, j->cols, j->x, j->y + r0);
 }
 
 static void gemv_dispatch(struct bt_cpu_ctx *c, struct gemv_job *j) {
@@ -101,44 +96,112 @@ bt_status bt_cpu_gemv_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, i
     bt_status st = check_w(c, "gemv_f32", fmt, W, rows, cols, &rb, err);
     if (st) return st;
     if (!x || !y) return c->host->set_error(err, BT_E_INVAL, "cpu: gemv_f32: null x or y");
-    struct gemv_job j = {fmt, W, rb, rows, cols, x, NULL, pick_gemv_f32(isa_of(ctx), fmt), NULL, y};
+    struct gemv_job j = {fmt, W, rb, rows, cols, x, pick_gemv_f32(isa_of(ctx), fmt), y};
     gemv_dispatch(c, &j);
+    return BT_OK;
+}
+
+/* ---- int8 activations: gemv_q8 and gemm_q8 ---------------------------------------------------- */
+#define BT_CPU_Q8_PANEL 64 /* rows per panel in the per-token fallback (weights stay in cache) */
+
+struct q8_job {
+    const struct bt_tfmt    *fmt;     /* weight format */
+    const struct bt_host    *host;    /* scratch allocation */
+    const uint8_t           *W;       /* first row */
+    size_t                   rb;      /* bytes per row */
+    int64_t                  rows;    /* total rows (= ldy) */
+    int64_t                  cols;    /* columns */
+    const struct bt_cpu_act *a;       /* token 0 (token t at the strides of bt_cpu_gemm_q8_fn) */
+    int64_t                  ntok;    /* tokens */
+    bt_cpu_gemm_q8_fn        gemm;    /* batched kernel, or NULL */
+    bt_cpu_gemv_q8_fn        gemv;    /* per-token kernel when gemm is NULL */
+    size_t                   scratch; /* scratch bytes per chunk for gemm */
+    float                   *Y;       /* (ntok x rows) */
+    atomic_int               nomem;   /* a worker could not get its scratch */
+};
+
+static void q8_run(void *arg, int64_t u0, int64_t u1, int tid) {
+    struct q8_job *j = arg;
+    int64_t r0 = u0 * BT_CPU_RU, r1 = u1 * BT_CPU_RU;
+    if (r1 > j->rows) r1 = j->rows;
+    if (r0 >= r1) return;
+    if (j->gemm) {
+        uint8_t *scr = NULL;
+        if (j->scratch && !(scr = j->host->alloc(j->scratch))) { atomic_store(&j->nomem, 1); return; }
+        j->gemm(j->fmt, j->W + (size_t)r0 * j->rb, j->rb, r1 - r0, j->cols, j->a, j->ntok,
+                j->Y + r0, j->rows, scr);
+        if (scr) j->host->free(scr);
+        return;
+    }
+    int64_t nsb = j->cols / j->a->ablock, nbs = j->cols / 32;
+    for (int64_t r = r0; r < r1; r += BT_CPU_Q8_PANEL) {
+        int64_t nr = r1 - r < BT_CPU_Q8_PANEL ? r1 - r : BT_CPU_Q8_PANEL;
+        for (int64_t t = 0; t < j->ntok; t++) {
+            struct bt_cpu_act at = {j->a->xq + t * j->cols, j->a->xs + t * nsb, j->a->ablock,
+                                    j->a->bsum + t * nbs};
+            j->gemv(j->fmt, j->W + (size_t)r * j->rb, j->rb, nr, j->cols, &at, j->Y + t * j->rows + r);
+        }
+    }
+}
+
+/* the body of gemv_q8 (ntok = 1) and gemm_q8: identical values per token by construction */
+static bt_status q8_product(struct bt_cpu_ctx *c, const char *fn, const struct bt_tfmt *fmt,
+                            const void *W, int64_t rows, int64_t cols, const int8_t *xq,
+                            const float *xs, int64_t ablock, int64_t ntok, float *Y, bt_err *err) {
+    const struct bt_cpu_isa *isa = isa_of(c);
+    size_t rb;
+    bt_status st = check_w(c, fn, fmt, W, rows, cols, &rb, err);
+    if (st) return st;
+    if (!xq || !xs || !Y || ntok <= 0)
+        return c->host->set_error(err, BT_E_INVAL, "cpu: %s: null xq, xs or y, or ntok %lld <= 0",
+                                  fn, (long long)ntok);
+    if (ablock <= 0 || ablock % 32 || cols % ablock)
+        return c->host->set_error(err, BT_E_INVAL, "cpu: %s: activation block %lld must be a "
+                                  "multiple of 32 dividing cols %lld", fn, (long long)ablock,
+                                  (long long)cols);
+    bt_cpu_gemv_q8_fn q8 = pick_gemv_q8(isa, fmt);
+    if (!q8) { /* float weights: gemv_f32 on each token's dequantized activations */
+        float *xf = c->host->alloc((size_t)cols * sizeof(float));
+        if (!xf) return c->host->set_error(err, BT_E_NOMEM, "cpu: %s: out of memory", fn);
+        for (int64_t t = 0; t < ntok && st == BT_OK; t++) {
+            bt_cpu_act_dequantize(xq + t * cols, xs + t * (cols / ablock), cols, ablock, xf);
+            st = bt_cpu_gemv_f32(c, fmt, W, rows, cols, xf, Y + t * rows, err);
+        }
+        c->host->free(xf);
+        return st;
+    }
+    int64_t nbs = cols / 32;
+    int32_t *bsum = c->host->alloc((size_t)(ntok * nbs) * sizeof(int32_t));
+    if (!bsum) return c->host->set_error(err, BT_E_NOMEM, "cpu: %s: out of memory", fn);
+    for (int64_t b = 0; b < ntok * nbs; b++) {
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++) s += xq[b * 32 + i];
+        bsum[b] = s;
+    }
+    struct bt_cpu_act a = {xq, xs, ablock, bsum};
+    struct q8_job j = {fmt, c->host, W, rb, rows, cols, &a, ntok, NULL, q8, 0, Y, 0};
+    if (isa->gemm_q8) j.gemm = isa->gemm_q8(fmt, cols, ablock, ntok, &j.scratch);
+    int64_t units = (rows + BT_CPU_RU - 1) / BT_CPU_RU;
+    /* aim for >= ~256 KiB of weights x tokens per chunk so small products stay on one thread */
+    int64_t grain = (int64_t)((256u << 10) / ((double)rb * BT_CPU_RU * (double)ntok + 1.0)) + 1;
+    c->host->parallel_for(units, grain, q8_run, &j);
+    c->host->free(bsum);
+    if (atomic_load(&j.nomem))
+        return c->host->set_error(err, BT_E_NOMEM, "cpu: %s: out of memory for %zu bytes of "
+                                  "scratch", fn, j.scratch);
     return BT_OK;
 }
 
 bt_status bt_cpu_gemv_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
                          int64_t cols, const int8_t *xq, const float *xs, int64_t ablock,
                          float *y, bt_err *err) {
-    struct bt_cpu_ctx *c = ctx;
-    size_t rb;
-    bt_status st = check_w(c, "gemv_q8", fmt, W, rows, cols, &rb, err);
-    if (st) return st;
-    if (!xq || !xs || !y) return c->host->set_error(err, BT_E_INVAL, "cpu: gemv_q8: null xq, xs or y");
-    if (ablock <= 0 || ablock % 32 || cols % ablock)
-        return c->host->set_error(err, BT_E_INVAL, "cpu: gemv_q8: activation block %lld must be a "
-                                  "multiple of 32 dividing cols %lld", (long long)ablock,
-                                  (long long)cols);
-    bt_cpu_gemv_q8_fn q8 = pick_gemv_q8(isa_of(ctx), fmt);
-    if (!q8) { /* float weights: dot with the dequantized activations */
-        float *xf = c->host->alloc((size_t)cols * sizeof(float));
-        if (!xf) return c->host->set_error(err, BT_E_NOMEM, "cpu: gemv_q8: out of memory");
-        bt_cpu_act_dequantize(xq, xs, cols, ablock, xf);
-        st = bt_cpu_gemv_f32(ctx, fmt, W, rows, cols, xf, y, err);
-        c->host->free(xf);
-        return st;
-    }
-    int32_t *bsum = c->host->alloc((size_t)(cols / 32) * sizeof(int32_t));
-    if (!bsum) return c->host->set_error(err, BT_E_NOMEM, "cpu: gemv_q8: out of memory");
-    for (int64_t b = 0; b < cols / 32; b++) {
-        int32_t s = 0;
-        for (int i = 0; i < 32; i++) s += xq[b * 32 + i];
-        bsum[b] = s;
-    }
-    struct bt_cpu_act a = {xq, xs, ablock, bsum};
-    struct gemv_job j = {fmt, W, rb, rows, cols, NULL, &a, NULL, q8, y};
-    gemv_dispatch(c, &j);
-    c->host->free(bsum);
-    return BT_OK;
+    return q8_product(ctx, "gemv_q8", fmt, W, rows, cols, xq, xs, ablock, 1, y, err);
+}
+
+bt_status bt_cpu_gemm_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                         int64_t cols, const int8_t *Xq, const float *Xs, int64_t ablock,
+                         int64_t ntok, float *Y, bt_err *err) {
+    return q8_product(ctx, "gemm_q8", fmt, W, rows, cols, Xq, Xs, ablock, ntok, Y, err);
 }
 
 /* ---- gemm ---------------------------------------------------------------------------------- */

@@ -57,6 +57,13 @@ typedef void (*bt_cpu_gemv_q8_fn)(const struct bt_tfmt *fmt, const uint8_t *W, s
 /* n elements (whole blocks) of packed data -> f32, bit-identical to bt_to_f32 */
 typedef void (*bt_cpu_decode_fn)(const struct bt_tfmt *fmt, const uint8_t *src, int64_t n,
                                  float *dst);
+/* batched int8 activations: a describes token 0, token t's data is at xq + t*cols,
+ * xs + t*(cols/ablock), bsum + t*(cols/32). Y[t*ldy + r] for r < nrows, t < ntok; scratch holds
+ * the bytes the picker asked for (NULL if 0). Every (row, token) value must be exactly what the
+ * same kernel gives for ntok = 1 and any row split (gemv_q8 is this kernel with ntok = 1). */
+typedef void (*bt_cpu_gemm_q8_fn)(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb,
+                                  int64_t nrows, int64_t cols, const struct bt_cpu_act *a,
+                                  int64_t ntok, float *Y, int64_t ldy, uint8_t *scratch);
 /* Y[t*ldy + r] = dot(Wf[r*cols ..], X[t*cols ..]) for r < nr, t < ntok (f32 rows) */
 typedef void (*bt_cpu_tile_fn)(const float *Wf, int64_t nr, int64_t cols, const float *X,
                                int64_t ntok, float *Y, int64_t ldy);
@@ -68,6 +75,10 @@ struct bt_cpu_isa {
     bt_cpu_gemv_q8_fn (*gemv_q8)(const struct bt_tfmt *fmt);   /* picker (ternary, Q8_0, Q4_0) */
     bt_cpu_decode_fn (*decode)(const struct bt_tfmt *fmt);     /* picker */
     bt_cpu_tile_fn tile;                                     /* f32 gemm micro-kernel */
+    /* picker of the batched int8 kernel (NULL: none, the driver loops gemv_q8 kernels over
+     * tokens); *scratch = scratch bytes per call of the kernel for cols, ablock and ntok */
+    bt_cpu_gemm_q8_fn (*gemm_q8)(const struct bt_tfmt *fmt, int64_t cols, int64_t ablock,
+                                 int64_t ntok, size_t *scratch);
 };
 
 extern const struct bt_cpu_isa bt_cpu_isa_ref;
@@ -87,6 +98,9 @@ bt_status bt_cpu_gemv_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, in
                          float *y, bt_err *err);
 bt_status bt_cpu_gemm_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
                           int64_t cols, const float *X, int64_t ntok, float *Y, bt_err *err);
+bt_status bt_cpu_gemm_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
+                         int64_t cols, const int8_t *Xq, const float *Xs, int64_t ablock,
+                         int64_t ntok, float *Y, bt_err *err);
 bt_status bt_cpu_dequant(void *ctx, const struct bt_tfmt *fmt, const void *src, int64_t n,
                          float *dst, bt_err *err);
 void *bt_cpu_get_proc(void *ctx, const char *name);

@@ -61,6 +61,7 @@ static const struct bt_backend_i cpu_iface = {
     .gemm_f32    = bt_cpu_gemm_f32,
     .dequant     = bt_cpu_dequant,
     .get_proc    = bt_cpu_get_proc,
+    .gemm_q8     = bt_cpu_gemm_q8,
 };
 
 static const struct bt_plugin cpu_desc = {

@@ -1,10 +1,13 @@
 /* bench_kernels.c - CPU backend kernel micro-bench: GEMV (f32 and int8 activations) per weight
- * format for 4096x4096 and 14336x4096 at 1 and 2 threads, and gemm_f32 at ntok=64; prints JSON.
- * usage: bench_kernels [plugin_dir] [min_seconds_per_point] [format filter, e.g. tq2_0] */
+ * format for 4096x4096 and 14336x4096 at 1 and 2 threads, and gemm_f32 / gemm_q8 (4096x4096)
+ * at ntok tokens; prints JSON ("gweights_s" = GMAC/s for the gemms).
+ * usage: bench_kernels [plugin_dir] [min_seconds_per_point] [format filter, e.g. tq2_0 or all]
+ *        [ntok, default 64] [max threads, default 2] [backend filter, e.g. cpu-avx2] */
 #include "bk_host.h"
 #include "bt_types.h"
 #include "cpu_act.h"
 
+#include <stddef.h>
 #include <time.h>
 
 static uint64_t rng_s = 0x2545f4914f6cdd1dull;
@@ -49,8 +52,8 @@ static uint8_t *make_weights(const struct bt_tfmt *f, int64_t rows, int64_t cols
     return w;
 }
 
-enum { FN_GEMV_F32, FN_GEMV_Q8, FN_GEMM };
-static const char *fn_name[] = {"gemv_f32", "gemv_q8", "gemm_f32"};
+enum { FN_GEMV_F32, FN_GEMV_Q8, FN_GEMM, FN_GEMM_Q8, FN_N };
+static const char *fn_name[] = {"gemv_f32", "gemv_q8", "gemm_f32", "gemm_q8"};
 
 struct point {
     struct bk_backend *b;              /* backend */
@@ -59,7 +62,7 @@ struct point {
     int64_t rows, cols, ntok;          /* shape */
     const float *x;                    /* (ntok x cols) activations */
     const int8_t *xq;                  /* int8 activations */
-    const float *xs;                   /* their scales (ablock 256) */
+    const float *xs;                   /* their scales (ablock 256), ntok x cols/256 */
     float *y;                          /* output */
 };
 
@@ -68,7 +71,9 @@ static int call(const struct point *p, int fn) {
     bt_status st;
     if (fn == FN_GEMV_F32) st = p->b->be->gemv_f32(p->b->ctx, p->f, p->w, p->rows, p->cols, p->x, p->y, &err);
     else if (fn == FN_GEMV_Q8) st = p->b->be->gemv_q8(p->b->ctx, p->f, p->w, p->rows, p->cols, p->xq, p->xs, 256, p->y, &err);
-    else st = p->b->be->gemm_f32(p->b->ctx, p->f, p->w, p->rows, p->cols, p->x, p->ntok, p->y, &err);
+    else if (fn == FN_GEMM) st = p->b->be->gemm_f32(p->b->ctx, p->f, p->w, p->rows, p->cols, p->x, p->ntok, p->y, &err);
+    else if (p->b->be->struct_size <= offsetof(struct bt_backend_i, gemm_q8) || !p->b->be->gemm_q8) return -1;
+    else st = p->b->be->gemm_q8(p->b->ctx, p->f, p->w, p->rows, p->cols, p->xq, p->xs, 256, p->ntok, p->y, &err);
     if (st) fprintf(stderr, "%s: %s\n", fn_name[fn], err.msg);
     return st;
 }
@@ -85,7 +90,11 @@ static double measure(const struct point *p, int fn, double tmin) {
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : BT_BENCH_PLUGIN_DIR;
     double tmin = argc > 2 ? atof(argv[2]) : 0.3;
-    const char *only = argc > 3 ? argv[3] : NULL;
+    const char *only = argc > 3 && strcmp(argv[3], "all") ? argv[3] : NULL;
+    const int64_t ntok = argc > 4 ? atoll(argv[4]) : 64;
+    const int maxthr = argc > 5 ? atoi(argv[5]) : 2;
+    const char *bonly = argc > 6 ? argv[6] : NULL;
+    if (ntok < 1 || ntok > 4096 || maxthr < 1) { fprintf(stderr, "bad ntok or threads\n"); return 2; }
     const char *names[2] = {"cpu", "cpu-avx2"};
     struct bk_backend be[2];
     int have[2];
@@ -102,13 +111,13 @@ int main(int argc, char **argv) {
         {BT_TYPE_MTQ, 3, 256, 0}, {BT_TYPE_MTQ, 2, 64, 0}, {BT_TYPE_MTQ, 3, 256, 1},
     };
     const int64_t shapes[2][2] = {{4096, 4096}, {14336, 4096}};
-    const int64_t ntok = 64, cols_max = 4096;
+    const int64_t cols_max = 4096;
     float *x = bk_alloc(sizeof(float) * (size_t)(ntok * cols_max));
     float *y = bk_alloc(sizeof(float) * (size_t)(ntok * 14336));
-    int8_t *xq = bk_alloc((size_t)cols_max);
-    float *xs = bk_alloc(sizeof(float) * (size_t)(cols_max / 256));
+    int8_t *xq = bk_alloc((size_t)(ntok * cols_max));
+    float *xs = bk_alloc(sizeof(float) * (size_t)(ntok * cols_max / 256));
     for (int64_t i = 0; i < ntok * cols_max; i++) x[i] = frand();
-    bt_cpu_act_quantize(x, cols_max, 256, xq, xs);
+    bt_cpu_act_quantize(x, ntok * cols_max, 256, xq, xs);
 
     printf("{\n  \"bench\": \"bt kernels\",\n  \"results\": [\n");
     int first = 1;
@@ -122,12 +131,13 @@ int main(int argc, char **argv) {
             uint8_t *w = make_weights(f, rows, cols);
             double wbytes = (double)bt_fmt_row_bytes(f, cols) * (double)rows;
             for (int bi = 0; bi < 2; bi++) {
-                if (!have[bi] || !w) continue;
-                for (int nt = 1; nt <= 2; nt++) {
+                if (!have[bi] || !w || (bonly && strcmp(bonly, names[bi]))) continue;
+                for (int nt = 1; nt <= maxthr; nt++) {
                     bk_set_threads(nt);
-                    for (int fn = 0; fn < 3; fn++) {
-                        if (fn == FN_GEMM && s == 1) continue; /* gemm: 4096x4096 only */
-                        struct point p = {&be[bi], f, w, rows, cols, fn == FN_GEMM ? ntok : 1, x, xq, xs, y};
+                    for (int fn = 0; fn < FN_N; fn++) {
+                        int gemm = fn == FN_GEMM || fn == FN_GEMM_Q8;
+                        if (gemm && s == 1) continue; /* gemm: 4096x4096 only */
+                        struct point p = {&be[bi], f, w, rows, cols, gemm ? ntok : 1, x, xq, xs, y};
                         double sec = measure(&p, fn, tmin);
                         if (sec < 0) continue;
                         double gw = (double)rows * (double)cols * (double)p.ntok / sec * 1e-9;

@@ -2,6 +2,8 @@
  * batches, gemv_f32 / gemv_q8 for single tokens) and a built-in row-decoding kernel fallback. */
 #include "bt_model_int.h"
 
+#include <stddef.h>
+
 #include "bt_types.h"
 
 #include <math.h>
@@ -15,18 +17,29 @@ void bt_act_quant_q8(const float *x, int64_t n, int8_t *xq, float *xs) {
         const float *xb = x + b * BT_ACT_BLOCK;
         int64_t      len = n - b * BT_ACT_BLOCK < BT_ACT_BLOCK ? n - b * BT_ACT_BLOCK : BT_ACT_BLOCK;
         float        amax = 0.0f;
-        for (int64_t i = 0; i < len; i++) {
-            float a = fabsf(xb[i]);
-            if (a > amax) amax = a;
-        }
+        for (int64_t i = 0; i < len; i++) { float a = fabsf(xb[i]); amax = a > amax ? a : amax; }
         float d  = amax / 127.0f;
         float id = d > 0.0f ? 1.0f / d : 0.0f;
         xs[b]    = d;
+        int8_t *q = xq + b * BT_ACT_BLOCK;
         for (int64_t i = 0; i < len; i++) {
-            int v = (int)lrintf(xb[i] * id);
-            xq[b * BT_ACT_BLOCK + i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            float v = xb[i] * id; /* |v| <= 127: round half away from zero, branch-free */
+            q[i] = (int8_t)(int)(v + copysignf(0.5f, v));
         }
     }
+}
+
+struct act_job {
+    const float *X;
+    int64_t      cols;
+    int8_t      *xq;
+    float       *xs;
+};
+
+static void act_rows(void *arg, int64_t t0, int64_t t1, int tid) {
+    const struct act_job *j = arg;
+    int64_t nb = j->cols / BT_ACT_BLOCK;
+    for (int64_t t = t0; t < t1; t++) bt_act_quant_q8(j->X + t * j->cols, j->cols, j->xq + t * j->cols, j->xs + t * nb);
 }
 
 /* ---- built-in kernel: decode one weight row to f32, dot it with every token ------------------- */
@@ -88,7 +101,13 @@ bt_status bt_lin_apply(bt_model *m, const struct bt_lin *w, const float *X, int 
     void *ctx = m->b->ctx;
     bt_status st = BT_OK;
     int q8 = m->opts.act_q8 == 1 || (m->opts.act_q8 == 2 && ntok == 1); /* 2: single tokens only */
-    if (w->ternary && q8 && bi->gemv_q8 && w->cols % BT_ACT_BLOCK == 0) {
+    int has_gemm_q8 = bi->struct_size > offsetof(struct bt_backend_i, gemm_q8) && bi->gemm_q8;
+    if (w->ternary && m->opts.act_q8 && ntok > 1 && has_gemm_q8 && w->cols % BT_ACT_BLOCK == 0) {
+        /* batched int8 path: quantize every token's activations, one backend call */
+        struct act_job aj = {X, w->cols, m->s.xq, m->s.xs};
+        bt_parallel_for(ntok, 8, act_rows, &aj);
+        st = bi->gemm_q8(ctx, &w->fmt, w->data, w->rows, w->cols, m->s.xq, m->s.xs, BT_ACT_BLOCK, ntok, Y, err);
+    } else if (w->ternary && q8 && bi->gemv_q8 && w->cols % BT_ACT_BLOCK == 0) {
         for (int t = 0; t < ntok && st == BT_OK; t++) {
             bt_act_quant_q8(X + (int64_t)t * w->cols, w->cols, m->s.xq, m->s.xs);
             st = bi->gemv_q8(ctx, &w->fmt, w->data, w->rows, w->cols, m->s.xq, m->s.xs,

@@ -229,8 +229,8 @@ static bt_status buffers_init(bt_model *m, bt_err *err) {
     s->g      = malloc(nb * hp->n_ff * sizeof(float));
     s->u      = malloc(nb * hp->n_ff * sizeof(float));
     s->scores = malloc((size_t)s->n_thr * m->n_ctx * sizeof(float));
-    s->xq     = malloc(maxd + 256);
-    s->xs     = malloc((maxd / 256 + 2) * sizeof(float));
+    s->xq     = malloc((size_t)nb * (maxd + 256));                 /* a whole batch for gemm_q8 */
+    s->xs     = malloc((size_t)nb * (maxd / 256 + 2) * sizeof(float));
     s->wrow   = malloc((size_t)s->n_thr * (maxd + 256) * sizeof(float));
     if (!m->kcache || !m->vcache || !s->x || !s->xn || !s->o || !s->q || !s->att || !s->k ||
         !s->v || !s->g || !s->u || !s->scores || !s->xq || !s->xs || !s->wrow)

@@ -37,8 +37,8 @@ struct bt_model_opts {
     int32_t n_ctx;   /* KV cache capacity in tokens; 0 = min(context_length, 4096) */
     int32_t n_batch; /* max tokens per internal forward chunk; 0 = 512 */
     int32_t act_q8;  /* 1: ternary weights (TQ1_0/TQ2_0/MTQ) use gemv_q8 with int8 activations
-                      * in blocks of 256 (absmax/127); 2: only for single tokens (generation),
-                      * prompt batches stay f32 (gemm); 0: f32 activations everywhere */
+                      * in blocks of 256 (absmax/127); 2: int8 too, but prompt batches use the
+                      * backend's gemm_q8 when it has one and f32 gemm otherwise; 0: f32 */
     int32_t rope_bf16; /* 1: round the rope inverse frequencies to bf16, as HF transformers does
                         * when it runs a bf16 checkpoint (its inv_freq buffer is cast with the
                         * model); reproduces HF reference logits to ~1e-5 instead of ~3e-2 */

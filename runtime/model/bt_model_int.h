@@ -42,8 +42,8 @@ struct bt_scratch {
     float  *g;      /* (nb x n_ff) gate */
     float  *u;      /* (nb x n_ff) up, then silu(gate)*up */
     float  *scores; /* (n_threads x n_ctx) attention score rows */
-    int8_t *xq;     /* (max(n_embd, n_ff, n_q)) int8 activations for gemv_q8 */
-    float  *xs;     /* (max dim / 256) activation block scales */
+    int8_t *xq;     /* (n_batch x max(n_embd, n_ff, n_q)) int8 activations (gemv_q8 / gemm_q8) */
+    float  *xs;     /* (n_batch x max dim / 256) activation block scales */
     float  *wrow;   /* (n_threads x max cols) decoded weight rows for the built-in kernel */
     int     n_thr;  /* threads the per-thread buffers were sized for */
 };

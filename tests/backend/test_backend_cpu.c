@@ -7,6 +7,7 @@
 #include "cpu_act.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- random data --------------------------------------------------------------------------- */
@@ -131,6 +132,67 @@ static void run_case(const struct bt_tfmt *f, int64_t rows, int64_t cols) {
     free(w); free(wf); free(wd); free(X); free(Y); free(xd); free(xq); free(xs);
 }
 
+/* ---- gemm_q8: reference on the quantized activations, and bit-identical to gemv_q8 per token,
+ * for ntok 1/3/17/64, ablock 32/256 and 1..3 threads ----------------------------------------- */
+static void run_gemm_q8(const struct bt_tfmt *f, int64_t rows, int64_t cols, int64_t maxtok) {
+    char fs[32];
+    bt_fmt_str(f, fs, sizeof(fs));
+    if (!bt_fmt_row_bytes(f, cols)) return;
+    const struct bt_backend_i *be = B.be;
+    CHECK(be->struct_size > offsetof(struct bt_backend_i, gemm_q8) && be->gemm_q8);
+    if (!(be->struct_size > offsetof(struct bt_backend_i, gemm_q8) && be->gemm_q8)) return;
+    bt_err err = {0, ""};
+    uint8_t *w = make_weights(f, rows, cols);
+    float *wf = malloc(sizeof(float) * (size_t)(rows * cols));
+    float *X = malloc(sizeof(float) * (size_t)(maxtok * cols)), *xd = malloc(sizeof(float) * (size_t)(maxtok * cols));
+    float *Y = malloc(sizeof(float) * (size_t)(maxtok * rows)), *Yv = malloc(sizeof(float) * (size_t)(maxtok * rows));
+    float *Y2 = malloc(sizeof(float) * (size_t)(maxtok * rows));
+    int8_t *xq = malloc((size_t)(maxtok * cols));
+    float *xs = malloc(sizeof(float) * (size_t)(maxtok * cols / 32));
+    CHECK(bt_to_f32(f, w, wf, rows * cols) == BT_OK);
+    for (int64_t i = 0; i < maxtok * cols; i++) X[i] = nrand();
+    static const int64_t toks[] = {1, 3, 17, 64};
+    for (int64_t ab = 32; ab <= 256; ab *= 8) {
+        if (cols % ab) continue;
+        CHECK_EQ(bt_cpu_act_quantize(X, maxtok * cols, ab, xq, xs), BT_OK);
+        bt_cpu_act_dequantize(xq, xs, maxtok * cols, ab, xd);
+        for (size_t ti = 0; ti < sizeof(toks) / sizeof(toks[0]) && toks[ti] <= maxtok; ti++) {
+            int64_t nt = toks[ti];
+            char what[48];
+            snprintf(what, sizeof(what), "gemm_q8/%lld/ntok %lld", (long long)ab, (long long)nt);
+            memset(Y, 0xff, sizeof(float) * (size_t)(nt * rows));
+            bt_status st = be->gemm_q8(B.ctx, f, w, rows, cols, xq, xs, ab, nt, Y, &err);
+            CHECK_EQ(st, BT_OK);
+            if (st != BT_OK) { fprintf(stderr, "%s %s: %s\n", what, fs, err.msg); continue; }
+            check_mat(what, fs, wf, rows, cols, xd, nt, Y, 2e-6);
+            for (int64_t t = 0; t < nt; t++) /* the same floats as gemv_q8 on each token */
+                CHECK_EQ(be->gemv_q8(B.ctx, f, w, rows, cols, xq + t * cols, xs + t * (cols / ab), ab,
+                                     Yv + t * rows, &err), BT_OK);
+            bt_test_checks++;
+            if (memcmp(Y, Yv, sizeof(float) * (size_t)(nt * rows))) {
+                bt_test_failures++;
+                fprintf(stderr, "%s %s %lldx%lld: differs from gemv_q8 per token\n", what, fs,
+                        (long long)rows, (long long)cols);
+            }
+            for (int k = 1; k <= 3 && nt > 1; k += 2) { /* thread counts */
+                bk_set_threads(k);
+                CHECK_EQ(be->gemm_q8(B.ctx, f, w, rows, cols, xq, xs, ab, nt, Y2, &err), BT_OK);
+                bt_test_checks++;
+                if (memcmp(Y, Y2, sizeof(float) * (size_t)(nt * rows))) {
+                    bt_test_failures++;
+                    fprintf(stderr, "%s %s: %d threads differ\n", what, fs, k);
+                }
+            }
+            bk_set_threads(2);
+        }
+    }
+    /* bad arguments */
+    CHECK_EQ(be->gemm_q8(B.ctx, f, w, rows, cols, xq, xs, 48, 1, Y, &err), BT_E_INVAL);
+    CHECK_EQ(be->gemm_q8(B.ctx, f, w, rows, cols, xq, xs, 32, 0, Y, &err), BT_E_INVAL);
+    CHECK_EQ(be->gemm_q8(B.ctx, f, w, rows, cols, NULL, xs, 32, 1, Y, &err), BT_E_INVAL);
+    free(w); free(wf); free(X); free(xd); free(Y); free(Yv); free(Y2); free(xq); free(xs);
+}
+
 /* ---- determinism: identical bytes for 1, 2 and 3 threads ------------------------------------- */
 static void run_determinism(const struct bt_tfmt *f, int64_t rows, int64_t cols) {
     char fs[32];
@@ -228,6 +290,24 @@ int main(int argc, char **argv) {
     struct bt_tfmt m3 = {BT_TYPE_MTQ, 3, 256, 0}, m2 = {BT_TYPE_MTQ, 2, 128, 1};
     run_case(&m3, 1000, 4096);
     run_case(&m2, 1000, 4096);
+
+    /* gemm_q8: every format; odd row counts; the big shape for the ternary hot paths */
+    static const int64_t qshapes[][2] = {{3, 256}, {17, 768}, {5, 512}, {2, 1024}};
+    for (size_t i = 0; i < sizeof(std_types) / sizeof(std_types[0]); i++)
+        for (size_t s = 0; s < sizeof(qshapes) / sizeof(qshapes[0]); s++) {
+            struct bt_tfmt f = bt_fmt(std_types[i]);
+            run_gemm_q8(&f, qshapes[s][0], qshapes[s][1], 64);
+        }
+    for (uint32_t lay = 0; lay < 2; lay++)
+        for (uint32_t blk = 64; blk <= 256; blk *= 2)
+            for (uint32_t np = 1; np <= 8; np++) {
+                struct bt_tfmt f = {BT_TYPE_MTQ, np, blk, lay};
+                run_gemm_q8(&f, 7, 512, 17);
+            }
+    struct bt_tfmt tq2 = bt_fmt(BT_TYPE_TQ2_0), tq1 = bt_fmt(BT_TYPE_TQ1_0);
+    run_gemm_q8(&tq2, 67, 4096, 64);
+    run_gemm_q8(&tq1, 67, 4096, 17);
+    run_gemm_q8(&m3, 67, 4096, 17);
 
     struct bt_tfmt det[] = {bt_fmt(BT_TYPE_TQ2_0), bt_fmt(BT_TYPE_TQ1_0), bt_fmt(BT_TYPE_F16),
                             bt_fmt(BT_TYPE_Q4_0), m3, m2};
