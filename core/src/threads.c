@@ -1,13 +1,25 @@
 /* threads.c - a small persistent pthread pool behind bt_parallel_for / host->parallel_for.
  * Work is split into contiguous chunks; each chunk runs exactly once, so results that are
- * written per index do not depend on the thread count. */
+ * written per index do not depend on the thread count. Workers spin briefly before sleeping
+ * (a decode step issues ~60 short parallel calls per token, where a futex wake-up per call
+ * would dominate), then block on a condition variable. */
 #include "bt/bt.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
 
 #define BT_MAX_THREADS 256
+#define SPIN_ITERS     20000 /* ~0.1-0.5 ms of polling before a worker sleeps */
+
+#define LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 static struct {
     pthread_mutex_t mu;
@@ -15,13 +27,16 @@ static struct {
     pthread_t       tids[BT_MAX_THREADS];
     int             n_threads;   /* configured threads (incl. the caller) */
     int             n_started;   /* worker threads running */
-    uint64_t        generation;  /* bumps for every job */
-    /* the current job */
+    int             sleepers;    /* workers blocked on cv_work (under mu) */
+    uint64_t        jobword;     /* (job generation << 16) | threads taking part (atomic): one
+                                  * load gives a worker both, consistently */
+    int             busy;        /* a job is running; nested calls run serially (atomic) */
+    /* the current job, written before generation is published */
     bt_range_fn     fn;
     void           *arg;
-    int64_t         n, chunk, next_chunk, n_chunks;
-    int             active;      /* workers still inside the job */
-    int             busy;        /* a job is running (nested calls run serially) */
+    int64_t         n, chunk, n_chunks;
+    int64_t         next_chunk;  /* atomic */
+    int             active;      /* workers still inside the job (atomic) */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv_work = PTHREAD_COND_INITIALIZER, .cv_done = PTHREAD_COND_INITIALIZER};
 
 static int online_cpus(void) {
@@ -29,13 +44,11 @@ static int online_cpus(void) {
     return n < 1 ? 1 : n > BT_MAX_THREADS ? BT_MAX_THREADS : (int)n;
 }
 
-/* take chunks until none are left; called with the mutex unlocked */
+/* take chunks until none are left */
 static void run_chunks(int tid) {
     for (;;) {
-        pthread_mutex_lock(&pool.mu);
-        int64_t c = pool.next_chunk < pool.n_chunks ? pool.next_chunk++ : -1;
-        pthread_mutex_unlock(&pool.mu);
-        if (c < 0) return;
+        int64_t c = __atomic_fetch_add(&pool.next_chunk, 1, __ATOMIC_ACQ_REL);
+        if (c >= pool.n_chunks) return;
         int64_t i0 = c * pool.chunk, i1 = i0 + pool.chunk;
         if (i1 > pool.n) i1 = pool.n;
         pool.fn(pool.arg, i0, i1, tid);
@@ -45,15 +58,27 @@ static void run_chunks(int tid) {
 static void *worker(void *p) {
     int tid = (int)(intptr_t)p;
     uint64_t seen = 0;
-    pthread_mutex_lock(&pool.mu);
     for (;;) {
-        while (pool.generation == seen) pthread_cond_wait(&pool.cv_work, &pool.mu);
-        seen = pool.generation;
-        if (tid >= pool.n_threads) continue; /* not part of this job */
-        pthread_mutex_unlock(&pool.mu);
+        uint64_t g = LOAD(&pool.jobword);
+        for (int s = 0; g == seen && s < SPIN_ITERS; s++) {
+            cpu_relax();
+            g = LOAD(&pool.jobword);
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&pool.mu);
+            pool.sleepers++;
+            while ((g = LOAD(&pool.jobword)) == seen) pthread_cond_wait(&pool.cv_work, &pool.mu);
+            pool.sleepers--;
+            pthread_mutex_unlock(&pool.mu);
+        }
+        seen = g;
+        if (tid >= (int)(g & 0xffff)) continue; /* not part of this job */
         run_chunks(tid);
-        pthread_mutex_lock(&pool.mu);
-        if (--pool.active == 0) pthread_cond_signal(&pool.cv_done);
+        if (__atomic_sub_fetch(&pool.active, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&pool.mu);
+            pthread_cond_signal(&pool.cv_done);
+            pthread_mutex_unlock(&pool.mu);
+        }
     }
     return NULL;
 }
@@ -67,44 +92,48 @@ void bt_threads_set(int n) {
 }
 
 int bt_threads_get(void) {
-    if (!pool.n_threads) bt_threads_set(0);
-    return pool.n_threads;
+    if (!LOAD(&pool.n_threads)) bt_threads_set(0);
+    return LOAD(&pool.n_threads);
 }
 
 void bt_parallel_for(int64_t n, int64_t grain, bt_range_fn fn, void *arg) {
     if (n <= 0) return;
     int nt = bt_threads_get();
     if (grain < 1) grain = 1;
-    pthread_mutex_lock(&pool.mu);
-    if (nt <= 1 || n <= grain || pool.busy) {
-        pthread_mutex_unlock(&pool.mu);
-        fn(arg, 0, n, 0);
+    if (nt <= 1 || n <= grain || __atomic_exchange_n(&pool.busy, 1, __ATOMIC_ACQ_REL)) {
+        fn(arg, 0, n, 0); /* serial: one thread, too little work, or nested inside a job */
         return;
     }
+    pthread_mutex_lock(&pool.mu);
     while (pool.n_started < nt - 1) {
         int id = pool.n_started + 1;
         if (pthread_create(&pool.tids[id], NULL, worker, (void *)(intptr_t)id) != 0) break;
         pthread_detach(pool.tids[id]);
         pool.n_started++;
     }
+    pthread_mutex_unlock(&pool.mu);
     int workers = pool.n_started < nt - 1 ? pool.n_started : nt - 1;
     /* chunks: about 4 per thread, never smaller than grain */
     int64_t chunk = (n + 4 * nt - 1) / (4 * nt);
     if (chunk < grain) chunk = grain;
-    pool.busy = 1;
     pool.fn = fn;
     pool.arg = arg;
     pool.n = n;
     pool.chunk = chunk;
     pool.n_chunks = (n + chunk - 1) / chunk;
-    pool.next_chunk = 0;
-    pool.active = workers;
-    pool.generation++;
-    pthread_cond_broadcast(&pool.cv_work);
+    STORE(&pool.next_chunk, 0);
+    STORE(&pool.active, workers);
+    uint64_t gen = (LOAD(&pool.jobword) >> 16) + 1;
+    STORE(&pool.jobword, (gen << 16) | (uint64_t)(workers + 1)); /* publish the job */
+    pthread_mutex_lock(&pool.mu);
+    if (pool.sleepers) pthread_cond_broadcast(&pool.cv_work);
     pthread_mutex_unlock(&pool.mu);
     run_chunks(0);
-    pthread_mutex_lock(&pool.mu);
-    while (pool.active > 0) pthread_cond_wait(&pool.cv_done, &pool.mu);
-    pool.busy = 0;
-    pthread_mutex_unlock(&pool.mu);
+    for (int s = 0; LOAD(&pool.active) > 0 && s < SPIN_ITERS; s++) cpu_relax();
+    if (LOAD(&pool.active) > 0) {
+        pthread_mutex_lock(&pool.mu);
+        while (LOAD(&pool.active) > 0) pthread_cond_wait(&pool.cv_done, &pool.mu);
+        pthread_mutex_unlock(&pool.mu);
+    }
+    STORE(&pool.busy, 0);
 }
