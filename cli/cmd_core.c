@@ -3,6 +3,7 @@
 #include "bt_types.h"
 #include "cli.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,6 +89,21 @@ static void print_kv(const struct bt_kv *kv) {
     }
 }
 
+/* mean |scale| of each plane over all blocks (scales are the first 2N bytes of each block) */
+static void print_mtq_scales(const struct bt_tensor *t) {
+    size_t bb = bt_mtq_block_bytes(t->fmt.planes, t->fmt.block, t->fmt.layout);
+    if (!bb || t->fmt.planes > 8) return;
+    uint64_t nblk = t->nbytes / bb;
+    double sum[8] = {0};
+    const uint8_t *p = t->data;
+    for (uint64_t b = 0; b < nblk; b++, p += bb)
+        for (uint32_t k = 0; k < t->fmt.planes; k++)
+            sum[k] += fabsf(bt_fp16_to_f32((uint16_t)(p[2 * k] | (p[2 * k + 1] << 8))));
+    printf("  %-40s plane scales, mean |a| over %llu blocks:", "", (unsigned long long)nblk);
+    for (uint32_t k = 0; k < t->fmt.planes; k++) printf(" %.5g", nblk ? sum[k] / (double)nblk : 0.0);
+    printf("\n");
+}
+
 int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
     if (argc != 1) { fprintf(stderr, "usage: bt-pipeline inspect FILE\n"); return 2; }
     bt_registry *reg;
@@ -124,6 +140,7 @@ int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
                    t.fmt.layout ? "compact" : "interleaved", bt_fmt_bpw(&t.fmt, bt_tensor_cols(&t)));
         if (t.src_name && strcmp(t.src_name, t.name)) printf("  (%s)", t.src_name);
         printf("\n");
+        if (t.fmt.type == BT_TYPE_MTQ && t.data) print_mtq_scales(&t);
         total += t.nbytes;
     }
     printf("total tensor bytes: %llu\n", (unsigned long long)total);

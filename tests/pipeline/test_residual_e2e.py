@@ -100,5 +100,18 @@ with tempfile.TemporaryDirectory() as tmp:
     p, out, _ = convert(tmp, "small", "bases = auto\nbudget_bpw = 1.0")
     check(p.returncode == 2 and "budget too small" in p.stderr and not os.path.exists(out), f"too-small budget: {p.returncode} {p.stderr}")
 
+    # one INI: [calibrate] runs first, then the conversion uses it (calibration = FILE)
+    calib_text = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "architecture.md")
+    extra = f"[calibrate]\ntext = {calib_text}\nout = cal.btcal\nctx = 128\nwindows = 4\ndiag_only = true\n"
+    p, out, rep_path = convert(tmp, "cal", "bases = auto\nbudget_bpw = 2.5\nlayout = compact\ncalibration = cal.btcal", extra)
+    check(p.returncode == 0, f"calibrate + convert: {p.stderr}")
+    p2, out2, rep2 = convert(tmp, "nocal", "bases = auto\nbudget_bpw = 2.5\nlayout = compact")
+    if p.returncode == 0 and p2.returncode == 0:
+        check(os.path.exists(os.path.join(tmp, "cal.btcal")), "calibration file not written")
+        check(quantized_bpw(json.load(open(rep_path))) <= 2.5, "calibrated budget exceeded")
+        check(open(out, "rb").read() != open(out2, "rb").read(), "calibration did not change the result")
+    p, _, _ = convert(tmp, "badcal", "bases = 2\ncalibration = missing.btcal")
+    check(p.returncode != 0 and "missing.btcal" in p.stderr, f"missing calibration file: {p.returncode} {p.stderr}")
+
 print(f"{len(failures)} failed")
 sys.exit(1 if failures else 0)
