@@ -79,6 +79,8 @@ void bt_act_quant_q8(const float *x, int64_t n, int8_t *xq, float *xs);
 
 /* bt_attention.c: causal GQA attention of ntok new queries at pos0.. over the layer's cache */
 void bt_attention(bt_model *m, int layer, int ntok, int pos0);
+/* the scalar one query x one key version: the fallback, and the reference for tests */
+void bt_attention_ref(bt_model *m, int layer, int ntok, int pos0);
 /* bt_forward.c helpers, exposed for unit tests */
 void bt_rmsnorm(const float *x, const float *w, int n, float eps, float *y);
 void bt_rope_apply(float *v, int n_heads, int head_dim, int n_rot, const float *inv_freq, int pos,
