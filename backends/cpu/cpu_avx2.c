@@ -498,6 +498,12 @@ AI void f32_float_tile(uint32_t type, const uint8_t *W, size_t rb, const int R, 
             x0 = p0;
             x1 = p1;
         }
+        /* the next tile's rows, a cache line at a time: 4 interleaved row streams get little
+         * from the hardware prefetcher (measured ~2x on an L3-resident F16 lm_head) */
+        if (R == 4 && (type == BT_TYPE_F32 || !(i & 31)))
+            for (int r = 0; r < 4; r++)
+                _mm_prefetch((const char *)W + (size_t)(4 + r) * rb + (type == BT_TYPE_F32 ? 4 : 2) * i,
+                             _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m256 lo, hi;

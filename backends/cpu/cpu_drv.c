@@ -62,6 +62,11 @@ static bt_status check_w(struct bt_cpu_ctx *c, const char *fn, const struct bt_t
     return BT_OK;
 }
 
+/* Bytes of weights (x tokens) per parallel chunk at least. A single-token product is split
+ * finely: the pool's workers spin between the ~60 calls of a decode step, so a split costs
+ * little, and a matrix left to one thread leaves the others idle. */
+static size_t grain_bytes(int64_t ntok) { return ntok == 1 ? (size_t)16 << 10 : (size_t)256 << 10; }
+
 /* ---- gemv ---------------------------------------------------------------------------------- */
 struct gemv_job {
     const struct bt_tfmt    *fmt;  /* weight format */
@@ -84,8 +89,7 @@ static void gemv_run(void *arg, int64_t u0, int64_t u1, int tid) {
 
 static void gemv_dispatch(struct bt_cpu_ctx *c, struct gemv_job *j) {
     int64_t units = (j->rows + BT_CPU_RU - 1) / BT_CPU_RU;
-    /* aim for >= ~256 KiB of weights per chunk so small matrices stay on one thread */
-    int64_t grain = (int64_t)((256u << 10) / (j->rb * BT_CPU_RU + 1)) + 1;
+    int64_t grain = (int64_t)(grain_bytes(1) / (j->rb * BT_CPU_RU + 1)) + 1;
     c->host->parallel_for(units, grain, gemv_run, j);
 }
 
@@ -103,6 +107,7 @@ bt_status bt_cpu_gemv_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, i
 
 /* ---- int8 activations: gemv_q8 and gemm_q8 ---------------------------------------------------- */
 #define BT_CPU_Q8_PANEL 64 /* rows per panel in the per-token fallback (weights stay in cache) */
+#define BT_CPU_Q8_STACK 4096 /* gemm scratch and run sums up to this size live on the stack */
 
 struct q8_job {
     const struct bt_tfmt    *fmt;     /* weight format */
@@ -126,11 +131,12 @@ static void q8_run(void *arg, int64_t u0, int64_t u1, int tid) {
     if (r1 > j->rows) r1 = j->rows;
     if (r0 >= r1) return;
     if (j->gemm) {
-        uint8_t *scr = NULL;
-        if (j->scratch && !(scr = j->host->alloc(j->scratch))) { atomic_store(&j->nomem, 1); return; }
+        uint8_t buf[BT_CPU_Q8_STACK] __attribute__((aligned(64)));
+        uint8_t *scr = j->scratch <= sizeof(buf) ? buf : NULL; /* no allocation per token */
+        if (!scr && !(scr = j->host->alloc(j->scratch))) { atomic_store(&j->nomem, 1); return; }
         j->gemm(j->fmt, j->W + (size_t)r0 * j->rb, j->rb, r1 - r0, j->cols, j->a, j->ntok,
                 j->Y + r0, j->rows, scr);
-        if (scr) j->host->free(scr);
+        if (scr != buf) j->host->free(scr);
         return;
     }
     int64_t nsb = j->cols / j->a->ablock, nbs = j->cols / 32;
@@ -171,7 +177,9 @@ static bt_status q8_product(struct bt_cpu_ctx *c, const char *fn, const struct b
         return st;
     }
     int64_t nbs = cols / 32;
-    int32_t *bsum = c->host->alloc((size_t)(ntok * nbs) * sizeof(int32_t));
+    int32_t bsum_buf[BT_CPU_Q8_STACK / sizeof(int32_t)];
+    int32_t *bsum = ntok * nbs <= (int64_t)(sizeof(bsum_buf) / sizeof(int32_t)) ? bsum_buf
+                  : c->host->alloc((size_t)(ntok * nbs) * sizeof(int32_t));
     if (!bsum) return c->host->set_error(err, BT_E_NOMEM, "cpu: %s: out of memory", fn);
     for (int64_t b = 0; b < ntok * nbs; b++) {
         int32_t s = 0;
@@ -182,10 +190,9 @@ static bt_status q8_product(struct bt_cpu_ctx *c, const char *fn, const struct b
     struct q8_job j = {fmt, c->host, W, rb, rows, cols, &a, ntok, NULL, q8, 0, Y, 0};
     if (isa->gemm_q8) j.gemm = isa->gemm_q8(fmt, cols, ablock, ntok, &j.scratch);
     int64_t units = (rows + BT_CPU_RU - 1) / BT_CPU_RU;
-    /* aim for >= ~256 KiB of weights x tokens per chunk so small products stay on one thread */
-    int64_t grain = (int64_t)((256u << 10) / ((double)rb * BT_CPU_RU * (double)ntok + 1.0)) + 1;
+    int64_t grain = (int64_t)(grain_bytes(ntok) / ((double)rb * BT_CPU_RU * (double)ntok + 1.0)) + 1;
     c->host->parallel_for(units, grain, q8_run, &j);
-    c->host->free(bsum);
+    if (bsum != bsum_buf) c->host->free(bsum);
     if (atomic_load(&j.nomem))
         return c->host->set_error(err, BT_E_NOMEM, "cpu: %s: out of memory for %zu bytes of "
                                   "scratch", fn, j.scratch);

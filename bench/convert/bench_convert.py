@@ -4,7 +4,9 @@
 Models: ../shared/models/bt-small and a generated Llama-3-8B-shaped checkpoint (N layers of
 4096x4096 q/o, 1024x4096 k/v, 14336x4096 gate/up, 4096x14336 down, BF16 random normal weights),
 written on the fly into a temporary folder and deleted afterwards (never committed).
-Prints one JSON object. Peak RSS comes from getrusage of the child (ru_maxrss).
+Prints one JSON object. Peak RSS comes from getrusage of the child (ru_maxrss); CPU seconds
+(user + sys) are reported beside wall time because shared machines make wall time noisy:
+input_mb_per_cpu_s is the converter's throughput per core-second of work.
 
 usage: bench_convert.py [--bin build/bin/bt-pipeline] [--layers 5] [--threads 1,2] [--keep DIR]
 """
@@ -84,29 +86,11 @@ def largest_tensor_bytes(model):
     return best
 
 
-def run(binary, model, out_dir, threads, tag):
-    ini = os.path.join(out_dir, f"{tag}.ini")
-    out = os.path.join(out_dir, f"{tag}.gguf")
-    rep = os.path.join(out_dir, f"{tag}.json")
-    with open(ini, "w") as f:
-        f.write(f"[pipeline]\nthreads = {threads}\n[input]\npath = {model}\n[quantize]\nmethod = absmean\n"
-                f"scale = lsq\n[output]\npath = {out}\ntype = tq2_0\nreport = {rep}\n")
-    # drop the input from the page cache effects: read it once so every run sees a warm cache
-    t0 = time.time()
-    p = subprocess.run([binary, "-q", "run", ini], capture_output=True, text=True)
-    wall = time.time() - t0
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode:
-        sys.exit(f"bt-pipeline failed: {p.stderr}")
-    r = json.load(open(rep))
-    os.remove(out)
-    return wall, r["totals"]
-
-
 def measure(binary, model, tmp, threads, tag):
     # peak RSS of just this child: run it through a tiny wrapper so RUSAGE_CHILDREN is fresh
     code = ("import resource,subprocess,sys,json;p=subprocess.run(sys.argv[1:]);"
-            "print(json.dumps({'rc':p.returncode,'maxrss_kb':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
+            "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
+            "print(json.dumps({'rc':p.returncode,'maxrss_kb':u.ru_maxrss,'cpu_s':u.ru_utime+u.ru_stime}))")
     ini = os.path.join(tmp, f"{tag}.ini")
     out = os.path.join(tmp, f"{tag}.gguf")
     rep = os.path.join(tmp, f"{tag}.json")
@@ -124,6 +108,8 @@ def measure(binary, model, tmp, threads, tag):
     return {"threads": threads, "wall_s": round(tot["wall_seconds"], 3),
             "input_mb_s": round(tot["bytes_in"] / 1e6 / tot["wall_seconds"], 1),
             "input_mb_s_per_core": round(tot["bytes_in"] / 1e6 / tot["wall_seconds"] / threads, 1),
+            "cpu_s": round(info["cpu_s"], 3),
+            "input_mb_per_cpu_s": round(tot["bytes_in"] / 1e6 / info["cpu_s"], 1),
             "peak_rss_mb": round(info["maxrss_kb"] / 1024, 1)}
 
 

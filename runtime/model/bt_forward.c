@@ -118,9 +118,9 @@ static bt_status layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *er
     bt_status st;
     run_step(m, STEP_NORM_ATTN, il, nt, pos0, NULL);
     hook(m, il, BT_HOOK_ATTN_IN, s->xn, nt, hp->n_embd);
-    if ((st = bt_lin_apply(m, &L->wq, s->xn, nt, s->q, err))) return st;
-    if ((st = bt_lin_apply(m, &L->wk, s->xn, nt, s->k, err))) return st;
-    if ((st = bt_lin_apply(m, &L->wv, s->xn, nt, s->v, err))) return st;
+    const struct bt_lin *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *qkv_out[3] = {s->q, s->k, s->v};
+    if ((st = bt_lin_apply_n(m, qkv, 3, s->xn, nt, qkv_out, err))) return st;
     run_step(m, STEP_ROPE_STORE, il, nt, pos0, NULL);
     bt_attention(m, il, nt, pos0);
     hook(m, il, BT_HOOK_ATTN_OUT, s->att, nt, hp->n_head * hp->head_dim);
@@ -128,8 +128,9 @@ static bt_status layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *er
     run_step(m, STEP_ADD_O, il, nt, pos0, NULL);
     run_step(m, STEP_NORM_FFN, il, nt, pos0, NULL);
     hook(m, il, BT_HOOK_FFN_IN, s->xn, nt, hp->n_embd);
-    if ((st = bt_lin_apply(m, &L->wg, s->xn, nt, s->g, err))) return st;
-    if ((st = bt_lin_apply(m, &L->wu, s->xn, nt, s->u, err))) return st;
+    const struct bt_lin *gu[2] = {&L->wg, &L->wu};
+    float *gu_out[2] = {s->g, s->u};
+    if ((st = bt_lin_apply_n(m, gu, 2, s->xn, nt, gu_out, err))) return st;
     run_step(m, STEP_SWIGLU, il, nt, pos0, NULL);
     hook(m, il, BT_HOOK_FFN_DOWN, s->u, nt, hp->n_ff);
     if ((st = bt_lin_apply(m, &L->wd, s->u, nt, s->o, err))) return st;

@@ -94,26 +94,46 @@ static bt_status lin_builtin(bt_model *m, const struct bt_lin *w, const float *X
 }
 
 /* ---- dispatch --------------------------------------------------------------------------------- */
-bt_status bt_lin_apply(bt_model *m, const struct bt_lin *w, const float *X, int ntok, float *Y,
-                       bt_err *err) {
-    if (!w->backend) return lin_builtin(m, w, X, ntok, Y, err);
+enum { LIN_BUILTIN, LIN_GEMM_Q8, LIN_GEMV_Q8, LIN_GEMV_F32, LIN_GEMM_F32 };
+
+/* the path bt_lin_apply takes for w and ntok tokens */
+static int lin_path(const bt_model *m, const struct bt_lin *w, int ntok) {
+    if (!w->backend) return LIN_BUILTIN;
+    const struct bt_backend_i *bi = m->b->i;
+    int q8 = m->opts.act_q8 == 1 || (m->opts.act_q8 == 2 && ntok == 1); /* 2: single tokens only */
+    int has_gemm_q8 = bi->struct_size > offsetof(struct bt_backend_i, gemm_q8) && bi->gemm_q8;
+    if (w->ternary && m->opts.act_q8 && ntok > 1 && has_gemm_q8 && w->cols % BT_ACT_BLOCK == 0)
+        return LIN_GEMM_Q8;
+    if (w->ternary && q8 && bi->gemv_q8 && w->cols % BT_ACT_BLOCK == 0) return LIN_GEMV_Q8;
+    if (ntok == 1 || !bi->gemm_f32) return LIN_GEMV_F32;
+    return LIN_GEMM_F32;
+}
+
+/* int8 activations of ntok tokens into m->s.xq / m->s.xs */
+static void lin_quantize(bt_model *m, const float *X, int64_t cols, int ntok) {
+    if (ntok == 1) { bt_act_quant_q8(X, cols, m->s.xq, m->s.xs); return; }
+    struct act_job aj = {X, cols, m->s.xq, m->s.xs};
+    bt_parallel_for(ntok, 8, act_rows, &aj);
+}
+
+/* path p of w; quantized: X is already in m->s.xq / m->s.xs (int8 paths) */
+static bt_status lin_run(bt_model *m, const struct bt_lin *w, int p, int quantized,
+                         const float *X, int ntok, float *Y, bt_err *err) {
+    if (p == LIN_BUILTIN) return lin_builtin(m, w, X, ntok, Y, err);
     const struct bt_backend_i *bi = m->b->i;
     void *ctx = m->b->ctx;
     bt_status st = BT_OK;
-    int q8 = m->opts.act_q8 == 1 || (m->opts.act_q8 == 2 && ntok == 1); /* 2: single tokens only */
-    int has_gemm_q8 = bi->struct_size > offsetof(struct bt_backend_i, gemm_q8) && bi->gemm_q8;
-    if (w->ternary && m->opts.act_q8 && ntok > 1 && has_gemm_q8 && w->cols % BT_ACT_BLOCK == 0) {
-        /* batched int8 path: quantize every token's activations, one backend call */
-        struct act_job aj = {X, w->cols, m->s.xq, m->s.xs};
-        bt_parallel_for(ntok, 8, act_rows, &aj);
+    if (p == LIN_GEMM_Q8) { /* batched int8 path: one backend call */
+        if (!quantized) lin_quantize(m, X, w->cols, ntok);
         st = bi->gemm_q8(ctx, &w->fmt, w->data, w->rows, w->cols, m->s.xq, m->s.xs, BT_ACT_BLOCK, ntok, Y, err);
-    } else if (w->ternary && q8 && bi->gemv_q8 && w->cols % BT_ACT_BLOCK == 0) {
+    } else if (p == LIN_GEMV_Q8) {
         for (int t = 0; t < ntok && st == BT_OK; t++) {
-            bt_act_quant_q8(X + (int64_t)t * w->cols, w->cols, m->s.xq, m->s.xs);
+            if (!quantized || ntok > 1)
+                bt_act_quant_q8(X + (int64_t)t * w->cols, w->cols, m->s.xq, m->s.xs);
             st = bi->gemv_q8(ctx, &w->fmt, w->data, w->rows, w->cols, m->s.xq, m->s.xs,
                              BT_ACT_BLOCK, Y + (int64_t)t * w->rows, err);
         }
-    } else if (ntok == 1 || !bi->gemm_f32) {
+    } else if (p == LIN_GEMV_F32) {
         for (int t = 0; t < ntok && st == BT_OK; t++)
             st = bi->gemv_f32(ctx, &w->fmt, w->data, w->rows, w->cols, X + (int64_t)t * w->cols,
                               Y + (int64_t)t * w->rows, err);
@@ -123,6 +143,26 @@ bt_status bt_lin_apply(bt_model *m, const struct bt_lin *w, const float *X, int 
     if (st != BT_OK && err->status == BT_OK)
         bt_err_set(err, st, "model: backend failed on tensor '%s'", w->name);
     return st;
+}
+
+bt_status bt_lin_apply(bt_model *m, const struct bt_lin *w, const float *X, int ntok, float *Y,
+                       bt_err *err) {
+    return lin_run(m, w, lin_path(m, w, ntok), 0, X, ntok, Y, err);
+}
+
+bt_status bt_lin_apply_n(bt_model *m, const struct bt_lin *const *w, int n, const float *X,
+                         int ntok, float *const *Y, bt_err *err) {
+    int quantized = 0; /* m->s.xq holds X for weights of these columns */
+    for (int i = 0; i < n; i++) {
+        int p = lin_path(m, w[i], ntok);
+        int q = (p == LIN_GEMM_Q8 || (p == LIN_GEMV_Q8 && ntok == 1)) && i > 0 &&
+                w[i]->cols == w[0]->cols && quantized;
+        bt_status st = lin_run(m, w[i], p, q, X, ntok, Y[i], err);
+        if (st) return st;
+        quantized = (p == LIN_GEMM_Q8 || (p == LIN_GEMV_Q8 && ntok == 1)) &&
+                    w[i]->cols == w[0]->cols;
+    }
+    return BT_OK;
 }
 
 bt_status bt_lin_row_f32(const struct bt_lin *w, int64_t row, float *dst, bt_err *err) {

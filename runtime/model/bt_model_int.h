@@ -72,6 +72,10 @@ struct bt_model {
 /* bt_linear.c: Y (ntok x w->rows) = X (ntok x w->cols) W^T with the backend or built-in code */
 bt_status bt_lin_apply(bt_model *m, const struct bt_lin *w, const float *X, int ntok, float *Y,
                        bt_err *err);
+/* the same X through n weights of equal cols (Y[i] = X W[i]^T): int8 activations are
+ * quantized once for all of them */
+bt_status bt_lin_apply_n(bt_model *m, const struct bt_lin *const *w, int n, const float *X,
+                         int ntok, float *const *Y, bt_err *err);
 /* one embedding row (token id) as f32 */
 bt_status bt_lin_row_f32(const struct bt_lin *w, int64_t row, float *dst, bt_err *err);
 /* int8 activation quantizer: blocks of 256, xs[b] = amax/127, xq = round(x/xs) */

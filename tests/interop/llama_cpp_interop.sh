@@ -24,7 +24,7 @@ if [ ! -x "$LLAMA/build/bin/llama-perplexity" ]; then
   rm -rf "$LLAMA" && mv "$LLAMA.dl"/llama_cpp_python-*/vendor/llama.cpp "$LLAMA"
   cmake -S "$LLAMA" -B "$LLAMA/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >&2
-  cmake --build "$LLAMA/build" -j"$THREADS" --target llama-perplexity llama-bench llama-cli >&2
+  cmake --build "$LLAMA/build" -j"$THREADS" --target llama-perplexity llama-bench >&2
 fi
 
 TMP=$(mktemp -d)
