@@ -130,7 +130,9 @@ static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t c
                           name, bt_type_name(t.fmt.type), (long long)w->rows, (long long)w->cols,
                           (unsigned long long)t.nbytes);
     uint32_t ty  = t.fmt.type;
-    w->ternary   = ty == BT_TYPE_TQ1_0 || ty == BT_TYPE_TQ2_0 || ty == BT_TYPE_MTQ;
+    /* formats with an integer-dot kernel: int8 activations apply (act = q8|auto) */
+    w->ternary   = ty == BT_TYPE_TQ1_0 || ty == BT_TYPE_TQ2_0 || ty == BT_TYPE_MTQ || ty == BT_TYPE_Q8_0 ||
+                   ty == BT_TYPE_Q4_0;
     w->backend   = m->b && m->b->i->supports && m->b->i->supports(m->b->ctx, &t.fmt);
     if (tout) *tout = t;
     return BT_OK;

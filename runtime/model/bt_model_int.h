@@ -17,7 +17,7 @@ struct bt_lin {
     int64_t        cols;      /* input features */
     size_t         row_bytes; /* bytes per packed row */
     int            backend;   /* 1 if the backend supports fmt */
-    int            ternary;   /* 1 for TQ1_0/TQ2_0/MTQ */
+    int            ternary;   /* 1 for TQ1_0/TQ2_0/MTQ and Q8_0/Q4_0 (integer-dot formats) */
 };
 
 /* One decoder block. */
