@@ -34,6 +34,7 @@ static struct {
     bt_range_fn     fn;         /* job: function */
     void           *arg;        /* job: argument */
     int64_t         n, grain;   /* job: range and minimum chunk */
+    int             job_nt;     /* job: threads taking part (fixed when the job is published) */
 } bk_pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv_work = PTHREAD_COND_INITIALIZER,
              .cv_done = PTHREAD_COND_INITIALIZER};
 
@@ -54,11 +55,13 @@ static void *bk_worker(void *p) {
             pthread_cond_wait(&bk_pool.cv_work, &bk_pool.mu);
         if (bk_pool.quit) break;
         seen = bk_pool.generation;
-        if (id >= bk_pool.n_threads) continue;
+        if (id >= bk_pool.job_nt) continue;
         int64_t i0, i1;
-        bk_chunk(bk_pool.n, bk_pool.grain, bk_pool.n_threads, id, &i0, &i1);
+        bk_chunk(bk_pool.n, bk_pool.grain, bk_pool.job_nt, id, &i0, &i1);
+        bt_range_fn fn = bk_pool.fn; /* snapshot the job under the lock */
+        void *arg = bk_pool.arg;
         pthread_mutex_unlock(&bk_pool.mu);
-        if (i0 < i1) bk_pool.fn(bk_pool.arg, i0, i1, id);
+        if (i0 < i1) fn(arg, i0, i1, id);
         pthread_mutex_lock(&bk_pool.mu);
         if (--bk_pool.active == 0) pthread_cond_signal(&bk_pool.cv_done);
     }
@@ -81,6 +84,7 @@ static void bk_parallel_for(int64_t n, int64_t grain, bt_range_fn fn, void *arg)
     bk_pool.arg = arg;
     bk_pool.n = n;
     bk_pool.grain = grain;
+    bk_pool.job_nt = nt;
     bk_pool.active = nt - 1;
     bk_pool.generation++;
     pthread_cond_broadcast(&bk_pool.cv_work);
