@@ -237,6 +237,29 @@ void bt_mtq_unpack_block(const struct bt_tfmt *fmt, const uint8_t *src, int8_t *
     }
 }
 
+/* ---- F16C fast paths (x86-64; same IEEE round-to-nearest-even results as the scalar code) -- */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BT_HAVE_F16C_PATH 1
+static int has_f16c(void) {
+    static int v = -1;
+    if (v < 0) v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    return v;
+}
+__attribute__((target("avx,f16c"))) static int64_t f32_to_f16_f16c(const float *src, uint8_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    return i;
+}
+__attribute__((target("avx,f16c"))) static int64_t f16_to_f32_f16c(const uint8_t *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i))));
+    return i;
+}
+#endif
+
 /* ---- row conversion ------------------------------------------------------------------------- */
 static void q8_0_from(const float *x, uint8_t *b) {
     float amax = 0;
@@ -268,9 +291,14 @@ bt_status bt_to_f32(const struct bt_tfmt *fmt, const void *src, float *dst, int6
     const uint8_t *s = src;
     switch (fmt->type) {
     case BT_TYPE_F32: memcpy(dst, src, (size_t)n * 4); return BT_OK;
-    case BT_TYPE_F16:
-        for (int64_t i = 0; i < n; i++) dst[i] = bt_fp16_to_f32((uint16_t)(s[2 * i] | (s[2 * i + 1] << 8)));
+    case BT_TYPE_F16: {
+        int64_t i0 = 0;
+#ifdef BT_HAVE_F16C_PATH
+        if (has_f16c()) i0 = f16_to_f32_f16c(s, dst, n);
+#endif
+        for (int64_t i = i0; i < n; i++) dst[i] = bt_fp16_to_f32((uint16_t)(s[2 * i] | (s[2 * i + 1] << 8)));
         return BT_OK;
+    }
     case BT_TYPE_BF16: {
         uint32_t *d32 = (uint32_t *)dst; /* bf16 -> f32 is a 16-bit shift (little-endian data) */
         for (int64_t i = 0; i < n; i++) {
@@ -337,13 +365,18 @@ bt_status bt_from_f32(const struct bt_tfmt *fmt, const float *src, void *dst, in
     uint8_t *d = dst;
     switch (fmt->type) {
     case BT_TYPE_F32: memcpy(dst, src, (size_t)n * 4); return BT_OK;
-    case BT_TYPE_F16:
-        for (int64_t i = 0; i < n; i++) {
+    case BT_TYPE_F16: {
+        int64_t i0 = 0;
+#ifdef BT_HAVE_F16C_PATH
+        if (has_f16c()) i0 = f32_to_f16_f16c(src, d, n);
+#endif
+        for (int64_t i = i0; i < n; i++) {
             uint16_t h = bt_f32_to_fp16(src[i]);
             d[2 * i] = (uint8_t)(h & 0xff);
             d[2 * i + 1] = (uint8_t)(h >> 8);
         }
         return BT_OK;
+    }
     case BT_TYPE_BF16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h = bt_f32_to_bf16(src[i]);
