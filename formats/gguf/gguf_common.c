@@ -38,15 +38,7 @@ int gguf_type_from_bt(uint32_t bt_type) {
     return -1;
 }
 
-size_t gguf_kv_scalar_size(uint32_t t) {
-    switch (t) {
-    case BT_KV_U8: case BT_KV_I8: case BT_KV_BOOL: return 1;
-    case BT_KV_U16: case BT_KV_I16: return 2;
-    case BT_KV_U32: case BT_KV_I32: case BT_KV_F32: return 4;
-    case BT_KV_U64: case BT_KV_I64: case BT_KV_F64: return 8;
-    default: return 0;
-    }
-}
+size_t gguf_kv_scalar_size(uint32_t t) { return bt_kv_scalar_size(t); }
 
 int gguf_key_ok(const char *key, size_t len) { return key && len > 0 && len < 65536; }
 

@@ -4,15 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t bt_kv_type_size(uint32_t t) {
-    switch (t) {
-    case BT_KV_U8: case BT_KV_I8: case BT_KV_BOOL: return 1;
-    case BT_KV_U16: case BT_KV_I16: return 2;
-    case BT_KV_U32: case BT_KV_I32: case BT_KV_F32: return 4;
-    case BT_KV_U64: case BT_KV_I64: case BT_KV_F64: return 8;
-    default: return 0;
-    }
-}
+size_t bt_kv_type_size(uint32_t t) { return bt_kv_scalar_size(t); }
 
 static void *keep(struct bt_kvlist *l, void *p) {
     if (!p) return NULL;

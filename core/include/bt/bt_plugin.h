@@ -90,6 +90,17 @@ struct bt_kv {
     } v;
 };
 
+/* bytes of one numeric BT_KV_* value (0 for STRING and ARRAY) */
+static inline size_t bt_kv_scalar_size(uint32_t type) {
+    switch (type) {
+    case BT_KV_U8: case BT_KV_I8: case BT_KV_BOOL: return 1;
+    case BT_KV_U16: case BT_KV_I16: return 2;
+    case BT_KV_U32: case BT_KV_I32: case BT_KV_F32: return 4;
+    case BT_KV_U64: case BT_KV_I64: case BT_KV_F64: return 8;
+    default: return 0;
+    }
+}
+
 /* ---- tensors ---------------------------------------------------------------------------- */
 #define BT_MAX_DIMS 4
 
