@@ -10,6 +10,8 @@ struct bt_cli_opts {
 };
 
 int bt_cli_exit_code(bt_status st);
+/* a registry with the default plugin folders (and --plugin-dir) scanned; NULL on OOM */
+bt_registry *bt_cli_registry(const struct bt_cli_opts *o);
 int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_plugins(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv);

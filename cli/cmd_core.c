@@ -38,9 +38,8 @@ static void print_options(const struct bt_option *op) {
 }
 
 int bt_cli_plugins(const struct bt_cli_opts *o, int argc, char **argv) {
-    bt_registry *reg;
-    if (bt_registry_new(&reg)) return 1;
-    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_registry *reg = bt_cli_registry(o);
+    if (!reg) return 1;
     for (uint32_t k = BT_KIND_READER; k <= BT_KIND_BACKEND; k++)
         for (uint32_t i = 0; i < bt_registry_count(reg); i++) {
             const struct bt_plugin_entry *e = bt_registry_at(reg, i);
@@ -106,9 +105,8 @@ static void print_mtq_scales(const struct bt_tensor *t) {
 
 int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
     if (argc != 1) { fprintf(stderr, "usage: bt-pipeline inspect FILE\n"); return 2; }
-    bt_registry *reg;
-    if (bt_registry_new(&reg)) return 1;
-    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_registry *reg = bt_cli_registry(o);
+    if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
     struct bt_reader *r;

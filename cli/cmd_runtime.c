@@ -300,9 +300,8 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
     mo.n_ctx = eo.ctx;
     eo.text_path = text;
     eo.report_path = report;
-    bt_registry *reg;
-    if (bt_registry_new(&reg)) return 1;
-    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_registry *reg = bt_cli_registry(o);
+    if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
     return finish(reg, do_eval(reg, model, cmp, backend, &mo, &eo, o->quiet, &err), &err);
@@ -327,9 +326,8 @@ int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv) {
                         "       [--backend B] [--threads N]\n");
         return 2;
     }
-    bt_registry *reg;
-    if (bt_registry_new(&reg)) return 1;
-    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_registry *reg = bt_cli_registry(o);
+    if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
     return finish(reg, do_generate(reg, model, backend, prompt, &go, o->quiet, &err), &err);
@@ -353,9 +351,8 @@ int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv) {
         fprintf(stderr, "usage: bt-pipeline calibrate --model M --text FILE --out FILE [--ctx 512] [--windows N] [--diag-only]\n");
         return 2;
     }
-    bt_registry *reg;
-    if (bt_registry_new(&reg)) return 1;
-    bt_registry_scan_default(reg, o->plugin_dir);
+    bt_registry *reg = bt_cli_registry(o);
+    if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
     return finish(reg, do_calibrate(reg, model, backend, text, out, &co, o->quiet, &err), &err);

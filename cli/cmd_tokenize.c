@@ -1,6 +1,7 @@
 /* cmd_tokenize.c - `bt-pipeline tokenize --model M FILE`: the ids of FILE, space separated,
  * on one line, without BOS. M is a HF folder (tokenizer.json) or any model a reader opens. */
 #include "bt_tokenizer.h"
+#include "bt_types.h"
 #include "cli.h"
 
 #include <stdio.h>
@@ -9,32 +10,8 @@
 #include <sys/stat.h>
 
 #ifdef BT_HAVE_TOKENIZER
-/* read a whole file; caller frees */
-char *bt_cli_read_file(const char *path, size_t *len, bt_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { bt_err_set(err, BT_E_IO, "%s: cannot open: %m", path); return NULL; }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    for (size_t r; buf && (r = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += r;
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) { bt_err_set(err, BT_E_NOMEM, "%s: out of memory", path); return NULL; }
-    if (bad) { free(buf); bt_err_set(err, BT_E_IO, "%s: read error", path); return NULL; }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* tokenizer for a model path: HF folder directly, otherwise from a reader's metadata */
-bt_status bt_cli_load_tokenizer(const char *model, const char *plugin_dir, struct bt_tokenizer **tok,
+static bt_status load_tokenizer(const char *model, const struct bt_cli_opts *o, struct bt_tokenizer **tok,
                                 bt_err *err) {
     char path[4096], msg[512] = "";
     struct stat sb;
@@ -44,9 +21,8 @@ bt_status bt_cli_load_tokenizer(const char *model, const char *plugin_dir, struc
         if (st) bt_err_set(err, st, "%s", msg);
         return st;
     }
-    bt_registry *reg;
-    if (bt_registry_new(&reg)) return bt_err_set(err, BT_E_NOMEM, "out of memory");
-    bt_registry_scan_default(reg, plugin_dir);
+    bt_registry *reg = bt_cli_registry(o);
+    if (!reg) return bt_err_set(err, BT_E_NOMEM, "out of memory");
     struct bt_reader *r;
     bt_status st = bt_reader_open(reg, "auto", model, NULL, &r, err);
     if (st == BT_OK) {
@@ -83,8 +59,11 @@ int bt_cli_tokenize(const struct bt_cli_opts *o, int argc, char **argv) {
     size_t len = 0, n = 0;
     int32_t *ids = NULL;
     char *text = NULL;
-    bt_status st = bt_cli_load_tokenizer(model, o->plugin_dir, &tok, &err);
-    if (st == BT_OK && !(text = bt_cli_read_file(file, &len, &err))) st = err.status;
+    bt_status st = load_tokenizer(model, o, &tok, &err);
+    if (st == BT_OK) {
+        char msg[512];
+        if ((st = bt_file_read_all(file, &text, &len, msg, sizeof(msg)))) bt_err_set(&err, st, "%s", msg);
+    }
     if (st == BT_OK) {
         st = bt_tokenizer_encode(tok, text, len, special, &ids, &n);
         if (st) bt_err_set(&err, st, "%s: cannot tokenize", file);

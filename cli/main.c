@@ -47,6 +47,13 @@ int bt_cli_exit_code(bt_status st) {
     }
 }
 
+bt_registry *bt_cli_registry(const struct bt_cli_opts *o) {
+    bt_registry *reg = NULL;
+    if (bt_registry_new(&reg) != BT_OK) return NULL;
+    bt_registry_scan_default(reg, o->plugin_dir);
+    return reg;
+}
+
 int main(int argc, char **argv) {
     struct bt_cli_opts o = {0};
     int i = 1, verbose = 0;

@@ -36,6 +36,21 @@ static int bt_test_checks = 0;
                     __FILE__, __LINE__, #a, _a, #b, _b, (double)(tol));               \
         }                                                                             \
     } while (0)
+/* whole file, NUL-terminated; NULL if unreadable; caller frees */
+static inline char *bt_test_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) b[n] = 0;
+    *len = b ? (size_t)n : 0;
+    return b;
+}
+
 #define TEST_DONE()                                                                   \
     do {                                                                              \
         fprintf(stderr, "%d checks, %d failed\n", bt_test_checks, bt_test_failures);  \

@@ -69,6 +69,11 @@ size_t bt_mtq_block_bytes(uint32_t planes, uint32_t block, uint32_t layout);
 void bt_mtq_pack_block(const struct bt_tfmt *fmt, const int8_t *t, const float *a, uint8_t *dst);
 void bt_mtq_unpack_block(const struct bt_tfmt *fmt, const uint8_t *src, int8_t *t, float *a);
 
+/* ---- files ------------------------------------------------------------------------------------ */
+/* read a whole file; *out is NUL-terminated, caller frees with free(). errbuf gets
+ * "path: reason" on failure (BT_E_IO / BT_E_NOMEM). */
+bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errbuf, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

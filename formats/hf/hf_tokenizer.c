@@ -1,6 +1,7 @@
 /* hf_tokenizer.c - parses a Hugging Face tokenizer.json (and tokenizer_config.json next to it)
  * with json-c and emits the GGUF tokenizer metadata keys (see hf_tokenizer.h). */
 #include "hf_tokenizer.h"
+#include "bt_types.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char bt_hf_regex_llama3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
@@ -49,28 +51,11 @@ static void warn(struct hf_ctx *c, const char *fmt, ...) {
 /* reads and parses a json file; *obj NULL + BT_OK when missing and optional */
 static bt_status load_json(struct hf_ctx *c, const char *path, int optional, json_object **obj) {
     *obj = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (optional && errno == ENOENT) return BT_OK;
-        return fail(c, BT_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 > cap) {
-            size_t nc = cap ? 2 * cap : 1 << 20;
-            char *nb = realloc(buf, nc);
-            if (!nb) { free(buf); fclose(f); return fail(c, BT_E_NOMEM, "%s: out of memory", path); }
-            buf = nb;
-            cap = nc;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) break;
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr) { free(buf); return fail(c, BT_E_IO, "%s: read error", path); }
+    if (optional && access(path, F_OK) != 0 && errno == ENOENT) return BT_OK;
+    char *buf = NULL, msg[512];
+    size_t len = 0;
+    bt_status st = bt_file_read_all(path, &buf, &len, msg, sizeof(msg));
+    if (st) return fail(c, st, "%s", msg);
     json_tokener *jt = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
     if (!jt) { free(buf); return fail(c, BT_E_NOMEM, "%s: out of memory", path); }
     json_object *o = len <= (size_t)INT32_MAX ? json_tokener_parse_ex(jt, buf, (int)len) : NULL;

@@ -2,6 +2,7 @@
  * comparison with the original model (ppl ratio, mean KL(P_orig || P_model), top-1 agreement),
  * atomic JSON report (json-c). */
 #include "bt_eval.h"
+#include "bt_types.h"
 #include "bt_model_int.h"
 
 #include <errno.h>
@@ -46,24 +47,10 @@ static int64_t utf8_invalid_at(const unsigned char *s, size_t n) {
 bt_status bt_eval_read_text(const char *path, char **text, size_t *len, bt_err *err) {
     *text = NULL;
     *len  = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return bt_err_set(err, BT_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 > cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) { free(buf); fclose(f); return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", path); }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); return bt_err_set(err, BT_E_IO, "%s: read error", path); }
+    char *buf = NULL, msg[512];
+    size_t n = 0;
+    bt_status st = bt_file_read_all(path, &buf, &n, msg, sizeof(msg));
+    if (st) return bt_err_set(err, st, "%s", msg);
     if (n == 0) { free(buf); return bt_err_set(err, BT_E_INVAL, "%s: text is empty", path); }
     int64_t at = utf8_invalid_at((const unsigned char *)buf, n);
     if (at >= 0) {

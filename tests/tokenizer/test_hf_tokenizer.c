@@ -25,20 +25,6 @@ static const char *write_tmp(const char *name, const char *data, size_t len) {
     return path;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 /* status and message of bt_hf_tokenizer_kvs on a tokenizer.json given as text */
 static bt_status kvs_of(const char *name, const char *json, char *err, size_t errlen) {
     const char *p = write_tmp(name, json, strlen(json));
@@ -171,7 +157,7 @@ static void test_errors(const char *shared) {
     char path[4200];
     snprintf(path, sizeof(path), "%s/models/bt-tiny/tokenizer.json", shared);
     size_t len = 0;
-    char *full = slurp(path, &len);
+    char *full = bt_test_slurp(path, &len);
     CHECK(full != NULL);
     int fails = 0;
     for (size_t cut = 1; full && cut < len; cut += len / 37 + 1) {

@@ -10,20 +10,6 @@
 #include "../bt_test.h"
 #include "bt_tokenizer.h"
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -69,7 +55,7 @@ int main(int argc, char **argv) {
     CHECK(whole && para);
     snprintf(path, sizeof(path), "%s/data/eval_kjv.txt", argv[1]);
     size_t len = 0;
-    char *text = slurp(path, &len);
+    char *text = bt_test_slurp(path, &len);
     CHECK(text != NULL);
     snprintf(path, sizeof(path), "%s/models/bt-tiny", argv[1]);
     struct bt_tokenizer *tok = NULL;
