@@ -25,4 +25,7 @@ const struct bt_stage *bt_cli_stages(int *n);
 bt_status    bt_cli_calib_open(const char *path, void **ctx, bt_err *err);
 const float *bt_cli_calib_colw(void *ctx, const char *tensor, int64_t cols);
 void         bt_cli_calib_close(void *ctx);
+bt_status    bt_cli_calib_hess(void *ctx, const char *tensor, int64_t cols, int want, const float **H,
+                          uint32_t *entry, bt_err *err);
+const char  *bt_cli_calib_entry(void *ctx, uint32_t i);
 #endif

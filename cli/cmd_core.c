@@ -9,11 +9,13 @@
 
 int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv) {
     if (argc != 1) { fprintf(stderr, "usage: bt-pipeline run FILE.ini\n"); return 2; }
-    struct bt_run_opts ro = {o->quiet, o->progress, NULL, NULL, NULL};
+    struct bt_run_opts ro = {.quiet = o->quiet, .progress = o->progress};
 #ifdef BT_HAVE_RUNTIME
     ro.calib_open = bt_cli_calib_open;
     ro.calib_colw = bt_cli_calib_colw;
     ro.calib_close = bt_cli_calib_close;
+    ro.calib_hess = bt_cli_calib_hess;
+    ro.calib_entry = bt_cli_calib_entry;
 #endif
     bt_err err;
     bt_err_clear(&err);

@@ -217,15 +217,18 @@ const struct bt_stage *bt_cli_stages(int *n) {
 /* ---- calibration hooks for [quantize] calibration = FILE ---------------------------------------- */
 struct calib_view {
     bt_calib *c;
+    char     *path;
     float    *buf;  /* last weights returned */
     int64_t   cap;
+    float    *H;    /* last matrix returned (E[x x^T]) and its entry */
+    const struct bt_calib_entry *H_of;
 };
 
 bt_status bt_cli_calib_open(const char *path, void **ctx, bt_err *err) {
     struct calib_view *v = calloc(1, sizeof(*v));
-    if (!v) return bt_err_set(err, BT_E_NOMEM, "out of memory");
-    bt_status st = bt_calib_load(path, &v->c, err);
-    if (st) { free(v); return st; }
+    if (!v || !(v->path = strdup(path))) { free(v); return bt_err_set(err, BT_E_NOMEM, "out of memory"); }
+    bt_status st = bt_calib_open(path, &v->c, err);
+    if (st) { free(v->path); free(v); return st; }
     *ctx = v;
     return BT_OK;
 }
@@ -251,11 +254,51 @@ const float *bt_cli_calib_colw(void *ctx, const char *tensor, int64_t cols) {
     return v->buf;
 }
 
+bt_status bt_cli_calib_hess(void *ctx, const char *tensor, int64_t cols, int want, const float **H,
+                            uint32_t *entry, bt_err *err) {
+    struct calib_view *v = ctx;
+    if (H) *H = NULL;
+    const struct bt_calib_entry *e = bt_calib_find(v->c, tensor);
+    if (!e) return BT_OK;
+    if (entry)
+        for (uint32_t i = 0; i < bt_calib_count(v->c); i++)
+            if (bt_calib_at(v->c, i) == e) *entry = i;
+    if (e->n != cols)
+        return bt_err_set(err, BT_E_INVAL, "%s: calibration %s was made for %d input columns, the tensor has %lld "
+                          "(calibrated on a different model?)", tensor, v->path, e->n, (long long)cols);
+    if (!e->count) return bt_err_set(err, BT_E_FORMAT, "%s: calibration %s saw no activations for it", tensor, v->path);
+    if (!want) return BT_OK;
+    if (!e->full)
+        return bt_err_set(err, BT_E_UNSUPPORTED, "%s: calibration %s holds only diagonals (diag_only); "
+                          "second_order needs the full X^T X: calibrate again without diag_only", tensor, v->path);
+    if (v->H_of != e) {
+        free(v->H);
+        v->H_of = NULL;
+        if (!(v->H = malloc((size_t)cols * cols * sizeof(float))))
+            return bt_err_set(err, BT_E_NOMEM, "%s: out of memory for the %lld x %lld Hessian", tensor, (long long)cols, (long long)cols);
+        bt_status st = bt_calib_matrix(v->c, e, v->H, err);
+        if (st) return st;
+        float inv = (float)(1.0 / (double)e->count);
+        for (size_t i = 0; i < (size_t)cols * cols; i++) v->H[i] *= inv;
+        v->H_of = e;
+    }
+    *H = v->H;
+    return BT_OK;
+}
+
+const char *bt_cli_calib_entry(void *ctx, uint32_t i) {
+    struct calib_view *v = ctx;
+    const struct bt_calib_entry *e = bt_calib_at(v->c, i);
+    return e ? e->names : NULL;
+}
+
 void bt_cli_calib_close(void *ctx) {
     struct calib_view *v = ctx;
     if (!v) return;
     bt_calib_free(v->c);
     free(v->buf);
+    free(v->H);
+    free(v->path);
     free(v);
 }
 

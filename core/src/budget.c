@@ -1,6 +1,9 @@
 /* budget.c - global plane allocation for multi-plane quantizers: estimate each tensor's error
- * curve (1..N planes) on a fixed row sample, then add planes where they remove the most
- * squared error per byte until the budget (bits/weight or total bytes) is used. */
+ * curve (1..N planes) on a fixed row sample, then add planes where they remove the most error
+ * per byte until the budget (bits/weight or total bytes) is used. The error is the squared
+ * error (column-weighted with a calibration file), or with second_order the Hessian-weighted
+ * error tr(E H E^T) of the second-order result, which is the tensor's output error on the
+ * calibration activations. */
 #include "bt_types.h"
 #include "convert.h"
 
@@ -33,8 +36,11 @@ static bt_status curve(struct bt_convert_args *a, struct bt_reader *r, struct bt
         st = bt_reader_read_f32(r, idx, row, 1, buf + k * cols, err);
     }
     if (st == BT_OK) {
-        struct bt_qtensor qt = {t->name, rows, cols, p->fmt, a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL};
-        int n = q->i->error_curve(q->ctx, &qt, buf, ns, c->err2, err);
+        const struct bt_hessian *h = NULL;
+        st = bt_convert_hessian(a, t, &h, err);
+        struct bt_qtensor qt = {.name = t->name, .rows = rows, .cols = cols, .want = p->fmt,
+                                .col_weight = a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL, .hess = h};
+        int n = st ? 0 : q->i->error_curve(q->ctx, &qt, buf, ns, c->err2, err);
         if (n < 1 || n > 8) st = err->status ? err->status : bt_err_set(err, BT_E_PLUGIN, "%s: error_curve failed", t->name);
         c->n_max = n;
         for (int k = 0; k < n; k++) {

@@ -5,6 +5,7 @@
 #include "convert.h"
 #include "bt/bt_pipeline.h"
 #include "bt_types.h"
+#include "hessian.h"
 #include "report.h"
 
 #include <errno.h>
@@ -82,7 +83,7 @@ bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, str
     }
     int keep = !q || bt_keep_match(a->keep, t->name, t->src_name);
     if (!keep) {
-        struct bt_qtensor qt = {t->name, bt_tensor_rows(t), cols, bt_fmt(BT_TYPE_TQ2_0), NULL};
+        struct bt_qtensor qt = {.name = t->name, .rows = bt_tensor_rows(t), .cols = cols};
         int ty = bt_type_from_name(a->type);
         qt.want = bt_fmt(ty < 0 ? BT_TYPE_TQ2_0 : (uint32_t)ty);
         qt.want.planes = want_planes;
@@ -125,10 +126,37 @@ static bt_status decide_planes(struct bt_convert_args *a, struct bt_reader *r, s
     struct read_job j = {r, idx, 0, cols, whole, BT_OK, {0, ""}};
     bt_parallel_for(rows, 1, read_rows, &j);
     if (j.st) return bt_err_set(err, j.st, "%s", j.err.msg);
-    struct bt_qtensor qt = {t->name, rows, cols, p->fmt, a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL};
+    struct bt_qtensor qt = {.name = t->name, .rows = rows, .cols = cols, .want = p->fmt,
+                            .col_weight = a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL};
     bt_status st = qi->decide(q->ctx, &qt, whole, &p->fmt, err);
     if (st) return err->status ? st : bt_err_set(err, st, "%s: decide failed", t->name);
     if (!p->fmt.planes) return bt_err_set(err, BT_E_PLUGIN, "%s: decide() chose no plane count", t->name);
+    return BT_OK;
+}
+
+bt_status bt_convert_hessian(struct bt_convert_args *a, const struct bt_tensor *t, const struct bt_hessian **h,
+                             bt_err *err) {
+    *h = NULL;
+    if (!a->hess_fn) return BT_OK;
+    int64_t cols = bt_tensor_cols(t);
+    const float *G = NULL;
+    uint32_t entry = 0;
+    bt_status st = a->hess_fn(a->colw_ctx, t->name, cols, a->second_order, &G, &entry, err);
+    if (st || !a->second_order) return st;
+    if (!G)
+        return bt_err_set(err, BT_E_INVAL, "%s: calibration %s has no entry for this tensor (second_order needs "
+                          "one per quantized tensor; calibrated on a different model?)", t->name, a->calib_path);
+    if (!a->hess || a->hess_entry != (int64_t)entry) {
+        bt_hessian_free(a->hess);
+        a->hess = NULL;
+        a->hess_entry = -1;
+        bt_err e2;
+        bt_err_clear(&e2);
+        if ((st = bt_hessian_prepare(G, cols, a->damp, a->act_order, &a->hess, &e2)))
+            return bt_err_set(err, st, "%s: %s", t->name, e2.msg);
+        a->hess_entry = entry;
+    }
+    *h = a->hess;
     return BT_OK;
 }
 
@@ -149,6 +177,15 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
             return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer cannot store the chosen format", t->name);
         }
     }
+    const struct bt_hessian *hess = NULL;
+    if (p.quantize && (st = bt_convert_hessian(a, t, &hess, err))) { free(whole); return st; }
+    if (hess && !whole) { /* the column loop needs every row of a column */
+        if (!(whole = malloc((size_t)rows * cols * sizeof(float))))
+            return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", t->name);
+        struct read_job j = {r, idx, 0, cols, whole, BT_OK, {0, ""}};
+        bt_parallel_for(rows, 1, read_rows, &j);
+        if (j.st) { free(whole); return bt_err_set(err, j.st, "%s", j.err.msg); }
+    }
     size_t rb = bt_fmt_row_bytes(&p.fmt, cols);
     if (!rb) { free(whole); return bt_err_set(err, BT_E_UNSUPPORTED, "%s: cannot store %lld columns as %s", t->name, (long long)cols, bt_type_name(p.fmt.type)); }
     int64_t chunk = CHUNK_BYTES / ((size_t)cols * 4);
@@ -161,9 +198,21 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
         free(out); free(buf); free(tmp); free(whole);
         return bt_err_set(err, BT_E_NOMEM, "%s: out of memory (%lld x %lld)", t->name, (long long)rows, (long long)cols);
     }
-    struct bt_qstats stats = {0, 0};
-    struct bt_qtensor qt = {t->name, rows, cols, p.fmt, a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL};
-    for (int64_t r0 = 0; r0 < rows && st == BT_OK; r0 += chunk) {
+    struct bt_qstats stats = {0, 0, 0};
+    struct bt_qtensor qt = {.name = t->name, .rows = rows, .cols = cols, .want = p.fmt,
+                            .col_weight = a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL, .hess = hess};
+    if (hess) {
+        if (!all_finite(whole, rows * cols)) {
+            int64_t i = 0;
+            while (i < rows * cols && isfinite(whole[i])) i++;
+            st = bt_err_set(err, BT_E_FORMAT, "%s: non-finite value (inf or nan) at row %lld", t->name, (long long)(i / cols));
+        } else {
+            st = q->i->quantize_tensor(q->ctx, &qt, &p.fmt, whole, out, &stats, err);
+            if (st && err->status == BT_OK) bt_err_set(err, st, "%s: quantizer failed", t->name);
+        }
+        chunk = rows; /* done: skip the row loop */
+    }
+    for (int64_t r0 = hess ? rows : 0; r0 < rows && st == BT_OK; r0 += chunk) {
         int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
         if (whole) {
             memcpy(buf, whole + r0 * cols, (size_t)nr * cols * sizeof(float));
@@ -201,6 +250,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     bt_fmt_str(&p.fmt, row->type_out, sizeof(row->type_out));
     row->bpw = bt_fmt_bpw(&p.fmt, cols);
     row->rel_rmse = stats.ref2 > 0 ? sqrt(stats.err2 / stats.ref2) : 0;
+    row->herr2 = stats.herr2;
     snprintf(row->note, sizeof(row->note), "%s", p.note);
     return st;
 }
@@ -215,6 +265,34 @@ static bt_status make_parent_dirs(const char *path, bt_err *err) {
         if (mkdir(buf, 0777) != 0 && errno != EEXIST)
             return bt_err_set(err, BT_E_IO, "%s: cannot create folder %s: %s", path, buf, strerror(errno));
         *p = '/';
+    }
+    return BT_OK;
+}
+
+/* every tensor the calibration file names must be in the model, and each quantized 2-D tensor
+ * with an entry must have the entry's input size (a file made for another model is refused) */
+static bt_status check_calibration(struct bt_convert_args *a, struct bt_reader *r, uint32_t nt, bt_err *err) {
+    for (uint32_t e = 0;; e++) {
+        const char *names = a->entry_fn(a->colw_ctx, e);
+        if (!names) break;
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", names);
+        char *save = NULL;
+        for (char *nm = strtok_r(buf, ",", &save); nm; nm = strtok_r(NULL, ",", &save)) {
+            int found = 0;
+            for (uint32_t i = 0; i < nt && !found; i++) {
+                struct bt_tensor t;
+                if (r->i->tensor_get(r->ctx, i, &t, err) == BT_OK && !strcmp(t.name, nm)) {
+                    found = 1;
+                    bt_status st = a->hess_fn(a->colw_ctx, t.name, bt_tensor_cols(&t), 0, NULL, NULL, err);
+                    if (st) return st;
+                }
+            }
+            if (!found)
+                return bt_err_set(err, BT_E_INVAL, "%s: calibration %s has an entry for it but the model %s has no such "
+                                  "tensor (calibrated on a different model, e.g. another layer count?)", nm, a->calib_path,
+                                  a->in_path);
+        }
     }
     return BT_OK;
 }
@@ -237,6 +315,14 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
         if (st) goto done;
     }
     uint32_t n_kv = r->i->kv_count(r->ctx), nt = r->i->tensor_count(r->ctx);
+    a->hess_entry = -1;
+    if (q && a->second_order &&
+        (q->i->struct_size <= offsetof(struct bt_quantizer_i, quantize_tensor) || !q->i->quantize_tensor)) {
+        st = bt_err_set(err, BT_E_UNSUPPORTED, "[quantize] second_order: quantizer '%s' has no whole-tensor entry "
+                        "(quantize_tensor, ABI 1.1)", q->entry->desc->name);
+        goto done;
+    }
+    if (q && a->entry_fn && (st = check_calibration(a, r, nt, err))) goto done;
     if (q && (a->budget_bpw > 0 || a->budget_bytes > 0)) {
         if (!(planes = calloc(nt + 1, sizeof(*planes)))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
         if ((st = bt_budget_allocate(a, r, q, planes, err))) goto done;
@@ -281,6 +367,8 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     if (st == BT_OK && !a->quiet) bt_report_print(&rep, stdout);
     if (st == BT_OK && a->report && *a->report) st = bt_report_write_json(&rep, a->report, err);
 done:
+    bt_hessian_free(a->hess);
+    a->hess = NULL;
     bt_writer_close(w); /* removes temp files unless finished */
     bt_quantizer_close(q);
     bt_reader_close(r);

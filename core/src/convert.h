@@ -20,6 +20,16 @@ struct bt_convert_args {
     /* per-input-column error weights for a tensor (calibration), or NULL */
     const float *(*colw_fn)(void *ctx, const char *name, int64_t cols);
     void        *colw_ctx;
+    /* calibration Hessians (bt_run_opts.calib_hess / calib_entry on colw_ctx), or NULL */
+    bt_status  (*hess_fn)(void *ctx, const char *tensor, int64_t cols, int want, const float **H,
+                          uint32_t *entry, bt_err *err);
+    const char *(*entry_fn)(void *ctx, uint32_t i);
+    const char  *calib_path;
+    int          second_order;   /* GPTQ-style with the full Hessians */
+    double       damp;           /* relative diagonal damping */
+    int          act_order;      /* columns by decreasing diag(H) */
+    struct bt_hessian *hess;     /* prepared Hessian cache ... */
+    int64_t      hess_entry;     /* ... and the calibration entry it was made from (-1: none) */
 };
 
 struct tensor_plan {
@@ -33,6 +43,10 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err);
 bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
                           const struct bt_tensor *t, uint32_t want_planes, struct tensor_plan *p,
                           bt_err *err);
+/* the prepared Hessian of t's input (cached across tensors sharing an input), or NULL without
+ * second_order; an error when second_order is on and the calibration has none for t */
+bt_status bt_convert_hessian(struct bt_convert_args *a, const struct bt_tensor *t, const struct bt_hessian **h,
+                             bt_err *err);
 /* budget allocation: planes[i] for every tensor (0 = not an auto-plane tensor) */
 bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
                              uint32_t *planes, bt_err *err);

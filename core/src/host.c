@@ -1,6 +1,7 @@
 /* host.c - the struct bt_host service table handed to every plugin. */
 #include "bt/bt.h"
 #include "bt_types.h"
+#include "hessian.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +51,9 @@ static const struct bt_host host = {
     .opt_float    = bt_opt_float,
     .row_bytes    = host_row_bytes,
     .to_f32       = host_to_f32,
+    .so_quantize  = bt_so_quantize,
+    .hess_mul     = bt_hessian_mul,
+    .spd_solve    = bt_spd_solve,
 };
 
 const struct bt_host *bt_host(void) { return &host; }

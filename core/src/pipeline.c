@@ -30,6 +30,10 @@ static const struct bt_option quantize_opts[] = {
     {"budget_bytes", BT_OPT_INT, "0", 0, 1e15, NULL, "total output size, e.g. 4G (alternative to budget_bpw)"},
     {"calibration", BT_OPT_PATH, "", 0, -1, NULL,
      "calibration file from `bt-pipeline calibrate` / [calibrate]: weights each input column's error by diag(X^T X)"},
+    {"second_order", BT_OPT_BOOL, "false", 0, -1, NULL,
+     "GPTQ-style quantization with the calibration file's full X^T X: error feedback through the Hessian"},
+    {"damp", BT_OPT_FLOAT, "0.01", 0, 10, NULL, "second_order: damping added to diag(H), relative to mean(diag H)"},
+    {"act_order", BT_OPT_BOOL, "true", 0, -1, NULL, "second_order: quantize columns by decreasing diag(H)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 static const struct bt_option output_opts[] = {
@@ -195,6 +199,12 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
         if (s.stage_o[k] && stages[k].before && (st = stages[k].run(&sc, s.stage_o[k], err))) goto done;
     void *calib = NULL;
     const char *calib_path = bt_opt_str(s.q, "calibration");
+    if (converting && bt_opt_int(s.q, "second_order") && !(calib_path && *calib_path)) {
+        e = bt_cfg_get(&cfg, "quantize", "second_order");
+        st = bt_err_set(err, BT_E_INVAL, "%s:%d: [quantize] second_order needs calibration = FILE (from [calibrate] or `bt-pipeline calibrate`)",
+                        cfg.path, e ? e->line : 0);
+        goto done;
+    }
     if (converting && calib_path && *calib_path) {
         if (!ro || !ro->calib_open) {
             st = bt_err_set(err, BT_E_UNSUPPORTED, "%s: [quantize] calibration is not supported by this program", cfg.path);
@@ -212,6 +222,9 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
             .progress = ro ? ro->progress : 0,
             .budget_bpw = bt_opt_float(s.q, "budget_bpw"), .budget_bytes = bt_opt_int(s.q, "budget_bytes"),
             .colw_fn = calib ? ro->calib_colw : NULL, .colw_ctx = calib,
+            .hess_fn = calib ? ro->calib_hess : NULL, .entry_fn = calib ? ro->calib_entry : NULL,
+            .calib_path = calib_path, .second_order = (int)bt_opt_int(s.q, "second_order"),
+            .damp = bt_opt_float(s.q, "damp"), .act_order = (int)bt_opt_int(s.q, "act_order"),
         };
         s.in_p = s.q_p = s.out_p = NULL; /* owned by bt_convert now */
         st = bt_convert(&ca, err);

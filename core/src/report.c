@@ -83,6 +83,7 @@ bt_status bt_report_write_json(const struct bt_report *r, const char *path, bt_e
         json_object_object_add(o, "type_out", json_object_new_string(row->type_out));
         json_object_object_add(o, "bits_per_weight", json_object_new_double(row->bpw));
         json_object_object_add(o, "rel_rmse", json_object_new_double(row->rel_rmse));
+        if (row->herr2 > 0) json_object_object_add(o, "hessian_err", json_object_new_double(row->herr2));
         json_object_object_add(o, "seconds", json_object_new_double(row->seconds));
         json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t)row->bytes_in));
         json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t)row->bytes_out));

@@ -10,6 +10,7 @@ struct bt_report_row {
     char    type_in[24], type_out[24];
     double  bpw;       /* bits per weight of the output */
     double  rel_rmse;  /* ||W - What|| / ||W|| (0 for lossless) */
+    double  herr2;     /* second_order: sum_rows (w - q)^T H (w - q), else 0 */
     double  seconds;
     uint64_t bytes_in, bytes_out;
     char    note[96];  /* e.g. "kept (pattern)", "fallback: cols % 256 != 0" */

@@ -3,6 +3,7 @@
 #include "bt/bt_plugin.h"
 #include "absmean_kern.h"
 #include "bt_types.h"
+#include "mtq_so.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,11 +13,14 @@ struct absmean {
     int                   block; /* elements per scale block */
     int                   lsq;   /* 1: least-squares scale, 0: absmean scale */
     int                   avx2;  /* 1: use the AVX2 kernel (same results, faster) */
+    int                   so_passes; /* second order: column-loop passes (refit scales fixed after the first) */
 };
 
 static const struct bt_option options[] = {
     {"block_size", BT_OPT_INT, "256", 64, 256, NULL, "weights per scale block along a row: 64, 128 or 256"},
     {"scale", BT_OPT_ENUM, "lsq", 0, -1, "lsq|absmean", "block scale: least squares <w,q>/<q,q> or mean|w|"},
+    {"so_passes", BT_OPT_INT, "2", 1, 8, NULL,
+     "second_order: column-loop passes; each later pass keeps the previous pass's refit scales and re-chooses the codes"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -26,6 +30,7 @@ static bt_status am_open(void *ctx, const struct bt_host *host, const bt_optset 
     a->block = (int)host->opt_int(opts, "block_size");
     const char *sc = host->opt_str(opts, "scale");
     a->lsq = !sc || strcmp(sc, "absmean") != 0;
+    a->so_passes = (int)host->opt_int(opts, "so_passes");
 #if defined(__x86_64__)
     a->avx2 = __builtin_cpu_supports("avx2");
 #endif
@@ -148,12 +153,55 @@ static bt_status am_quantize(void *ctx, const struct bt_qtensor *t, const struct
     return BT_OK;
 }
 
+/* pack one row of codes (cols) and block scales into fmt */
+static void pack_row(const struct bt_tfmt *fmt, int B, int64_t cols, const int8_t *t, const float *sc,
+                     uint8_t *d) {
+    for (int64_t b = 0; b < cols / B; b++) {
+        if (fmt->type == BT_TYPE_TQ2_0) bt_tq2_0_pack(t + b * B, sc[b], d + b * 66);
+        else if (fmt->type == BT_TYPE_TQ1_0) bt_tq1_0_pack(t + b * B, sc[b], d + b * 54);
+        else bt_mtq_pack_block(fmt, t + b * B, sc + b, d + b * bt_mtq_block_bytes(1, (uint32_t)B, fmt->layout));
+    }
+}
+
+/* second order (t->hess set): GPTQ ternary on the host engine, one plane, joint scale refit */
+static bt_status am_quantize_tensor(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
+                                    const float *src, void *dst, struct bt_qstats *stats, bt_err *err) {
+    struct absmean *a = ctx;
+    if (!t->hess) return am_quantize(ctx, t, fmt, src, t->rows, dst, stats, err);
+    size_t rb = a->host->row_bytes(fmt, t->cols);
+    int64_t nb = t->cols / a->block;
+    int8_t *codes = a->host->alloc((size_t)t->rows * t->cols);
+    float *sc = a->host->alloc((size_t)t->rows * nb * sizeof(float));
+    float *row = a->host->alloc((size_t)t->cols * sizeof(float));
+    bt_status st = BT_OK;
+    if (!rb || !codes || !sc || !row) st = a->host->set_error(err, BT_E_NOMEM, "absmean: out of memory");
+    struct bt_mtq_so_opts o = {1, a->block, 1, a->so_passes, 0, 0};
+    double herr = 0;
+    if (!st) st = bt_mtq_so_quantize(a->host, t->hess, src, t->rows, t->cols, &o, codes, sc, &herr, err);
+    for (int64_t r = 0; r < t->rows && !st; r++) {
+        const int8_t *tr = codes + r * t->cols;
+        pack_row(fmt, a->block, t->cols, tr, sc + r * nb, (uint8_t *)dst + (size_t)r * rb);
+        const float *w = src + r * t->cols;
+        for (int64_t c = 0; c < t->cols; c++) {
+            double d = (double)w[c] - (double)bt_fp16_to_f32(bt_f32_to_fp16(sc[r * nb + c / a->block])) * tr[c];
+            stats->err2 += d * d;
+            stats->ref2 += (double)w[c] * w[c];
+        }
+    }
+    stats->herr2 += herr;
+    a->host->free(codes);
+    a->host->free(sc);
+    a->host->free(row);
+    return st;
+}
+
 static const struct bt_quantizer_i iface = {
     .struct_size = sizeof(struct bt_quantizer_i),
     .open = am_open,
     .close = am_close,
     .plan = am_plan,
     .quantize = am_quantize,
+    .quantize_tensor = am_quantize_tensor,
 };
 
 static const struct bt_plugin desc = {

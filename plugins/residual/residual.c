@@ -4,6 +4,7 @@
 #include "bt/bt_plugin.h"
 #include "bt_types.h"
 #include "mtq_algo.h"
+#include "mtq_so.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ struct residual {
     int    layout;               /* MTQ layout: 0 interleaved, 1 compact */
     double target;               /* bases=auto: target relative RMSE (0 = off) */
     int    max_bases;            /* bases=auto: largest N tried */
+    int    so_passes;            /* second order: column-loop passes */
 };
 
 static const struct bt_option residual_options[] = {
@@ -32,6 +34,8 @@ static const struct bt_option residual_options[] = {
     {"target_rmse", BT_OPT_FLOAT, "0", 0, 1, NULL,
      "bases=auto: smallest N whose tensor relative RMSE is <= this (0 = the core's budget)"},
     {"max_bases", BT_OPT_INT, "4", 1, 8, NULL, "bases=auto: largest number of planes"},
+    {"so_passes", BT_OPT_INT, "2", 1, 8, NULL,
+     "second_order: column-loop passes; each later pass keeps the previous pass's refit scales and re-chooses the codes"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -65,6 +69,8 @@ static bt_status residual_open(void *ctx, const struct bt_host *host, const bt_o
     q->layout = lay && !strcmp(lay, "compact") ? 1 : 0;
     q->target = host->opt_float(opts, "target_rmse");
     q->max_bases = (int)host->opt_int(opts, "max_bases");
+    q->so_passes = (int)host->opt_int(opts, "so_passes");
+    if (q->so_passes < 1) q->so_passes = 1;
     if (q->max_bases < 1 || q->max_bases > BT_MTQ_MAX_PLANES)
         return host->set_error(err, BT_E_INVAL, "residual: max_bases %d is not 1..8",
                                q->max_bases);
@@ -329,9 +335,88 @@ static int residual_error_curve(void *ctx, const struct bt_qtensor *t, const flo
     return n;
 }
 
+/* ---- second order (t->hess set) ---------------------------------------------------------------- */
+/* rows x cols of src through the host's column loop with N planes; t/a as bt_mtq_quantize_row
+ * lays them out row after row. */
+static bt_status so_run(struct residual *q, const struct bt_qtensor *t, const float *src, int64_t rows,
+                        int N, int block, int8_t **t_out, float **a_out, double *herr, bt_err *err) {
+    const struct bt_host *h = q->host;
+    int8_t *codes = h->alloc((size_t)rows * N * t->cols);
+    float *sc = h->alloc((size_t)rows * N * (t->cols / block) * sizeof(float));
+    bt_status st = BT_OK;
+    if (!codes || !sc) st = h->set_error(err, BT_E_NOMEM, "residual: tensor '%s': out of memory", t->name);
+    struct bt_mtq_so_opts o = {N, block, 1, q->so_passes, q->rounds, q->init};
+    if (!st) st = bt_mtq_so_quantize(h, t->hess, src, rows, t->cols, &o, codes, sc, herr, err);
+    if (st) { h->free(codes); h->free(sc); codes = NULL; sc = NULL; }
+    *t_out = codes;
+    *a_out = sc;
+    return st;
+}
+
+static bt_status residual_quantize_tensor(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
+                                          const float *src, void *dst, struct bt_qstats *stats, bt_err *err) {
+    struct residual *q = ctx;
+    if (!t->hess) return residual_quantize(ctx, t, fmt, src, t->rows, dst, stats, err);
+    const struct bt_host *h = q->host;
+    struct qjob j = {fmt, q, src, NULL, dst, t->cols, h->row_bytes(fmt, t->cols), 1, BT_QK_K,
+                     NULL, NULL, NULL, NULL, NULL};
+    if (fmt->type == BT_TYPE_MTQ) { j.N = (int)fmt->planes; j.block = (int)fmt->block; }
+    else if (fmt->type != BT_TYPE_TQ2_0 && fmt->type != BT_TYPE_TQ1_0)
+        return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': cannot write type %s", t->name,
+                            bt_type_name(fmt->type));
+    if (!j.row_bytes || j.N < 1 || t->cols % j.block)
+        return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': %lld columns do not fit the format",
+                            t->name, (long long)t->cols);
+    int8_t *codes;
+    float *sc;
+    double herr = 0;
+    bt_status st = so_run(q, t, src, t->rows, j.N, j.block, &codes, &sc, &herr, err);
+    if (st) return st;
+    int64_t nb = t->cols / j.block;
+    for (int64_t r = 0; r < t->rows; r++) {
+        const int8_t *tr = codes + r * j.N * t->cols;
+        const float *ar = sc + r * j.N * nb;
+        pack_row(&j, tr, ar, (uint8_t *)dst + (size_t)r * j.row_bytes);
+        double e2, r2;
+        row_plain_err(&j, src + r * t->cols, tr, ar, &e2, &r2);
+        stats->err2 += e2;
+        stats->ref2 += r2;
+    }
+    stats->herr2 += herr;
+    h->free(codes);
+    h->free(sc);
+    return BT_OK;
+}
+
+/* with t->hess: err2[k] = tr(E H E^T) of the second-order result with k + 1 planes */
+static int residual_error_curve_so(struct residual *q, const struct bt_qtensor *t, const float *src,
+                                   int64_t nrows, double err2[8], bt_err *err) {
+    int n = q->max_bases < 8 ? q->max_bases : 8;
+    for (int N = 1; N <= n; N++) {
+        int8_t *codes;
+        float *sc;
+        if (so_run(q, t, src, nrows, N, q->block, &codes, &sc, &err2[N - 1], err) != BT_OK) return -1;
+        q->host->free(codes);
+        q->host->free(sc);
+    }
+    return n;
+}
+
+static int residual_error_curve_any(void *ctx, const struct bt_qtensor *t, const float *src,
+                                    int64_t nrows, double err2[8], bt_err *err) {
+    if (t->hess) return residual_error_curve_so(ctx, t, src, nrows, err2, err);
+    return residual_error_curve(ctx, t, src, nrows, err2, err);
+}
+
 static const struct bt_quantizer_i residual_iface = {
-    sizeof(struct bt_quantizer_i), residual_open,   residual_close,       residual_plan,
-    residual_quantize,             residual_decide, residual_error_curve,
+    .struct_size = sizeof(struct bt_quantizer_i),
+    .open = residual_open,
+    .close = residual_close,
+    .plan = residual_plan,
+    .quantize = residual_quantize,
+    .decide = residual_decide,
+    .error_curve = residual_error_curve_any,
+    .quantize_tensor = residual_quantize_tensor,
 };
 
 static const struct bt_plugin residual_desc = {

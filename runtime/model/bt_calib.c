@@ -20,31 +20,8 @@ struct cal_state {
     struct cal_acc *acc;       /* (n_layer x BT_HOOK_COUNT) */
     int             n_layer;   /* layers */
     int             diag_only; /* no full matrices */
-    int             failed;    /* dimension mismatch seen */
+    int             failed;    /* 1: dimension mismatch seen, 2: out of memory */
 };
-
-struct gram_job {
-    struct cal_acc *a;    /* accumulator */
-    const float    *X;    /* (ntok x n) */
-    int             ntok; /* rows */
-};
-
-/* rows are visited as 0, n-1, 1, n-2, ... so contiguous chunks get balanced triangle work */
-static void gram_range(void *arg, int64_t k0, int64_t k1, int tid) {
-    (void)tid;
-    struct gram_job *j = arg;
-    int64_t n = j->a->n;
-    for (int64_t k = k0; k < k1; k++) {
-        int64_t i = k % 2 == 0 ? k / 2 : n - 1 - k / 2;
-        double *g = j->a->G + i * n;
-        for (int t = 0; t < j->ntok; t++) {
-            const float *x = j->X + (int64_t)t * n;
-            double xi = x[i];
-            if (xi == 0.0) continue;
-            for (int64_t c = i; c < n; c++) g[c] += xi * x[c];
-        }
-    }
-}
 
 static void cal_hook(void *user, int layer, int which, const float *X, int ntok, int dim) {
     struct cal_state *s = user;
@@ -57,10 +34,7 @@ static void cal_hook(void *user, int layer, int which, const float *X, int ntok,
             a->diag[i] += v * v;
         }
     a->count += (uint64_t)ntok;
-    if (a->G) {
-        struct gram_job j = {a, X, ntok};
-        bt_parallel_for(dim, 4, gram_range, &j);
-    }
+    if (a->G && bt_gram_accumulate(a->G, dim, X, ntok) != BT_OK) s->failed = 2;
 }
 
 /* ---- writing ------------------------------------------------------------------------------------ */
@@ -187,7 +161,8 @@ bt_status bt_calibrate_ids(bt_model *m, const int32_t *ids, int64_t n,
         if (co.max_windows > 0 && (int)nwin >= co.max_windows) break;
     }
     bt_model_set_hook(m, old, old_user);
-    if (!st && s.failed) st = bt_err_set(err, BT_E_INVAL, "calibrate: activation size mismatch");
+    if (!st && s.failed == 2) st = bt_err_set(err, BT_E_NOMEM, "calibrate: out of memory");
+    if (!st && s.failed == 1) st = bt_err_set(err, BT_E_INVAL, "calibrate: activation size mismatch");
     if (!st) st = cal_write(&s, ntok, nwin, (uint32_t)ctx, out_path, err);
     cal_free(&s);
     free(buf);

@@ -45,10 +45,17 @@ struct bt_calib_entry {
     int32_t   n;       /* input features */
     uint64_t  count;   /* rows accumulated */
     double   *diag;    /* (n) G_ii */
-    float    *mat;     /* (n x n) full G, or NULL when stored diag-only */
+    float    *mat;     /* (n x n) full G, or NULL when stored diag-only or opened lazily */
+    int32_t   full;    /* 1: the file holds the full matrix */
+    uint64_t  mat_off; /* file offset of the matrix */
 };
 
+/* read everything, matrices included */
 bt_status bt_calib_load(const char *path, bt_calib **out, bt_err *err);
+/* read the index and diagonals; matrices stay in the file (bt_calib_matrix reads one) */
+bt_status bt_calib_open(const char *path, bt_calib **out, bt_err *err);
+/* entry e's full G (n x n f32) into dst; BT_E_UNSUPPORTED for diag-only entries */
+bt_status bt_calib_matrix(const bt_calib *c, const struct bt_calib_entry *e, float *dst, bt_err *err);
 void      bt_calib_free(bt_calib *c); /* NULL is a no-op */
 uint32_t  bt_calib_count(const bt_calib *c);
 uint64_t  bt_calib_tokens(const bt_calib *c);

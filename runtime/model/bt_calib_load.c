@@ -7,6 +7,8 @@
 #include <string.h>
 
 struct bt_calib {
+    char                  *path;    /* file, for matrices read on demand */
+    int                    lazy;    /* 1: matrices stay in the file until bt_calib_matrix */
     uint32_t               n;       /* entries */
     uint64_t               tokens;  /* rows seen per entry */
     struct bt_calib_entry *e;       /* (n) entries, each owning names/diag/mat */
@@ -22,10 +24,11 @@ void bt_calib_free(bt_calib *c) {
         free(c->e[i].mat);
     }
     free(c->e);
+    free(c->path);
     free(c);
 }
 
-static bt_status read_entry(FILE *f, const char *path, uint32_t idx, long fsize,
+static bt_status read_entry(FILE *f, const char *path, uint32_t idx, long fsize, int lazy,
                             struct bt_calib_entry *e, bt_err *err) {
     uint32_t nl, n, storage;
     if (get(f, &nl, 4) || nl == 0 || nl > 65536 || (long)nl > fsize)
@@ -48,7 +51,12 @@ static bt_status read_entry(FILE *f, const char *path, uint32_t idx, long fsize,
     e->diag = malloc((size_t)n * sizeof(double));
     if (!e->diag || get(f, e->diag, (size_t)n * 8))
         return bt_err_set(err, BT_E_FORMAT, "%s: entry '%s': cannot read diag", path, e->names);
-    if (storage) {
+    e->full = storage == 1;
+    e->mat_off = (uint64_t)ftell(f);
+    if (storage && lazy) {
+        if (fseek(f, (long)((uint64_t)n * n * 4), SEEK_CUR) != 0)
+            return bt_err_set(err, BT_E_FORMAT, "%s: entry '%s': cannot skip matrix", path, e->names);
+    } else if (storage) {
         e->mat = malloc((size_t)n * n * sizeof(float));
         if (!e->mat) return bt_err_set(err, BT_E_NOMEM, "%s: out of memory (%u x %u)", path, n, n);
         if (get(f, e->mat, (size_t)n * n * 4))
@@ -57,7 +65,7 @@ static bt_status read_entry(FILE *f, const char *path, uint32_t idx, long fsize,
     return BT_OK;
 }
 
-bt_status bt_calib_load(const char *path, bt_calib **out, bt_err *err) {
+static bt_status calib_load(const char *path, int lazy, bt_calib **out, bt_err *err) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return bt_err_set(err, BT_E_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -68,7 +76,8 @@ bt_status bt_calib_load(const char *path, bt_calib **out, bt_err *err) {
     long fsize = -1;
     if (fseek(f, 0, SEEK_END) == 0) fsize = ftell(f);
     rewind(f);
-    if (!c) { st = bt_err_set(err, BT_E_NOMEM, "%s: out of memory", path); goto fail; }
+    if (!c || !(c->path = strdup(path))) { st = bt_err_set(err, BT_E_NOMEM, "%s: out of memory", path); goto fail; }
+    c->lazy = lazy;
     if (fsize < 32 || get(f, magic, 8) || memcmp(magic, BT_CALIB_MAGIC, 8) != 0) {
         st = bt_err_set(err, BT_E_FORMAT, "%s: not a BTCAL1 calibration file", path);
         goto fail;
@@ -82,7 +91,7 @@ bt_status bt_calib_load(const char *path, bt_calib **out, bt_err *err) {
     if (!c->e) { st = bt_err_set(err, BT_E_NOMEM, "%s: out of memory", path); goto fail; }
     c->n = ne;
     for (uint32_t i = 0; i < ne; i++)
-        if ((st = read_entry(f, path, i, fsize, &c->e[i], err))) goto fail;
+        if ((st = read_entry(f, path, i, fsize, lazy, &c->e[i], err))) goto fail;
     fclose(f);
     *out = c;
     return BT_OK;
@@ -90,6 +99,25 @@ fail:
     fclose(f);
     bt_calib_free(c);
     return st;
+}
+
+bt_status bt_calib_load(const char *path, bt_calib **out, bt_err *err) {
+    return calib_load(path, 0, out, err);
+}
+
+bt_status bt_calib_open(const char *path, bt_calib **out, bt_err *err) {
+    return calib_load(path, 1, out, err);
+}
+
+bt_status bt_calib_matrix(const bt_calib *c, const struct bt_calib_entry *e, float *dst, bt_err *err) {
+    size_t nn = (size_t)e->n * (size_t)e->n;
+    if (!e->full) return bt_err_set(err, BT_E_UNSUPPORTED, "%s: entry '%s' holds only diag(X^T X) (calibrated with diag_only)", c->path, e->names);
+    if (e->mat) { memcpy(dst, e->mat, nn * sizeof(float)); return BT_OK; }
+    FILE *f = fopen(c->path, "rb");
+    if (!f) return bt_err_set(err, BT_E_IO, "%s: cannot open: %s", c->path, strerror(errno));
+    int bad = fseek(f, (long)e->mat_off, SEEK_SET) != 0 || fread(dst, sizeof(float), nn, f) != nn;
+    fclose(f);
+    return bad ? bt_err_set(err, BT_E_FORMAT, "%s: entry '%s': cannot read matrix", c->path, e->names) : BT_OK;
 }
 
 uint32_t bt_calib_count(const bt_calib *c) { return c->n; }

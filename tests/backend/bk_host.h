@@ -144,6 +144,7 @@ static double bk_opt_float(const bt_optset *o, const char *name) { return 0.0; }
 static const struct bt_host bk_host = {
     BT_ABI_VERSION, sizeof(struct bt_host), "test", bk_log, bk_set_error, bk_alloc, bk_free,
     bk_parallel_for, bk_n_threads, bk_opt_str, bk_opt_int, bk_opt_float, NULL, NULL,
+    NULL, NULL, NULL, /* no second-order engine in backend tests */
 };
 
 /* A loaded backend with one open instance. */

@@ -59,6 +59,7 @@ static double h_opt_float(const bt_optset *o, const char *n) { const char *s = h
 static const struct bt_host host = {
     BT_ABI_VERSION, sizeof(struct bt_host), "test", h_log, h_set_error, h_alloc, h_free,
     h_parallel_for, h_n_threads, h_opt_str, h_opt_int, h_opt_float, bt_fmt_row_bytes, bt_to_f32,
+    NULL, NULL, NULL, /* no second-order engine: tests/so covers it with the core's host */
 };
 
 static uint64_t rs = 88172645463325252ull;
@@ -84,7 +85,7 @@ static uint32_t g_wplanes;   /* want.planes of q_run's tensors (0 = the bases op
 /* quantize W (rows x cols) with the plugin; returns packed data (caller frees), fills fmt/stats */
 static uint8_t *q_run(void *ctx, uint32_t want, int64_t rows, int64_t cols, const float *W,
                       struct bt_tfmt *fmt, struct bt_qstats *st, bt_status *rc, bt_err *err) {
-    struct bt_qtensor t = {"blk.0.test.weight", rows, cols, {want, g_wplanes, 0, 0}, g_colw};
+    struct bt_qtensor t = {"blk.0.test.weight", rows, cols, {want, g_wplanes, 0, 0}, g_colw, NULL};
     *rc = qi->plan(ctx, &t, fmt, err);
     if (*rc != BT_OK) return NULL;
     size_t rb = bt_fmt_row_bytes(fmt, cols);
@@ -129,7 +130,7 @@ static void test_core_hooks(const float *W, int64_t R, int64_t C) {
     /* bases=auto without target: plan leaves the count to the core; decide refuses */
     void *qa = q_open(&o, &err, (const char *[]){"bases", "auto", NULL});
     CHECK(qa != NULL);
-    struct bt_qtensor t = {"blk.1.ffn_up.weight", R, C, {BT_TYPE_MTQ, 0, 0, 0}, NULL};
+    struct bt_qtensor t = {"blk.1.ffn_up.weight", R, C, {BT_TYPE_MTQ, 0, 0, 0}, NULL, NULL};
     CHECK(qi->plan(qa, &t, &f, &err) == BT_OK && f.planes == 0 && f.block == 256);
     CHECK(qi->decide(qa, &t, W, &f, &err) == BT_E_INVAL && strstr(err.msg, "blk.1.ffn_up"));
     t.want.planes = 3; /* the core's budget allocation wins over bases */
@@ -298,7 +299,7 @@ int main(int argc, char **argv) {
     CHECK(q_open(&o, &err, (const char *[]){"bases", "9", NULL}) == NULL && err.status == BT_E_INVAL);
     void *q2 = q_open(&o, &err, NULL);
     CHECK(q2 != NULL);
-    struct bt_qtensor tt = {"x", 4, 512, {BT_TYPE_MTQ, 0, 0, 0}, NULL};
+    struct bt_qtensor tt = {"x", 4, 512, {BT_TYPE_MTQ, 0, 0, 0}, NULL, NULL};
     CHECK(qi->plan(q2, &tt, &f, &err) == BT_OK && f.type == BT_TYPE_MTQ && f.planes == 2 &&
           f.block == 256 && f.layout == 0);
     tt.cols = 300;

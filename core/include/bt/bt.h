@@ -34,6 +34,10 @@ void bt_threads_set(int n); /* 0 = number of online CPUs */
 int  bt_threads_get(void);
 void bt_parallel_for(int64_t n, int64_t grain, bt_range_fn fn, void *arg);
 
+/* ---- dense linear algebra (OpenBLAS on fixed tiles; same bits for any thread count) ---------- */
+/* G (n x n, row-major f64, upper triangle incl. diagonal updated) += X^T X for X (ntok x n f32) */
+bt_status bt_gram_accumulate(double *G, int64_t n, const float *X, int64_t ntok);
+
 /* ---- option sets ------------------------------------------------------------------------------ */
 /* An option set holds validated values for one plugin's option table. */
 bt_optset *bt_optset_new(const struct bt_option *table);   /* defaults filled in; NULL on OOM */

@@ -36,6 +36,14 @@ struct bt_run_opts {
     bt_status (*calib_open)(const char *path, void **ctx, bt_err *err);
     const float *(*calib_colw)(void *ctx, const char *tensor, int64_t cols);
     void (*calib_close)(void *ctx);
+    /* the tensor's input E[x x^T] (cols x cols, owned by ctx, valid until the next call) when
+     * want != 0, else only the checks. BT_OK with *H = NULL when the file has no entry for the
+     * tensor; an error naming the tensor when the entry's size differs or (want) the file holds
+     * only diagonals. H may be NULL when want == 0; *entry (may be NULL) gets the entry index. */
+    bt_status (*calib_hess)(void *ctx, const char *tensor, int64_t cols, int want, const float **H,
+                            uint32_t *entry, bt_err *err);
+    /* comma-separated tensor names of entry i, NULL past the last */
+    const char *(*calib_entry)(void *ctx, uint32_t i);
 };
 
 /* Run the pipeline in ini_path. Returns BT_OK, or an error whose message names file:line for

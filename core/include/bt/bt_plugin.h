@@ -12,7 +12,7 @@ extern "C" {
 
 /* ---- versioning ------------------------------------------------------------------------ */
 #define BT_ABI_MAJOR   1
-#define BT_ABI_MINOR   0
+#define BT_ABI_MINOR   1
 #define BT_ABI_VERSION ((uint32_t)((BT_ABI_MAJOR << 16) | BT_ABI_MINOR))
 #define BT_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define BT_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -127,6 +127,27 @@ enum { BT_LOG_ERROR = 0, BT_LOG_WARN = 1, BT_LOG_INFO = 2, BT_LOG_DEBUG = 3 };
 /* Work item for parallel_for: process [i0, i1) on thread tid. */
 typedef void (*bt_range_fn)(void *arg, int64_t i0, int64_t i1, int tid);
 
+/* ---- second-order engine (ABI 1.1) --------------------------------------------------------
+ * A bt_hessian is a tensor's input Hessian H = E[x x^T] from calibration, prepared by the core
+ * (dead columns, damping, act order, Cholesky of H^-1). The quantizer drives the GPTQ-style
+ * column loop through host->so_quantize and supplies the per-column rounding here. Rows are
+ * processed in fixed chunks of at most BT_SO_CHUNK_ROWS; callbacks for different row ranges
+ * run concurrently on the host pool (each row range is touched by one thread at a time). */
+typedef struct bt_hessian bt_hessian;
+#define BT_SO_CHUNK_ROWS 64
+struct bt_so_cb {
+    void   *user;
+    int64_t group; /* columns per parameter group (scale block); divides cols. Group g is the
+                    * columns [g*group, (g+1)*group) in the tensor's own order. */
+    /* the loop reached the first column of group g (in processing order) for rows
+     * [row0, row0+nrows): W (nrows x group, row-major) holds the current, error-compensated
+     * weights of the whole group. Choose the group's parameters (scales) here. */
+    void (*group_start)(void *user, int64_t row0, int64_t nrows, int64_t g, const float *W);
+    /* round column c (tensor order) of rows [row0, row0+nrows): w[i] is the current value of
+     * row row0+i; write the value the stored tensor will hold to q[i]. */
+    void (*column)(void *user, int64_t row0, int64_t nrows, int64_t c, const float *w, float *q);
+};
+
 struct bt_host {
     uint32_t    abi_version;  /* BT_ABI_VERSION of the host */
     uint32_t    struct_size;  /* sizeof(struct bt_host) as compiled by the host */
@@ -148,6 +169,21 @@ struct bt_host {
     /* type services */
     size_t (*row_bytes)(const struct bt_tfmt *fmt, int64_t ncols); /* 0 if ncols invalid */
     bt_status (*to_f32)(const struct bt_tfmt *fmt, const void *src, float *dst, int64_t n);
+    /* ---- ABI 1.1 (check abi_version / struct_size before use) ---- */
+    /* GPTQ column loop over W (rows x cols, tensor order) with h: columns in h's processing
+     * order, each rounded by cb->column, its error fed to the columns not yet rounded through
+     * the Cholesky factor of H^-1 (lazy batches of 128 columns). *herr (may be NULL) gets the
+     * Hessian-weighted error sum_rows (w - q)^T H (w - q) of the rounding. Deterministic for any
+     * thread count. */
+    bt_status (*so_quantize)(const bt_hessian *h, const float *W, int64_t rows, int64_t cols,
+                             const struct bt_so_cb *cb, double *herr, bt_err *err);
+    /* Y (nrows x cols) = X (nrows x (c1-c0)) * H[c0:c1, :], row-major, H in tensor order
+     * (damped). For scale refits: (w - q)^T H (w - q) and its gradients. */
+    bt_status (*hess_mul)(const bt_hessian *h, int64_t c0, int64_t c1, const float *X,
+                          int64_t nrows, float *Y, bt_err *err);
+    /* solve A x = b for a symmetric positive definite A (n x n, row-major f64, destroyed);
+     * b is replaced by x. BT_E_INVAL if A is not positive definite. */
+    bt_status (*spd_solve)(int64_t n, double *A, double *b);
 };
 
 /* ---- options a plugin declares (drive INI validation and `bt-pipeline plugins`) --------- */
@@ -209,10 +245,15 @@ struct bt_qtensor {
                              * core chose the plane count (budget allocation) */
     const float *col_weight; /* (cols) per-input-column error weights from calibration, E[x_j^2]
                               * = diag(X^T X) / rows, or NULL: minimize sum_j w_j (W-What)_ij^2 */
+    /* ABI 1.1: the input Hessian when [quantize] second_order is on and the calibration file
+     * has the full matrix for this tensor, else NULL. A plugin that sees it should quantize
+     * with host->so_quantize (via quantize_tensor) and report errors weighted by it. */
+    const bt_hessian *hess;
 };
 struct bt_qstats {
     double err2;  /* sum of squared error over the rows quantized */
     double ref2;  /* sum of squared source values */
+    double herr2; /* ABI 1.1: sum_rows (w - q)^T H (w - q) when t->hess is set, else 0 */
 };
 struct bt_quantizer_i {
     uint32_t struct_size;
@@ -234,6 +275,12 @@ struct bt_quantizer_i {
      * core for global budget allocation (budget_bpw / budget_bytes). */
     int (*error_curve)(void *ctx, const struct bt_qtensor *t, const float *src, int64_t nrows,
                        double err2[8], bt_err *err);
+    /* (optional, ABI 1.1) the whole tensor at once: src is t->rows x t->cols f32, dst gets
+     * t->rows packed rows of fmt. Required for second_order (t->hess set): the column loop
+     * needs every row of a column. With t->hess set, error_curve should return the
+     * Hessian-weighted error tr(E H E^T) of the second-order result. */
+    bt_status (*quantize_tensor)(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
+                                 const float *src, void *dst, struct bt_qstats *stats, bt_err *err);
 };
 
 /* Backend: compute kernels. W is (rows x cols) in fmt, row-major packed rows. */
