@@ -28,4 +28,7 @@ void         bt_cli_calib_close(void *ctx);
 bt_status    bt_cli_calib_hess(void *ctx, const char *tensor, int64_t cols, int want, const float **H,
                           uint32_t *entry, bt_err *err);
 const char  *bt_cli_calib_entry(void *ctx, uint32_t i);
+bt_status    bt_cli_calib_done(void *ctx, const char *tensor, const struct bt_tfmt *fmt, const void *data,
+                               uint64_t nbytes, bt_err *err);
+int          bt_cli_calib_sequential(void *ctx);
 #endif

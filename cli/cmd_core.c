@@ -16,6 +16,8 @@ int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv) {
     ro.calib_close = bt_cli_calib_close;
     ro.calib_hess = bt_cli_calib_hess;
     ro.calib_entry = bt_cli_calib_entry;
+    ro.calib_done = bt_cli_calib_done;
+    ro.calib_sequential = bt_cli_calib_sequential;
 #endif
     bt_err err;
     bt_err_clear(&err);

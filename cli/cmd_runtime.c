@@ -175,7 +175,10 @@ static bt_status stage_generate(const struct bt_stage_ctx *sc, const bt_optset *
 
 static const struct bt_option calib_opts[] = {
     {"text", BT_OPT_PATH, NULL, 0, -1, NULL, "calibration text (training-domain, not the eval text)"},
-    {"out", BT_OPT_PATH, NULL, 0, -1, NULL, "calibration file to write (BTCAL1)"},
+    {"mode", BT_OPT_ENUM, "parallel", 0, -1, "parallel|sequential",
+     "parallel: every layer's inputs from the original model, written to `out`; sequential: layer by layer "
+     "during the conversion, with the layers before already quantized (needs [quantize] second_order)"},
+    {"out", BT_OPT_PATH, "", 0, -1, NULL, "mode = parallel: calibration file to write (BTCAL1)"},
     {"ctx", BT_OPT_INT, "512", 2, 1 << 20, NULL, "window length"},
     {"windows", BT_OPT_INT, "0", 0, 1e9, NULL, "windows to use (0 = all)"},
     {"diag_only", BT_OPT_BOOL, "false", 0, -1, NULL, "store only diag(X^T X) (small; enough for column weighting)"},
@@ -196,17 +199,25 @@ static bt_status do_calibrate(bt_registry *reg, const char *model, const char *b
     return st;
 }
 
+static int is_sequential(const bt_optset *o) { return !strcmp(bt_opt_str(o, "mode"), "sequential"); }
+
+static bt_status seq_open(const struct bt_stage_ctx *sc, const bt_optset *o, const struct bt_calib_opts *co,
+                          bt_err *err);
+
 static bt_status stage_calibrate(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err) {
     struct bt_calib_opts co = {.ctx = (int32_t)bt_opt_int(o, "ctx"), .max_windows = (int32_t)bt_opt_int(o, "windows"),
                                .diag_only = (int32_t)bt_opt_int(o, "diag_only")};
+    if (is_sequential(o)) return seq_open(sc, o, &co, err);
+    if (!*bt_opt_str(o, "out"))
+        return bt_err_set(err, BT_E_INVAL, "%s: [calibrate] mode = parallel needs out = FILE", sc->ini_path);
     return do_calibrate(sc->reg, sc->input_path, sc->backend, bt_opt_str(o, "text"), bt_opt_str(o, "out"), &co,
                         sc->quiet, err);
 }
 
 static const struct bt_stage stages[] = {
-    {"calibrate", 1, calib_opts, stage_calibrate},
-    {"eval", 0, eval_opts, stage_eval},
-    {"generate", 0, gen_opts, stage_generate},
+    {"calibrate", 1, calib_opts, stage_calibrate, is_sequential},
+    {"eval", 0, eval_opts, stage_eval, NULL},
+    {"generate", 0, gen_opts, stage_generate, NULL},
 };
 
 const struct bt_stage *bt_cli_stages(int *n) {
@@ -214,9 +225,11 @@ const struct bt_stage *bt_cli_stages(int *n) {
     return stages;
 }
 
-/* ---- calibration hooks for [quantize] calibration = FILE ---------------------------------------- */
+/* ---- calibration hooks for [quantize] calibration = FILE or [calibrate] mode = sequential -------- */
 struct calib_view {
-    bt_calib *c;
+    bt_calib     *c;    /* a file, or ... */
+    bt_calib_seq *seq;  /* ... a sequential calibration on ... */
+    struct loaded l;    /* ... this model */
     char     *path;
     float    *buf;  /* last weights returned */
     int64_t   cap;
@@ -236,8 +249,40 @@ bt_status bt_cli_calib_open(const char *path, void **ctx, bt_err *err) {
 /* E[x_j^2] of the tensor's input columns: diag(X^T X) / rows. Absolute (not normalized), so the
  * weighted errors of different tensors are comparable (expected output error, diagonal
  * approximation) for budget allocation. Dead columns get a floor of 1e-3 x the mean. */
+static bt_status seq_open(const struct bt_stage_ctx *sc, const bt_optset *o, const struct bt_calib_opts *co,
+                          bt_err *err) {
+    if (!sc->calib) return bt_err_set(err, BT_E_UNSUPPORTED, "[calibrate] mode = sequential: not available here");
+    struct calib_view *v = calloc(1, sizeof(*v));
+    if (!v || !(v->path = strdup(bt_opt_str(o, "text")))) { free(v); return bt_err_set(err, BT_E_NOMEM, "out of memory"); }
+    struct bt_model_opts mo;
+    memset(&mo, 0, sizeof(mo));
+    mo.n_ctx = co->ctx;
+    char *text = NULL;
+    size_t len = 0;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    bt_status st = load_model(sc->reg, sc->input_path, sc->backend, &mo, &v->l, err);
+    if (!st) st = bt_eval_read_text(v->path, &text, &len, err);
+    if (!st) st = bt_eval_tokenize(v->l.m, text, len, co->tokenize, &ids, &n, err);
+    if (!st) st = bt_calib_seq_new(v->l.m, ids, n, co, &v->seq, err);
+    free(text);
+    free(ids);
+    if (st) { bt_cli_calib_close(v); return st; }
+    *sc->calib = v;
+    return BT_OK;
+}
+
+int bt_cli_calib_sequential(void *ctx) { return ((struct calib_view *)ctx)->seq != NULL; }
+
+bt_status bt_cli_calib_done(void *ctx, const char *tensor, const struct bt_tfmt *fmt, const void *data,
+                            uint64_t nbytes, bt_err *err) {
+    struct calib_view *v = ctx;
+    return v->seq ? bt_calib_seq_done(v->seq, tensor, fmt, data, nbytes, err) : BT_OK;
+}
+
 const float *bt_cli_calib_colw(void *ctx, const char *tensor, int64_t cols) {
     struct calib_view *v = ctx;
+    if (!v->c) return NULL;
     const struct bt_calib_entry *e = bt_calib_find(v->c, tensor);
     if (!e || e->n != cols || !e->count) return NULL;
     if (v->cap < cols) {
@@ -258,6 +303,13 @@ bt_status bt_cli_calib_hess(void *ctx, const char *tensor, int64_t cols, int wan
                             uint32_t *entry, bt_err *err) {
     struct calib_view *v = ctx;
     if (H) *H = NULL;
+    if (v->seq) {
+        if (!want) return BT_OK;
+        int key = 0;
+        bt_status st = bt_calib_seq_hess(v->seq, tensor, cols, H, &key, err);
+        if (entry) *entry = (uint32_t)key;
+        return st;
+    }
     const struct bt_calib_entry *e = bt_calib_find(v->c, tensor);
     if (!e) return BT_OK;
     if (entry)
@@ -288,6 +340,7 @@ bt_status bt_cli_calib_hess(void *ctx, const char *tensor, int64_t cols, int wan
 
 const char *bt_cli_calib_entry(void *ctx, uint32_t i) {
     struct calib_view *v = ctx;
+    if (!v->c) return NULL;
     const struct bt_calib_entry *e = bt_calib_at(v->c, i);
     return e ? e->names : NULL;
 }
@@ -296,6 +349,8 @@ void bt_cli_calib_close(void *ctx) {
     struct calib_view *v = ctx;
     if (!v) return;
     bt_calib_free(v->c);
+    bt_calib_seq_free(v->seq);
+    loaded_free(&v->l);
     free(v->buf);
     free(v->H);
     free(v->path);

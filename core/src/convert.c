@@ -7,6 +7,7 @@
 #include "bt_types.h"
 #include "hessian.h"
 #include "report.h"
+#include "rotate.h"
 
 #include <errno.h>
 #include <math.h>
@@ -244,6 +245,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
         st = w->i->add(w->ctx, &ot, err);
         if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer failed", t->name);
         row->bytes_out = ot.nbytes;
+        if (!st && a->done_fn && t->n_dims == 2) st = a->done_fn(a->colw_ctx, t->name, &p.fmt, out, ot.nbytes, err);
     }
     if (r->i->release) r->i->release(r->ctx, idx);
     free(out); free(buf); free(tmp); free(whole);
@@ -297,18 +299,51 @@ static bt_status check_calibration(struct bt_convert_args *a, struct bt_reader *
     return BT_OK;
 }
 
+/* processing rank for sequential calibration: non-layer tensors first, then layer by layer in
+ * the order the forward pass reads the linears */
+static int64_t seq_rank(const char *name) {
+    static const char *const roles[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                        "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+    int l, n = 0;
+    char role[32];
+    if (sscanf(name, "blk.%d.%31[a-z_]%n", &l, role, &n) != 2) return -1;
+    for (int r = 0; r < 9; r++)
+        if (!strcmp(role, roles[r])) return (int64_t)l * 16 + r;
+    return (int64_t)l * 16 + 15;
+}
+
+static bt_status make_order(struct bt_reader *r, uint32_t nt, int sequential, uint32_t *order, bt_err *err) {
+    int64_t *rank = calloc(nt + 1, sizeof(int64_t));
+    if (!rank) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < nt; i++) {
+        order[i] = i;
+        struct bt_tensor t;
+        if (sequential && r->i->tensor_get(r->ctx, i, &t, err) == BT_OK) rank[i] = seq_rank(t.name);
+    }
+    for (uint32_t i = 1; i < nt; i++) { /* stable insertion sort by rank */
+        uint32_t v = order[i];
+        uint32_t k = i;
+        while (k > 0 && rank[order[k - 1]] > rank[v]) { order[k] = order[k - 1]; k--; }
+        order[k] = v;
+    }
+    free(rank);
+    return BT_OK;
+}
+
 bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     struct bt_reader *r = NULL;
     struct bt_quantizer *q = NULL;
     struct bt_writer *w = NULL;
     struct bt_kv *kvs = NULL;
-    uint32_t *planes = NULL;
+    uint32_t *planes = NULL, *order = NULL;
     struct bt_report rep;
     memset(&rep, 0, sizeof(rep));
     double t0 = now();
     bt_status st = bt_reader_open(a->reg, a->reader, a->in_path, a->reader_opts, &r, err);
     a->reader_opts = NULL;
     if (st) goto done;
+    /* [quantize] rotate (rotate.c): serve the rotated model, calibration hooks rotated too */
+    if (a->rotate && (st = bt_rotate_wrap(&r, a->rotate, a->rotate_seed, a, err))) goto done;
     if (a->method && strcmp(a->method, "none") != 0) {
         st = bt_quantizer_open(a->reg, a->method, a->quant_opts, &q, err);
         a->quant_opts = NULL;
@@ -340,7 +375,10 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     snprintf(rep.input, sizeof(rep.input), "%s", a->in_path);
     snprintf(rep.output, sizeof(rep.output), "%s", a->out_path);
     snprintf(rep.method, sizeof(rep.method), "%s", a->method ? a->method : "none");
-    for (uint32_t i = 0; i < nt && st == BT_OK; i++) {
+    if (!(order = calloc(nt + 1, sizeof(*order)))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
+    if ((st = make_order(r, nt, a->sequential, order, err))) goto done;
+    for (uint32_t k = 0; k < nt && st == BT_OK; k++) {
+        uint32_t i = order[k];
         struct bt_tensor t;
         if ((st = r->i->tensor_get(r->ctx, i, &t, err))) break;
         struct bt_report_row row;
@@ -355,7 +393,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
         row.seconds = now() - ts;
         if (st == BT_OK) st = bt_report_add(&rep, &row) ? bt_err_set(err, BT_E_NOMEM, "out of memory") : BT_OK;
         if (st == BT_OK && a->progress && !a->quiet)
-            fprintf(stderr, "\r[%3u/%3u] %-32s %-8s %7.1f MB/s\033[K", i + 1, nt, t.name, row.type_out,
+            fprintf(stderr, "\r[%3u/%3u] %-32s %-8s %7.1f MB/s\033[K", k + 1, nt, t.name, row.type_out,
                     row.seconds > 0 ? (double)row.bytes_in / 1e6 / row.seconds : 0.0);
     }
     if (a->progress && !a->quiet) fprintf(stderr, "\n");
@@ -377,6 +415,7 @@ done:
     bt_optset_free(a->writer_opts);
     free(kvs);
     free(planes);
+    free(order);
     bt_report_free(&rep);
     return st;
 }

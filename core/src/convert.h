@@ -28,6 +28,11 @@ struct bt_convert_args {
     int          second_order;   /* GPTQ-style with the full Hessians */
     double       damp;           /* relative diagonal damping */
     int          act_order;      /* columns by decreasing diag(H) */
+    bt_status  (*done_fn)(void *ctx, const char *tensor, const struct bt_tfmt *fmt, const void *data,
+                          uint64_t nbytes, bt_err *err); /* tensor final (sequential calibration) */
+    int          sequential;     /* convert layer by layer: q k v o gate up down */
+    int          rotate;         /* [quantize] rotate: BT_ROTATE_* (rotate.h), 0 = none */
+    uint64_t     rotate_seed;    /* [quantize] rotate_seed (0 = the fixed default) */
     struct bt_hessian *hess;     /* prepared Hessian cache ... */
     int64_t      hess_entry;     /* ... and the calibration entry it was made from (-1: none) */
 };

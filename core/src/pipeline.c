@@ -34,6 +34,9 @@ static const struct bt_option quantize_opts[] = {
      "GPTQ-style quantization with the calibration file's full X^T X: error feedback through the Hessian"},
     {"damp", BT_OPT_FLOAT, "0.01", 0, 10, NULL, "second_order: damping added to diag(H), relative to mean(diag H)"},
     {"act_order", BT_OPT_BOOL, "true", 0, -1, NULL, "second_order: quantize columns by decreasing diag(H)"},
+    {"rotate", BT_OPT_ENUM, "none", 0, -1, "none|hadamard",
+     "rotate the residual stream (randomized Hadamard, folded into the weights) before quantizing"},
+    {"rotate_seed", BT_OPT_INT, "0", 0, 9.2e18, NULL, "rotate: seed of the random signs (0 = fixed default)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 static const struct bt_option output_opts[] = {
@@ -132,6 +135,7 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
     struct run_state s;
     memset(&s, 0, sizeof(s));
     bt_registry *reg = NULL;
+    void *calib = NULL; /* calibration context (file view or a stage's provider) */
     bt_status st = bt_cfg_load(ini_path, &cfg, err);
     if (st) { bt_cfg_free(&cfg); return st; }
     if (n_stages > 16) n_stages = 16;
@@ -190,22 +194,44 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
         if ((st = apply_section(&cfg, stages[k].section, s.stage_o[k], NULL, NULL, err))) goto done;
         if ((st = required(&cfg, stages[k].section, s.stage_o[k], err))) goto done;
     }
-    /* ---- all validated: do the work ---- */
-    struct bt_stage_ctx sc = {
-        .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
-        .input_reader = reader, .output_path = NULL, .backend = backend, .quiet = ro ? ro->quiet : 0,
-    };
-    for (int k = 0; k < n_stages; k++)
-        if (s.stage_o[k] && stages[k].before && (st = stages[k].run(&sc, s.stage_o[k], err))) goto done;
-    void *calib = NULL;
     const char *calib_path = bt_opt_str(s.q, "calibration");
-    if (converting && bt_opt_int(s.q, "second_order") && !(calib_path && *calib_path)) {
+    int stage_calib = 0;
+    for (int k = 0; k < n_stages; k++)
+        if (s.stage_o[k] && stages[k].before && stages[k].provides_calibration &&
+            stages[k].provides_calibration(s.stage_o[k]))
+            stage_calib = 1;
+    if (converting && stage_calib) {
+        const char *why = calib_path && *calib_path ? "calibration = FILE (remove one of the two)"
+                        : !bt_opt_int(s.q, "second_order") ? "second_order = off (a sequential calibration needs it on)"
+                        : bt_opt_float(s.q, "budget_bpw") > 0 || bt_opt_int(s.q, "budget_bytes") > 0
+                            ? "budget_bpw/budget_bytes (the budget needs every Hessian up front: use a calibration file)" : NULL;
+        if (why) {
+            int line = 0;
+            for (int i = 0; i < cfg.nsec; i++)
+                if (!strcmp(cfg.sections[i], "quantize")) line = cfg.section_lines[i];
+            st = bt_err_set(err, BT_E_INVAL, "%s:%d: [calibrate] mode = sequential conflicts with [quantize] %s", cfg.path, line, why);
+            goto done;
+        }
+    }
+    if (converting && bt_opt_int(s.q, "second_order") && !(calib_path && *calib_path) && !stage_calib) {
         e = bt_cfg_get(&cfg, "quantize", "second_order");
         st = bt_err_set(err, BT_E_INVAL, "%s:%d: [quantize] second_order needs calibration = FILE (from [calibrate] or `bt-pipeline calibrate`)",
                         cfg.path, e ? e->line : 0);
         goto done;
     }
-    if (converting && calib_path && *calib_path) {
+    /* ---- all validated: do the work ---- */
+    struct bt_stage_ctx sc = {
+        .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
+        .input_reader = reader, .output_path = NULL, .backend = backend, .quiet = ro ? ro->quiet : 0,
+        .calib = &calib,
+    };
+    for (int k = 0; k < n_stages; k++)
+        if (s.stage_o[k] && stages[k].before && (st = stages[k].run(&sc, s.stage_o[k], err))) goto done;
+    if (converting && calib && !stage_calib) { /* a stage handed one over unasked: not ours to use */
+        ro->calib_close(calib);
+        calib = NULL;
+    }
+    if (converting && calib_path && *calib_path && !calib) {
         if (!ro || !ro->calib_open) {
             st = bt_err_set(err, BT_E_UNSUPPORTED, "%s: [quantize] calibration is not supported by this program", cfg.path);
             goto done;
@@ -225,10 +251,16 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
             .hess_fn = calib ? ro->calib_hess : NULL, .entry_fn = calib ? ro->calib_entry : NULL,
             .calib_path = calib_path, .second_order = (int)bt_opt_int(s.q, "second_order"),
             .damp = bt_opt_float(s.q, "damp"), .act_order = (int)bt_opt_int(s.q, "act_order"),
+            .rotate = !strcmp(bt_opt_str(s.q, "rotate"), "hadamard"), /* BT_ROTATE_HADAMARD */
+            .rotate_seed = (uint64_t)bt_opt_int(s.q, "rotate_seed"),
+            .done_fn = calib ? ro->calib_done : NULL,
+            .sequential = calib && ro->calib_sequential ? ro->calib_sequential(calib) : 0,
         };
+        if (stage_calib) ca.calib_path = "(sequential calibration)";
         s.in_p = s.q_p = s.out_p = NULL; /* owned by bt_convert now */
         st = bt_convert(&ca, err);
         if (calib) ro->calib_close(calib);
+        calib = NULL;
         if (st) goto done;
         sc.output_path = bt_opt_str(s.out, "path");
     }
@@ -237,6 +269,7 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
         if ((st = stages[k].run(&sc, s.stage_o[k], err))) goto done;
     }
 done:
+    if (calib) ro->calib_close(calib);
     state_free(&s);
     bt_registry_free(reg);
     bt_cfg_free(&cfg);

@@ -65,6 +65,23 @@ const struct bt_calib_entry *bt_calib_find(const bt_calib *c, const char *tensor
 /* diag of tensor_name's input (n doubles) or NULL; *n set when found */
 const double *bt_calib_diag(const bt_calib *c, const char *tensor_name, int32_t *n);
 
+/* ---- sequential calibration (bt_calib_seq.c) --------------------------------------------------
+ * Hessians of layer l collected with layers < l (and the finished linears of layer l) in their
+ * quantized form. Requests must come layer by layer in the order q k v o gate up down; every
+ * linear of a layer is reported through bt_calib_seq_done (also the ones kept unquantized). */
+typedef struct bt_calib_seq bt_calib_seq;
+/* m: the original model (its layer weights get replaced as tensors are done; m must outlive s) */
+bt_status bt_calib_seq_new(bt_model *m, const int32_t *ids, int64_t n, const struct bt_calib_opts *o,
+                           bt_calib_seq **out, bt_err *err);
+void      bt_calib_seq_free(bt_calib_seq *s);
+/* E[x x^T] (cols x cols, owned by s, valid until the next call) of tensor's input; *H = NULL for
+ * tensors that are not decoder linears; *key identifies the input (tensors sharing it) */
+bt_status bt_calib_seq_hess(bt_calib_seq *s, const char *tensor, int64_t cols, const float **H, int *key,
+                            bt_err *err);
+/* tensor is final in fmt (data copied) */
+bt_status bt_calib_seq_done(bt_calib_seq *s, const char *tensor, const struct bt_tfmt *fmt, const void *data,
+                            uint64_t nbytes, bt_err *err);
+
 #ifdef __cplusplus
 }
 #endif

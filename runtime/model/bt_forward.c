@@ -111,28 +111,34 @@ static void hook(bt_model *m, int layer, int which, const float *X, int ntok, in
 }
 
 /* ---- one chunk of at most n_batch tokens ------------------------------------------------------ */
-static bt_status layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *err) {
+#define STOP_AT(which) do { if (m->stop_hook == (which) + 1) return BT_OK; } while (0)
+
+bt_status bt_layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *err) {
     const struct bt_model_hparams *hp = &m->hp;
     struct bt_layer *L = &m->layers[il];
     struct bt_scratch *s = &m->s;
     bt_status st;
     run_step(m, STEP_NORM_ATTN, il, nt, pos0, NULL);
     hook(m, il, BT_HOOK_ATTN_IN, s->xn, nt, hp->n_embd);
+    STOP_AT(BT_HOOK_ATTN_IN);
     const struct bt_lin *qkv[3] = {&L->wq, &L->wk, &L->wv};
     float *qkv_out[3] = {s->q, s->k, s->v};
     if ((st = bt_lin_apply_n(m, qkv, 3, s->xn, nt, qkv_out, err))) return st;
     run_step(m, STEP_ROPE_STORE, il, nt, pos0, NULL);
     bt_attention(m, il, nt, pos0);
     hook(m, il, BT_HOOK_ATTN_OUT, s->att, nt, hp->n_head * hp->head_dim);
+    STOP_AT(BT_HOOK_ATTN_OUT);
     if ((st = bt_lin_apply(m, &L->wo, s->att, nt, s->o, err))) return st;
     run_step(m, STEP_ADD_O, il, nt, pos0, NULL);
     run_step(m, STEP_NORM_FFN, il, nt, pos0, NULL);
     hook(m, il, BT_HOOK_FFN_IN, s->xn, nt, hp->n_embd);
+    STOP_AT(BT_HOOK_FFN_IN);
     const struct bt_lin *gu[2] = {&L->wg, &L->wu};
     float *gu_out[2] = {s->g, s->u};
     if ((st = bt_lin_apply_n(m, gu, 2, s->xn, nt, gu_out, err))) return st;
     run_step(m, STEP_SWIGLU, il, nt, pos0, NULL);
     hook(m, il, BT_HOOK_FFN_DOWN, s->u, nt, hp->n_ff);
+    STOP_AT(BT_HOOK_FFN_DOWN);
     if ((st = bt_lin_apply(m, &L->wd, s->u, nt, s->o, err))) return st;
     run_step(m, STEP_ADD_O, il, nt, pos0, NULL);
     return BT_OK;
@@ -147,7 +153,7 @@ static bt_status chunk_forward(bt_model *m, const int32_t *tokens, int nt, int p
         if ((st = bt_lin_row_f32(&m->tok_embd, tokens[t], s->x + (int64_t)t * hp->n_embd, err)))
             return st;
     for (int il = 0; il < hp->n_layer; il++)
-        if ((st = layer_forward(m, il, nt, pos0, err))) return st;
+        if ((st = bt_layer_forward(m, il, nt, pos0, err))) return st;
     if (!logits) return BT_OK;
     if (all_logits) {
         run_step(m, STEP_NORM_OUT, -1, nt, pos0, s->xn);

@@ -138,6 +138,22 @@ static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t c
     return BT_OK;
 }
 
+bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, const void *data,
+                     uint64_t nbytes, bt_err *err) {
+    size_t rb = bt_fmt_row_bytes(fmt, w->cols);
+    if (!rb || (uint64_t)rb * (uint64_t)w->rows > nbytes)
+        return bt_err_set(err, BT_E_FORMAT, "model: new data for '%s' (%s) has %llu bytes", w->name,
+                          bt_type_name(fmt->type), (unsigned long long)nbytes);
+    uint32_t ty  = fmt->type;
+    w->fmt       = *fmt;
+    w->data      = data;
+    w->row_bytes = rb;
+    w->ternary   = ty == BT_TYPE_TQ1_0 || ty == BT_TYPE_TQ2_0 || ty == BT_TYPE_MTQ || ty == BT_TYPE_Q8_0 ||
+                   ty == BT_TYPE_Q4_0;
+    w->backend   = m->b && m->b->i->supports && m->b->i->supports(m->b->ctx, fmt);
+    return BT_OK;
+}
+
 /* 1-D f32 vector of n elements (norm weights, rope_freqs) */
 static bt_status vec_load(bt_model *m, const char *name, int64_t n, int optional, float **out,
                           bt_err *err) {

@@ -64,6 +64,7 @@ struct bt_model {
     float                  *vcache;     /* same shape as kcache, owned */
     struct bt_scratch       s;          /* scratch, owned */
     bt_model_hook_fn        hook;       /* optional input hook */
+    int                     stop_hook;  /* bt_layer_forward returns after hook which+1 (0 = never) */
     void                   *hook_user;  /* its argument */
     void                   *tok;        /* struct bt_tokenizer *, owned; NULL if unavailable */
     char                    tok_err[256]; /* why tok is NULL */
@@ -80,6 +81,12 @@ bt_status bt_lin_apply_n(bt_model *m, const struct bt_lin *const *w, int n, cons
 bt_status bt_lin_row_f32(const struct bt_lin *w, int64_t row, float *dst, bt_err *err);
 /* int8 activation quantizer: blocks of 256, xs[b] = amax/127, xq = round(x/xs) */
 void bt_act_quant_q8(const float *x, int64_t n, int8_t *xq, float *xs);
+
+/* bt_forward.c: decoder layer il on the nt rows of s.x at positions pos0.. (in place) */
+bt_status bt_layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *err);
+/* bt_model.c: point w at packed rows (borrowed) in fmt, e.g. a freshly quantized tensor */
+bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, const void *data,
+                     uint64_t nbytes, bt_err *err);
 
 /* bt_attention.c: causal GQA attention of ntok new queries at pos0.. over the layer's cache */
 void bt_attention(bt_model *m, int layer, int ntok, int pos0);

@@ -4,8 +4,9 @@
 #
 # llama.cpp is built from the llama-cpp-python source package on PyPI (vendor/llama.cpp), once,
 # into $LLAMA_CPP_DIR (default ~/.cache/bt/llama.cpp). Too slow for CI (~15 min on 2 cores), so
-# it is run by hand; docs/benchmarks.md records its result. Prints JSON; exits 1 if the two
-# perplexities differ by more than 1 %.
+# it is run by hand; docs/benchmarks.md records its result. Checks a plain and a rotated
+# ([quantize] rotate = hadamard) conversion; prints one JSON line for each; exits 1 if the two
+# perplexities of either differ by more than 1 %.
 #
 # usage: tests/interop/llama_cpp_interop.sh [BUILD_DIR] [MODEL_DIR]
 set -euo pipefail
@@ -29,29 +30,44 @@ fi
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-cat > "$TMP/convert.ini" <<INI
+
+# convert with [quantize] lines $2 into $TMP/$1.gguf, run llama.cpp and bt on it; prints a JSON
+# line, returns 1 if the two perplexities differ by more than 1 %
+check() {
+  local name=$1 extra=$2
+  cat > "$TMP/$name.ini" <<INI
 [input]
 path = $MODEL
 [quantize]
 method = absmean
 scale = lsq
+$extra
 [output]
-path = $TMP/model-tq2_0.gguf
+path = $TMP/$name.gguf
 type = tq2_0
 keep_type = f16
 INI
-"$BUILD/bin/bt-pipeline" -q run "$TMP/convert.ini"
+  "$BUILD/bin/bt-pipeline" -q run "$TMP/$name.ini" || return 1 # (set -e is off inside `check || ...`)
 
-"$LLAMA/build/bin/llama-perplexity" -m "$TMP/model-tq2_0.gguf" -f "$TEXT" -c "$CTX" -t "$THREADS" \
-  > "$TMP/llama.log" 2>&1 || { cat "$TMP/llama.log" >&2; exit 1; }
-LLAMA_PPL=$(grep -o 'Final estimate: PPL = [0-9.]*' "$TMP/llama.log" | awk '{print $5}')
-"$BUILD/bin/bt-pipeline" -q eval --model "$TMP/model-tq2_0.gguf" --text "$TEXT" --ctx "$CTX" \
-  --scoring llama --report "$TMP/bt.json" --threads "$THREADS"
-BT_PPL=$(python3 -c "import json;print(json.load(open('$TMP/bt.json'))['perplexity'])")
-python3 - "$LLAMA_PPL" "$BT_PPL" <<'PY'
+  "$LLAMA/build/bin/llama-perplexity" -m "$TMP/$name.gguf" -f "$TEXT" -c "$CTX" -t "$THREADS" \
+    > "$TMP/$name.llama.log" 2>&1 || { cat "$TMP/$name.llama.log" >&2; return 1; }
+  local llama_ppl bt_ppl
+  llama_ppl=$(grep -o 'Final estimate: PPL = [0-9.]*' "$TMP/$name.llama.log" | awk '{print $5}')
+  "$BUILD/bin/bt-pipeline" -q eval --model "$TMP/$name.gguf" --text "$TEXT" --ctx "$CTX" \
+    --scoring llama --report "$TMP/$name.bt.json" --threads "$THREADS" || return 1
+  bt_ppl=$(python3 -c "import json;print(json.load(open('$TMP/$name.bt.json'))['perplexity'])")
+  python3 - "$name" "$llama_ppl" "$bt_ppl" <<'PY'
 import json, sys
-l, b = float(sys.argv[1]), float(sys.argv[2])
+l, b = float(sys.argv[2]), float(sys.argv[3])
 d = abs(b / l - 1)
-print(json.dumps({"llama_cpp_perplexity": l, "bt_perplexity": b, "rel_diff": round(d, 5), "within_1pct": d <= 0.01}))
+print(json.dumps({"model": sys.argv[1], "llama_cpp_perplexity": l, "bt_perplexity": b, "rel_diff": round(d, 5), "within_1pct": d <= 0.01}))
 sys.exit(0 if d <= 0.01 else 1)
 PY
+}
+
+status=0
+check model-tq2_0 "" || status=1
+# [quantize] rotate: the rotation is folded into the weights, so llama.cpp runs it as a plain
+# Llama model (norm weights of ones; a tied model gets its own output.weight)
+check model-tq2_0-rotated "rotate = hadamard" || status=1
+exit $status

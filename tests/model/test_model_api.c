@@ -1,12 +1,14 @@
 /* test_model_api.c - model runner API on bt-tiny (and bt-small as a second vocabulary-compatible
  * model): math helpers, eval (compare/KLD/top-1, second_half, report JSON, input errors),
- * generation (KV cache vs recompute, seeded sampling), calibration Gram vs direct computation.
+ * generation (KV cache vs recompute, seeded sampling), calibration Gram vs direct computation,
+ * sequential calibration vs the parallel file (layer 0, and every layer with unquantized weights).
  * usage: test_model_api SHARED_DIR WORK_DIR */
 #include "../bt_test.h"
 #include "bt_calib.h"
 #include "bt_eval.h"
 #include "bt_model.h"
 #include "bt_model_int.h"
+#include "bt_types.h"
 
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -262,6 +264,98 @@ static void test_calib(bt_model *m) {
     free(data);
 }
 
+/* max |H_seq - G/count| / max |G/count| of entry e */
+static double seq_vs_file(const float *H, const struct bt_calib_entry *e) {
+    double mx = 0, sc = 0, inv = 1.0 / (double)e->count;
+    for (size_t i = 0; i < (size_t)e->n * e->n; i++) {
+        sc = fmax(sc, fabs(e->mat[i] * inv));
+        mx = fmax(mx, fabs(H[i] - e->mat[i] * inv));
+    }
+    return sc > 0 ? mx / sc : 1;
+}
+
+static void test_calib_seq(bt_model *m) {
+    static const char *roles[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    int32_t ids[300];
+    for (int i = 0; i < 300; i++) ids[i] = (i * 131 + 7) % 8000 + 2;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/calib.btcal", g_work);
+    struct bt_calib_opts co = {.ctx = 64, .max_windows = 3};
+    bt_err err = {0};
+    bt_calib *c = NULL;
+    CHECK_EQ(bt_calib_load(path, &c, &err), BT_OK); /* written by test_calib from the same ids */
+    if (!c) return;
+    int nl = bt_model_hparams(m)->n_layer;
+    struct bt_layer *saved = malloc((size_t)nl * sizeof(*saved)), saved0 = m->layers[0];
+    memcpy(saved, m->layers, (size_t)nl * sizeof(*saved));
+    /* unquantized weights handed back: sequential == parallel at every layer */
+    bt_calib_seq *s = NULL;
+    CHECK_EQ(bt_calib_seq_new(m, ids, 300, &co, &s, &err), BT_OK);
+    double worst = 0;
+    char name[64];
+    const float *H = NULL;
+    for (int l = 0; l < nl && s; l++) {
+        struct bt_layer *L = &m->layers[l];
+        const struct bt_lin *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+        for (int r = 0; r < 7; r++) {
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, roles[r]);
+            int key = -1;
+            bt_err_clear(&err);
+            CHECK_EQ(bt_calib_seq_hess(s, name, w[r]->cols, &H, &key, &err), BT_OK);
+            const struct bt_calib_entry *e = bt_calib_find(c, name);
+            CHECK(H != NULL && e != NULL && e->n == w[r]->cols);
+            if (H && e) worst = fmax(worst, seq_vs_file(H, e));
+            struct bt_lin copy = *w[r];
+            CHECK_EQ(bt_calib_seq_done(s, name, &copy.fmt, copy.data, copy.row_bytes * copy.rows, &err), BT_OK);
+        }
+    }
+    printf("sequential (unquantized) vs parallel calibration: max rel diff %.3g over %d layers\n", worst, nl);
+    CHECK(worst <= 1e-5);
+    bt_calib_seq_free(s);
+    memcpy(m->layers, saved, (size_t)nl * sizeof(*saved)); /* they pointed at copies owned by s */
+    free(saved);
+    /* order and size errors name the tensor */
+    CHECK_EQ(bt_calib_seq_new(m, ids, 300, &co, &s, &err), BT_OK);
+    bt_err_clear(&err);
+    CHECK_EQ(bt_calib_seq_hess(s, "blk.1.attn_q.weight", m->layers[1].wq.cols, &H, NULL, &err), BT_E_INVAL);
+    CHECK(strstr(err.msg, "blk.1.attn_q.weight") != NULL);
+    bt_err_clear(&err);
+    CHECK_EQ(bt_calib_seq_hess(s, "blk.0.attn_output.weight", m->layers[0].wo.cols, &H, NULL, &err), BT_E_INVAL);
+    bt_err_clear(&err);
+    CHECK_EQ(bt_calib_seq_hess(s, "blk.0.attn_q.weight", 7, &H, NULL, &err), BT_E_INVAL);
+    CHECK(strstr(err.msg, "blk.0.attn_q.weight") != NULL);
+    /* layer 0 inputs agree with the file; a changed v (x2, given as F32) reaches attn_output's
+     * input: H_o becomes 4 H_o */
+    bt_err_clear(&err);
+    CHECK_EQ(bt_calib_seq_hess(s, "blk.0.attn_q.weight", m->layers[0].wq.cols, &H, NULL, &err), BT_OK);
+    const struct bt_calib_entry *eq = bt_calib_find(c, "blk.0.attn_q.weight");
+    CHECK(H && eq && seq_vs_file(H, eq) <= 1e-5);
+    struct bt_lin v = m->layers[0].wv;
+    float *v2 = malloc((size_t)v.rows * v.cols * sizeof(float));
+    CHECK_EQ(bt_to_f32(&v.fmt, v.data, v2, v.rows * v.cols), BT_OK);
+    for (int64_t i = 0; i < v.rows * v.cols; i++) v2[i] *= 2;
+    struct bt_tfmt f32 = {BT_TYPE_F32, 0, 0, 0};
+    const char *qkv[3] = {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight"};
+    struct bt_lin *lq[3] = {&m->layers[0].wq, &m->layers[0].wk, &m->layers[0].wv};
+    for (int r = 0; r < 2; r++)
+        CHECK_EQ(bt_calib_seq_done(s, qkv[r], &lq[r]->fmt, lq[r]->data, lq[r]->row_bytes * lq[r]->rows, &err), BT_OK);
+    CHECK_EQ(bt_calib_seq_done(s, qkv[2], &f32, v2, (uint64_t)v.rows * v.cols * 4, &err), BT_OK);
+    CHECK_EQ(bt_calib_seq_hess(s, "blk.0.attn_output.weight", m->layers[0].wo.cols, &H, NULL, &err), BT_OK);
+    const struct bt_calib_entry *eo = bt_calib_find(c, "blk.0.attn_output.weight");
+    double mx = 0, sc = 0;
+    for (size_t i = 0; H && eo && i < (size_t)eo->n * eo->n; i++) {
+        double ref = 4.0 * eo->mat[i] / (double)eo->count;
+        sc = fmax(sc, fabs(ref));
+        mx = fmax(mx, fabs(H[i] - ref));
+    }
+    printf("sequential: attn_output input with v x2: max rel diff to 4 H_o %.3g\n", sc > 0 ? mx / sc : 1);
+    CHECK(sc > 0 && mx <= 1e-5 * sc);
+    bt_calib_seq_free(s);
+    m->layers[0] = saved0;
+    free(v2);
+    bt_calib_free(c);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 3) { fprintf(stderr, "usage: %s SHARED_DIR WORK_DIR\n", argv[0]); return 2; }
@@ -284,6 +378,7 @@ int main(int argc, char **argv) {
     test_eval(tiny.m, small.m);
     test_generate(tiny.m);
     test_calib(tiny.m);
+    test_calib_seq(tiny.m);
     bt_model_free(tiny.m);
     bt_model_free(small.m);
     bt_reader_close(tiny.r);

@@ -18,6 +18,9 @@ struct bt_stage_ctx {
     const char  *output_path;  /* resolved [output] path, NULL if no conversion ran */
     const char  *backend;      /* [pipeline] backend */
     int          quiet;
+    void       **calib;        /* a before-stage may hand the conversion a calibration context
+                                * here (used with bt_run_opts' calib_* callbacks; closed by
+                                * calib_close), e.g. [calibrate] mode = sequential */
 };
 
 /* An extra INI section handled by the application (runtime/ provides eval, generate, ...). */
@@ -26,6 +29,8 @@ struct bt_stage {
     int                     before;  /* 1: runs before the conversion (e.g. calibrate) */
     const struct bt_option *options; /* accepted keys; validated before any work starts */
     bt_status (*run)(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err);
+    /* (optional) 1 if run() with these options sets *sc->calib (checked before any work) */
+    int (*provides_calibration)(const bt_optset *o);
 };
 
 struct bt_run_opts {
@@ -44,6 +49,11 @@ struct bt_run_opts {
                             uint32_t *entry, bt_err *err);
     /* comma-separated tensor names of entry i, NULL past the last */
     const char *(*calib_entry)(void *ctx, uint32_t i);
+    /* (optional) the tensor is final in fmt: a sequential calibration continues with it */
+    bt_status (*calib_done)(void *ctx, const char *tensor, const struct bt_tfmt *fmt, const void *data,
+                            uint64_t nbytes, bt_err *err);
+    /* (optional) 1 if ctx needs the tensors layer by layer (q k v o gate up down) and calib_done */
+    int (*calib_sequential)(void *ctx);
 };
 
 /* Run the pipeline in ini_path. Returns BT_OK, or an error whose message names file:line for
