@@ -259,15 +259,8 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
 
 /* create the folders leading to path (mkdir -p of its dirname) */
 static bt_status make_parent_dirs(const char *path, bt_err *err) {
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return bt_err_set(err, BT_E_IO, "%s: cannot create folder %s: %s", path, buf, strerror(errno));
-        *p = '/';
-    }
+    char msg[512];
+    if (bt_file_make_parents(path, msg, sizeof(msg)) != 0) return bt_err_set(err, BT_E_IO, "%s", msg);
     return BT_OK;
 }
 

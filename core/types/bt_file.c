@@ -1,10 +1,12 @@
-/* bt_file.c - read a whole file into memory (NUL-terminated), shared by the text/JSON readers. */
+/* bt_file.c - file helpers shared across the tree: read a whole file into memory
+ * (NUL-terminated, for the text/JSON readers) and create the folders leading to an output. */
 #include "bt_types.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errbuf, size_t errlen) {
     *out = NULL;
@@ -45,4 +47,19 @@ bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errb
     *out = buf;
     *len = n;
     return BT_OK;
+}
+
+int bt_file_make_parents(const char *path, char *errbuf, size_t errlen) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            if (errbuf && errlen) snprintf(errbuf, errlen, "%s: cannot create folder %s: %s", path, buf, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    return 0;
 }

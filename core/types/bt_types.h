@@ -73,6 +73,8 @@ void bt_mtq_unpack_block(const struct bt_tfmt *fmt, const uint8_t *src, int8_t *
 /* read a whole file; *out is NUL-terminated, caller frees with free(). errbuf gets
  * "path: reason" on failure (BT_E_IO / BT_E_NOMEM). */
 bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errbuf, size_t errlen);
+/* mkdir -p of path's folder; 0 or -1 with a message naming path in errbuf */
+int bt_file_make_parents(const char *path, char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }

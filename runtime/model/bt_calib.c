@@ -2,6 +2,7 @@
  * model's forward hook, write/read the BTCAL1 file described in bt_calib.h. */
 #include "bt_calib.h"
 #include "bt_model_int.h"
+#include "bt_types.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -77,8 +78,14 @@ static bt_status cal_write(const struct cal_state *s, uint64_t ntok, uint32_t nw
     row = malloc((size_t)maxn * sizeof *row);
     if (!tmp || !row) { free(tmp); free(row); return bt_err_set(err, BT_E_NOMEM, "calibrate: out of memory"); }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    char msg[512];
     bt_status st = BT_OK;
+    FILE *f = NULL;
+    if (bt_file_make_parents(path, msg, sizeof(msg)) != 0) {
+        st = bt_err_set(err, BT_E_IO, "%s", msg);
+        goto done;
+    }
+    f = fopen(tmp, "wb");
     if (!f) {
         st = bt_err_set(err, BT_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
         goto done;
