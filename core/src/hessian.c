@@ -106,13 +106,17 @@ static void inv_tiles(void *arg, int64_t i0, int64_t i1, int tid) {
     }
 }
 
-/* act order: decreasing diag, ties by index (stable, deterministic) */
-static const float *g_sort_diag;
-static int by_diag_desc(const void *a, const void *b) {
-    int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
-    float di = g_sort_diag[i], dj = g_sort_diag[j];
-    if (di != dj) return di > dj ? -1 : 1;
-    return i < j ? -1 : i > j;
+/* act order: decreasing diag, ties by index (a stable merge sort; reentrant) */
+static void sort_by_diag(int64_t *idx, int64_t *tmp, int64_t n, const float *diag) {
+    if (n < 2) return;
+    int64_t h = n / 2;
+    sort_by_diag(idx, tmp, h, diag);
+    sort_by_diag(idx + h, tmp, n - h, diag);
+    int64_t a = 0, b = h, k = 0;
+    while (a < h && b < n) tmp[k++] = diag[idx[b]] > diag[idx[a]] ? idx[b++] : idx[a++];
+    while (a < h) tmp[k++] = idx[a++];
+    while (b < n) tmp[k++] = idx[b++];
+    memcpy(idx, tmp, (size_t)n * sizeof(int64_t));
 }
 
 bt_status bt_hessian_prepare(const float *G, int64_t n, double damp, int act_order, bt_hessian **out,
@@ -136,7 +140,9 @@ bt_status bt_hessian_prepare(const float *G, int64_t n, double damp, int act_ord
         free(A); free(diag); bt_hessian_free(h);
         return bt_err_set(err, BT_E_NOMEM, "hessian: out of memory for %lld x %lld", (long long)n, (long long)n);
     }
-    memcpy(h->H, G, nn * sizeof(float));
+    /* symmetric from the upper triangle (callers may pass an accumulator that only fills it) */
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = i; k < n; k++) h->H[i * n + k] = h->H[k * n + i] = G[i * n + k];
     double mean = 0;
     for (int64_t i = 0; i < n; i++) {
         float d = h->H[i * n + i];
@@ -150,10 +156,7 @@ bt_status bt_hessian_prepare(const float *G, int64_t n, double damp, int act_ord
     mean /= (double)n;
     for (int64_t i = 0; i < n; i++) h->H[i * n + i] += (float)(damp * mean);
     for (int64_t i = 0; i < n; i++) { h->perm[i] = i; diag[i] = h->H[i * n + i]; }
-    if (act_order) {
-        g_sort_diag = diag;
-        qsort(h->perm, (size_t)n, sizeof(int64_t), by_diag_desc);
-    }
+    if (act_order) sort_by_diag(h->perm, h->iperm, n, diag); /* iperm as scratch, filled below */
     for (int64_t a = 0; a < n; a++) h->iperm[h->perm[a]] = a;
     /* A = reversed processing-order H: A[a][b] = H[perm[n-1-a]][perm[n-1-b]] */
     for (int64_t a = 0; a < n; a++) {

@@ -14,7 +14,7 @@ struct bt_hessian {
 };
 
 void      bt_la_init(void); /* BLAS single-threaded: bt parallelizes over fixed tiles itself */
-/* G: (n x n) E[x x^T] (symmetric); damp: fraction of mean(diag) added to the diagonal */
+/* G: (n x n) E[x x^T] (only the upper triangle is read); damp: fraction of mean(diag) added to the diagonal */
 bt_status bt_hessian_prepare(const float *G, int64_t n, double damp, int act_order, bt_hessian **out,
                              bt_err *err);
 void      bt_hessian_free(bt_hessian *h);

@@ -217,32 +217,59 @@ static void refit_rows(void *arg, int64_t i0, int64_t i1, int tid) {
     free(rhs);
 }
 
+/* V_k = B_k H[block k, :] for bases k of a row batch: one host->hess_mul per basis, the bases
+ * spread over the pool (hess_mul runs serially inside a pool job) */
+struct vjob {
+    const struct bt_host *host;
+    const bt_hessian     *h;
+    struct so_state      *s;
+    int64_t               r0, n;
+    float                *Bk, *V;
+    int                   fail;
+};
+
+static void v_bases(void *arg, int64_t k0, int64_t k1, int tid) {
+    struct vjob *j = arg;
+    (void)tid;
+    struct so_state *s = j->s;
+    int N = s->o->planes, B = s->o->block;
+    for (int64_t k = k0; k < k1; k++) {
+        int64_t g = k / N, p = k % N;
+        float *Bk = j->Bk + (size_t)k * j->n * B;
+        for (int64_t i = 0; i < j->n; i++) {
+            const int8_t *t = s->t + ((j->r0 + i) * s->nb + g) * N * B + p * B;
+            for (int e = 0; e < B; e++) Bk[i * B + e] = (float)t[e];
+        }
+        /* err NULL: the host's set_error ignores it; the caller reports the failure */
+        if (j->host->hess_mul(j->h, g * B, (g + 1) * B, Bk, j->n, j->V + (size_t)k * j->n * s->cols, NULL))
+            j->fail = 1;
+    }
+}
+
 static bt_status refit(const struct bt_host *host, const bt_hessian *h, const float *W, int64_t rows,
                        struct so_state *s, double *delta_sum, bt_err *err) {
     int N = s->o->planes, B = s->o->block;
     int64_t cols = s->cols, K = s->nb * N;
-    if (K > BT_MTQ_MAX_PLANES * 1024) return BT_OK;
+    if (K > BT_MTQ_MAX_PLANES * 1024) {
+        host->log(BT_LOG_WARN, "second order: %lld scales per row are too many for the joint refit; skipped",
+                  (long long)K);
+        return BT_OK;
+    }
     /* rows per batch: V holds K x nr x cols floats; keep it near 256 MB */
     int64_t nr = (int64_t)(256.0 * 1024 * 1024 / 4 / ((double)K * cols));
     if (nr > 256) nr = 256;
     if (nr < 1) nr = 1;
     float *V = host->alloc((size_t)K * nr * cols * sizeof(float));
-    float *Bk = host->alloc((size_t)nr * B * sizeof(float));
+    float *Bk = host->alloc((size_t)K * nr * B * sizeof(float));
     double *delta = host->alloc((size_t)nr * sizeof(double));
     bt_status st = BT_OK;
     if (!V || !Bk || !delta) st = host->set_error(err, BT_E_NOMEM, "second order: out of memory for the scale refit");
     double tot = 0;
     for (int64_t r0 = 0; r0 < rows && !st; r0 += nr) {
         int64_t n = rows - r0 < nr ? rows - r0 : nr;
-        for (int64_t k = 0; k < K && !st; k++) {
-            int64_t g = k / N, p = k % N;
-            for (int64_t i = 0; i < n; i++) {
-                const int8_t *t = s->t + ((r0 + i) * s->nb + g) * N * B + p * B;
-                for (int e = 0; e < B; e++) Bk[i * B + e] = (float)t[e];
-            }
-            st = host->hess_mul(h, g * B, (g + 1) * B, Bk, n, V + (size_t)k * n * cols, err);
-        }
-        if (st) break;
+        struct vjob vj = {host, h, s, r0, n, Bk, V, 0};
+        host->parallel_for(K, 1, v_bases, &vj);
+        if (vj.fail) { st = host->set_error(err, BT_E_INVAL, "second order: hess_mul failed"); break; }
         memset(delta, 0, (size_t)n * sizeof(double));
         struct refit_job j = {host, W, V, s, r0, n, K, delta, 0};
         host->parallel_for(n, 1, refit_rows, &j);
