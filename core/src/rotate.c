@@ -285,10 +285,17 @@ static bt_status plan_tensors(struct bt_rotation *R, bt_err *err) {
         if ((st = R->inner->i->tensor_get(R->inner->ctx, i, &x->t, err))) break;
         x->src = i;
         x->role = role_of(x->t.name, R->n_layer, &x->norm);
-        if (x->role < 0 || !shape_ok(R, x->role, &x->t)) {
-            st = bt_err_set(err, BT_E_UNSUPPORTED, "rotate: tensor '%s' %s (rotate needs a Llama model: token_embd, "
-                            "blk.N.attn_{q,k,v,output,norm}, blk.N.ffn_{gate,up,down,norm}, output_norm, output)",
-                            x->t.name, x->role < 0 ? "is not part of a Llama model" : "has an unexpected shape");
+        if (x->role < 0) {
+            st = bt_err_set(err, BT_E_UNSUPPORTED, "rotate: tensor '%s' is not part of a Llama model (rotate needs "
+                            "token_embd, blk.N.attn_{q,k,v,output,norm}, blk.N.ffn_{gate,up,down,norm}, output_norm, "
+                            "output)", x->t.name);
+            break;
+        }
+        if (!shape_ok(R, x->role, &x->t)) {
+            st = bt_err_set(err, BT_E_UNSUPPORTED, "rotate: tensor '%s' has an unexpected shape {%lld, %lld} (%u-D) for "
+                            "embedding_length %lld, heads %lld/%lld of %lld", x->t.name, (long long)x->t.shape[0],
+                            (long long)(x->t.n_dims > 1 ? x->t.shape[1] : 0), x->t.n_dims, (long long)R->n_embd,
+                            (long long)R->n_head, (long long)R->n_head_kv, (long long)R->head_dim);
             break;
         }
         if (x->role == R_EMBD) embd = i;

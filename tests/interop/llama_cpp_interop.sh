@@ -12,7 +12,7 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$SRC/build}
-MODEL=${2:-$SRC/../shared/models/bt-small}
+MODEL=$(cd "${2:-$SRC/../shared/models/bt-small}" && pwd) # absolute: INI paths resolve against the INI
 TEXT=$SRC/../shared/data/eval_kjv.txt
 LLAMA=${LLAMA_CPP_DIR:-$HOME/.cache/bt/llama.cpp}
 CTX=${CTX:-512}

@@ -184,6 +184,65 @@ static void test_hessians(const char *model, int kind) {
     bt_reader_close(orig);
 }
 
+/* ---- refusals: a fake reader with chosen metadata and tensors ------------------------------------ */
+struct fake_model {
+    struct bt_kv     kv[8];
+    uint32_t         n_kv;
+    struct bt_tensor t[4];
+    uint32_t         n_t;
+};
+static void fm_close(void *ctx) { (void)ctx; }
+static uint32_t fm_tcount(void *ctx) { return ((struct fake_model *)ctx)->n_t; }
+static bt_status fm_tget(void *ctx, uint32_t i, struct bt_tensor *out, bt_err *err) {
+    (void)err;
+    *out = ((struct fake_model *)ctx)->t[i];
+    return BT_OK;
+}
+static uint32_t fm_kvcount(void *ctx) { return ((struct fake_model *)ctx)->n_kv; }
+static bt_status fm_kvget(void *ctx, uint32_t i, struct bt_kv *out) {
+    *out = ((struct fake_model *)ctx)->kv[i];
+    return BT_OK;
+}
+static const struct bt_reader_i fm_iface = {.struct_size = sizeof(struct bt_reader_i), .close = fm_close,
+                                            .tensor_count = fm_tcount, .tensor_get = fm_tget,
+                                            .kv_count = fm_kvcount, .kv_get = fm_kvget};
+
+/* wrapping must fail with a message containing want, leaving the reader as it was */
+static void refuse(struct fake_model *fm, const char *want) {
+    struct bt_reader rd = {.i = &fm_iface, .ctx = fm}, *r = &rd;
+    bt_err err = {0};
+    CHECK(bt_rotate_wrap(&r, BT_ROTATE_HADAMARD, 0, NULL, &err) != BT_OK);
+    printf("refused: %s\n", err.msg);
+    CHECK(r == &rd && strstr(err.msg, want) != NULL);
+}
+
+static void test_refusals(void) {
+    static float w[64 * 64];
+    struct fake_model fm = {
+        .kv = {{.key = "general.architecture", .type = BT_KV_STRING, .n = 5, .v.s = "llama"},
+               {.key = "llama.embedding_length", .type = BT_KV_U32, .v.u = 64},
+               {.key = "llama.block_count", .type = BT_KV_U32, .v.u = 1},
+               {.key = "llama.attention.head_count", .type = BT_KV_U32, .v.u = 2}},
+        .n_kv = 4,
+        .t = {{.name = "token_embd.weight", .fmt = {BT_TYPE_F32, 0, 0, 0}, .n_dims = 2, .shape = {64, 64}, .data = w,
+               .nbytes = sizeof(w)},
+              {.name = "blk.0.attn_q.bias", .fmt = {BT_TYPE_F32, 0, 0, 0}, .n_dims = 1, .shape = {64}, .data = w,
+               .nbytes = 256}},
+        .n_t = 2,
+    };
+    refuse(&fm, "'blk.0.attn_q.bias' is not part of a Llama model");
+    fm.t[1] = (struct bt_tensor){.name = "blk.0.attn_v.weight", .fmt = {BT_TYPE_F32, 0, 0, 0}, .n_dims = 2,
+                                 .shape = {48, 64}, .data = w, .nbytes = 48 * 64 * 4};
+    refuse(&fm, "'blk.0.attn_v.weight' has an unexpected shape");
+    fm.t[1].shape[0] = 64;
+    refuse(&fm, "'blk.0.attn_norm.weight' missing");
+    fm.n_kv = 3;
+    refuse(&fm, "'llama.attention.head_count' missing");
+    fm.kv[0].v.s = "gpt2";
+    fm.kv[0].n = 4;
+    refuse(&fm, "'gpt2'");
+}
+
 /* ---- end to end: converted rotated model == original model --------------------------------------- */
 static int load_model(const char *path, struct bt_reader **r, bt_model **m) {
     bt_err err = {0};
@@ -276,6 +335,7 @@ int main(int argc, char **argv) {
     g_shared = shared;
     g_work = work;
     test_matrices();
+    test_refusals();
     bt_err err = {0};
     CHECK_EQ(bt_registry_new(&g_reg), BT_OK);
     bt_registry_scan_default(g_reg, NULL);
