@@ -3,9 +3,11 @@
  * per byte until the budget (bits/weight or total bytes) is used. The error is the squared
  * error (column-weighted with a calibration file), or with second_order the Hessian-weighted
  * error tr(E H E^T) of the second-order result, which is the tensor's output error on the
- * calibration activations. */
+ * calibration activations: by default relative to the tensor's output energy tr(W H W^T) and
+ * weighted by its size (budget_metric = relative), or as is (absolute). */
 #include "bt_types.h"
 #include "convert.h"
+#include "hessian.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -43,10 +45,19 @@ static bt_status curve(struct bt_convert_args *a, struct bt_reader *r, struct bt
         int n = st ? 0 : q->i->error_curve(q->ctx, &qt, buf, ns, c->err2, err);
         if (n < 1 || n > 8) st = err->status ? err->status : bt_err_set(err, BT_E_PLUGIN, "%s: error_curve failed", t->name);
         c->n_max = n;
+        double scale = (double)rows / (double)ns;
+        if (h && n >= 1 && a->budget_relative) { /* fraction of the output energy lost x weights */
+            float *Y = malloc((size_t)ns * cols * sizeof(float));
+            double ref = 0;
+            if (Y && bt_hessian_mul(h, 0, cols, buf, ns, Y, err) == BT_OK)
+                for (int64_t i = 0; i < ns * cols; i++) ref += (double)Y[i] * buf[i];
+            free(Y);
+            if (ref > 0) scale = (double)rows * (double)cols / ref;
+        }
         for (int k = 0; k < n; k++) {
             struct bt_tfmt f = p->fmt;
             f.planes = (uint32_t)(k + 1);
-            c->err2[k] *= (double)rows / (double)ns;
+            c->err2[k] *= scale;
             c->bytes[k] = (double)bt_fmt_row_bytes(&f, cols) * (double)rows;
         }
         c->weights = rows * cols;

@@ -28,6 +28,7 @@ struct bt_convert_args {
     int          second_order;   /* GPTQ-style with the full Hessians */
     double       damp;           /* relative diagonal damping */
     int          act_order;      /* columns by decreasing diag(H) */
+    int          budget_relative; /* second_order budget: tr(E H E^T) / tr(W H W^T) x weights */
     bt_status  (*done_fn)(void *ctx, const char *tensor, const struct bt_tfmt *fmt, const void *data,
                           uint64_t nbytes, bt_err *err); /* tensor final (sequential calibration) */
     int          sequential;     /* convert layer by layer: q k v o gate up down */

@@ -34,6 +34,8 @@ static const struct bt_option quantize_opts[] = {
      "GPTQ-style quantization with the calibration file's full X^T X: error feedback through the Hessian"},
     {"damp", BT_OPT_FLOAT, "0.01", 0, 10, NULL, "second_order: damping added to diag(H), relative to mean(diag H)"},
     {"act_order", BT_OPT_BOOL, "true", 0, -1, NULL, "second_order: quantize columns by decreasing diag(H)"},
+    {"budget_metric", BT_OPT_ENUM, "relative", 0, -1, "relative|absolute",
+     "second_order budget: rank by tr(E H E^T) relative to tr(W H W^T) (x weights), or by tr(E H E^T) as is"},
     {"rotate", BT_OPT_ENUM, "none", 0, -1, "none|hadamard",
      "rotate the residual stream (randomized Hadamard, folded into the weights) before quantizing"},
     {"rotate_seed", BT_OPT_INT, "0", 0, 9.2e18, NULL, "rotate: seed of the random signs (0 = fixed default)"},
@@ -251,6 +253,7 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
             .hess_fn = calib ? ro->calib_hess : NULL, .entry_fn = calib ? ro->calib_entry : NULL,
             .calib_path = calib_path, .second_order = (int)bt_opt_int(s.q, "second_order"),
             .damp = bt_opt_float(s.q, "damp"), .act_order = (int)bt_opt_int(s.q, "act_order"),
+            .budget_relative = !strcmp(bt_opt_str(s.q, "budget_metric"), "relative"),
             .rotate = !strcmp(bt_opt_str(s.q, "rotate"), "hadamard"), /* BT_ROTATE_HADAMARD */
             .rotate_seed = (uint64_t)bt_opt_int(s.q, "rotate_seed"),
             .done_fn = calib ? ro->calib_done : NULL,
