@@ -169,16 +169,14 @@ bt_status bt_hessian_prepare(const float *G, int64_t n, double damp, int act_ord
         st = bt_err_set(err, BT_E_INVAL, "hessian: not positive definite at column %lld (raise damp)", (long long)bad);
     } else {
         for (int64_t a = 0; a < n; a++) memset(A + a * n + a + 1, 0, (size_t)(n - a - 1) * sizeof(float));
-        float *X = calloc(nn, sizeof(float));
-        if (!X) {
-            st = bt_err_set(err, BT_E_NOMEM, "hessian: out of memory");
-        } else {
-            struct inv_job j = {A, X, n};
-            bt_parallel_for((n + TILE - 1) / TILE, 1, inv_tiles, &j);
-            /* U = J L^-1 J: upper, and U^T U = (processing-order H)^-1 */
-            for (int64_t a = 0; a < n; a++)
-                for (int64_t b = a; b < n; b++) h->U[a * n + b] = X[(n - 1 - a) * n + (n - 1 - b)];
-            free(X);
+        /* X = L^-1 (lower) into U's buffer, then U = J X J: element (a, b) <- (n-1-a, n-1-b) is
+         * the flat index i <- n*n-1-i, i.e. the flat array reversed; upper, U^T U = (P H P^T)^-1 */
+        struct inv_job j = {A, h->U, n};
+        bt_parallel_for((n + TILE - 1) / TILE, 1, inv_tiles, &j);
+        for (size_t i = 0, k = nn - 1; i < k; i++, k--) {
+            float t = h->U[i];
+            h->U[i] = h->U[k];
+            h->U[k] = t;
         }
     }
     free(A);
