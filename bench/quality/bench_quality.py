@@ -28,6 +28,9 @@ twice: `--scoring llama` (exactly llama-perplexity's windows: ppl_llama) and the
 The calibration file: `bt-pipeline calibrate --model M --text calib.txt --windows 128` (full
 Gram matrices, once). bpw = bits of the quantized tensors / their weights (conversion report).
 
+The bt rows run first, then the llama.cpp rows (a build of the llama.cpp folder by another process,
+e.g. the interop test, is waited for).
+
 pairs: each llama.cpp type beside the bt row of the same nominal size; ratio = bt ppl_llama /
 llama.cpp ppl (same windows).
 
@@ -234,6 +237,7 @@ def bt_rows(args, model, tmp, f16, only, res):
         if only and name not in only:
             continue
         row = {"name": name}
+        build = provenance(args)["build_mtime"]
         try:
             if use_cal and not os.path.exists(cal):
                 log(f"bt-pipeline calibrate on calib.txt ({CALIB_WINDOWS} windows)")
@@ -269,8 +273,24 @@ def bt_rows(args, model, tmp, f16, only, res):
                        seconds_eval=round(el["seconds"] + ea["seconds"], 1))
         except Exception as e:
             row["error"] = str(e)
+        if provenance(args)["build_mtime"] != build:
+            row["warning"] = "bt rebuilt during this row"
+        elif build != res["bt_build"]["build_mtime"]:
+            row["build_mtime"] = build
         res["bt"].append(row)
         log(json.dumps(row))
+
+
+def provenance(args):
+    """Which bt was measured: git HEAD, whether the tree is dirty, and the build's newest file."""
+    def git(*a):
+        p = subprocess.run(["git", "-C", SRC] + list(a), capture_output=True, text=True)
+        return p.stdout.strip() if p.returncode == 0 else None
+    lib = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.bin))), "lib", "bt")
+    files = [args.bin] + glob.glob(os.path.join(lib, "*.so"))
+    newest = max((os.path.getmtime(f) for f in files if os.path.exists(f)), default=0)
+    return {"git_head": git("rev-parse", "--short", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "-uno")),
+            "build_mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(newest))}
 
 
 def main():
@@ -288,6 +308,7 @@ def main():
     only = set(x for x in args.only.split(",") if x) or None
     res = {"model": os.path.basename(os.path.normpath(model)), "text": "eval_kjv.txt", "ctx": CTX,
            "calibration_text": "calib.txt", "llama_cpp": [], "bt": [], "pairs": []}
+    res["bt_build"] = provenance(args)
     t0 = time.time()
     tmpobj = None
     if args.keep:
@@ -317,6 +338,9 @@ def main():
                              "bt_name": b["name"], "bt_bpw": b["bpw"], "bt_ppl": b["ppl_llama"],
                              "ratio": round(b["ppl_llama"] / r["ppl"], 4)})
     res["seconds_total"] = round(time.time() - t0, 1)
+    if provenance(args)["build_mtime"] != res["bt_build"]["build_mtime"]:
+        res["warning"] = "bt's build changed during the run (rebuilt by someone else): rows may mix builds"
+        log(res["warning"])
     print(json.dumps(res, indent=1))
 
 
