@@ -59,9 +59,14 @@ static bt_status eval_llama_windows(bt_model *m, bt_model *orig, struct bt_eval_
     if (chunks < 1) { free(ids); return bt_err_set(err, BT_E_INVAL, "%s: text shorter than one window of %lld tokens", eo->text_path, (long long)ctx); }
     for (int64_t c = 0; c < chunks; c++)
         for (int64_t i = c * ctx; i < (c + 1) * ctx - 1; i++) ids[k++] = ids[i];
+    int32_t tok = eo->tokenize;
     eo->scoring = BT_EVAL_SCORE_SECOND_HALF;
+    eo->tokenize = BT_EVAL_TOK_WHOLE; /* what this path did; for the report */
+    eo->scoring_name = "llama";
     st = bt_eval_ids(m, orig, ids, k, eo, res, err);
     eo->scoring = SCORE_LLAMA;
+    eo->tokenize = tok;
+    eo->scoring_name = NULL;
     free(ids);
     return st;
 }

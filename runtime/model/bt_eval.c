@@ -205,7 +205,7 @@ static bt_status write_report(const struct bt_eval_opts *o, int compare,
     json_object_object_add(j, "ctx", json_object_new_int(o->ctx));
     json_object_object_add(j, "windows", json_object_new_int(r->windows));
     json_object_object_add(j, "scoring", json_object_new_string(
-        o->scoring == BT_EVAL_SCORE_SECOND_HALF ? "second_half" : "all"));
+        o->scoring_name ? o->scoring_name : o->scoring == BT_EVAL_SCORE_SECOND_HALF ? "second_half" : "all"));
     json_object_object_add(j, "tokenize", json_object_new_string(
         o->tokenize == BT_EVAL_TOK_WHOLE ? "whole" : "paragraphs"));
     json_object_object_add(j, "compare", json_object_new_string(compare ? "original" : "none"));

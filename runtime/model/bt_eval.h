@@ -26,6 +26,7 @@ struct bt_eval_opts {
     const char *orig_path;   /* for the report only (may be NULL) */
     int32_t     max_windows; /* 0 = all windows; else stop after this many */
     int32_t     verbose;     /* 1: log progress per window at BT_LOG_INFO */
+    const char *scoring_name; /* for the report only: overrides the name of `scoring` (NULL: none) */
 };
 
 struct bt_eval_result {
