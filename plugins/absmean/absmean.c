@@ -172,9 +172,8 @@ static bt_status am_quantize_tensor(void *ctx, const struct bt_qtensor *t, const
     int64_t nb = t->cols / a->block;
     int8_t *codes = a->host->alloc((size_t)t->rows * t->cols);
     float *sc = a->host->alloc((size_t)t->rows * nb * sizeof(float));
-    float *row = a->host->alloc((size_t)t->cols * sizeof(float));
     bt_status st = BT_OK;
-    if (!rb || !codes || !sc || !row) st = a->host->set_error(err, BT_E_NOMEM, "absmean: out of memory");
+    if (!rb || !codes || !sc) st = a->host->set_error(err, BT_E_NOMEM, "absmean: out of memory");
     struct bt_mtq_so_opts o = {1, a->block, 1, a->so_passes, 0, 0};
     double herr = 0;
     if (!st) st = bt_mtq_so_quantize(a->host, t->hess, src, t->rows, t->cols, &o, codes, sc, &herr, err);
@@ -191,7 +190,6 @@ static bt_status am_quantize_tensor(void *ctx, const struct bt_qtensor *t, const
     stats->herr2 += herr;
     a->host->free(codes);
     a->host->free(sc);
-    a->host->free(row);
     return st;
 }
 
