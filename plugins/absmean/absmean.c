@@ -96,6 +96,13 @@ static float block_codes(const float *restrict w, int n, int lsq, int8_t *restri
     return bs->nz ? bs->sup / (float)bs->nz : 0.0f;
 }
 
+/* pack block b (B codes t, scale sc) of a row at d into fmt (TQ2_0, TQ1_0 or 1-plane MTQ) */
+static void pack_block(const struct bt_tfmt *fmt, int B, int64_t b, const int8_t *t, float sc, uint8_t *d) {
+    if (fmt->type == BT_TYPE_TQ2_0) bt_tq2_0_pack(t, sc, d + b * 66);
+    else if (fmt->type == BT_TYPE_TQ1_0) bt_tq1_0_pack(t, sc, d + b * 54);
+    else bt_mtq_pack_block(fmt, t, &sc, d + b * bt_mtq_block_bytes(1, (uint32_t)B, fmt->layout));
+}
+
 struct job {
     const struct absmean *a;
     const struct bt_tfmt *fmt;
@@ -120,12 +127,7 @@ static void quant_rows(void *arg, int64_t r0, int64_t r1, int tid) {
             float s = j->a->avx2 ? bt_absmean_block_avx2(wb, B, j->a->lsq, q, &bs)
                                  : block_codes(wb, B, j->a->lsq, q, &bs);
             float sd = bt_fp16_to_f32(bt_f32_to_fp16(s));
-            if (j->fmt->type == BT_TYPE_TQ2_0) bt_tq2_0_pack(q, s, d + b * 66);
-            else if (j->fmt->type == BT_TYPE_TQ1_0) bt_tq1_0_pack(q, s, d + b * 54);
-            else {
-                size_t bb = bt_mtq_block_bytes(1, (uint32_t)B, j->fmt->layout);
-                bt_mtq_pack_block(j->fmt, q, &s, d + b * bb);
-            }
+            pack_block(j->fmt, B, b, q, s, d);
             double e = (double)bs.x2 - 2.0 * sd * bs.sup + (double)sd * sd * bs.nz;
             e2 += e > 0 ? e : 0;
             x2 += bs.x2;
@@ -153,16 +155,6 @@ static bt_status am_quantize(void *ctx, const struct bt_qtensor *t, const struct
     return BT_OK;
 }
 
-/* pack one row of codes (cols) and block scales into fmt */
-static void pack_row(const struct bt_tfmt *fmt, int B, int64_t cols, const int8_t *t, const float *sc,
-                     uint8_t *d) {
-    for (int64_t b = 0; b < cols / B; b++) {
-        if (fmt->type == BT_TYPE_TQ2_0) bt_tq2_0_pack(t + b * B, sc[b], d + b * 66);
-        else if (fmt->type == BT_TYPE_TQ1_0) bt_tq1_0_pack(t + b * B, sc[b], d + b * 54);
-        else bt_mtq_pack_block(fmt, t + b * B, sc + b, d + b * bt_mtq_block_bytes(1, (uint32_t)B, fmt->layout));
-    }
-}
-
 /* second order (t->hess set): GPTQ ternary on the host engine, one plane, joint scale refit */
 static bt_status am_quantize_tensor(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
                                     const float *src, void *dst, struct bt_qstats *stats, bt_err *err) {
@@ -179,7 +171,8 @@ static bt_status am_quantize_tensor(void *ctx, const struct bt_qtensor *t, const
     if (!st) st = bt_mtq_so_quantize(a->host, t->hess, src, t->rows, t->cols, &o, codes, sc, &herr, err);
     for (int64_t r = 0; r < t->rows && !st; r++) {
         const int8_t *tr = codes + r * t->cols;
-        pack_row(fmt, a->block, t->cols, tr, sc + r * nb, (uint8_t *)dst + (size_t)r * rb);
+        for (int64_t b = 0; b < nb; b++)
+            pack_block(fmt, a->block, b, tr + b * a->block, sc[r * nb + b], (uint8_t *)dst + (size_t)r * rb);
         const float *w = src + r * t->cols;
         for (int64_t c = 0; c < t->cols; c++) {
             double d = (double)w[c] - (double)bt_fp16_to_f32(bt_f32_to_fp16(sc[r * nb + c / a->block])) * tr[c];

@@ -200,12 +200,18 @@ static void cap_hook(void *user, int layer, int which, const float *X, int ntok,
     }
 }
 
+/* the calibration test's token ids, file path and options (shared by the parallel and the
+ * sequential test, which reads the parallel test's file) */
+static struct bt_calib_opts calib_setup(int32_t ids[300], char *path, size_t n) {
+    for (int i = 0; i < 300; i++) ids[i] = (i * 131 + 7) % 8000 + 2;
+    snprintf(path, n, "%s/calib.btcal", g_work);
+    return (struct bt_calib_opts){.ctx = 64, .max_windows = 3};
+}
+
 static void test_calib(bt_model *m) {
     int32_t ids[300];
-    for (int i = 0; i < 300; i++) ids[i] = (i * 131 + 7) % 8000 + 2;
     char path[4096];
-    snprintf(path, sizeof path, "%s/calib.btcal", g_work);
-    struct bt_calib_opts co = {.ctx = 64, .max_windows = 3};
+    struct bt_calib_opts co = calib_setup(ids, path, sizeof path);
     bt_err err = {0};
     CHECK_EQ(bt_calibrate_ids(m, ids, 300, &co, path, &err), BT_OK);
     /* the same windows by hand, capturing X through the hook */
@@ -277,10 +283,8 @@ static double seq_vs_file(const float *H, const struct bt_calib_entry *e) {
 static void test_calib_seq(bt_model *m) {
     static const char *roles[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     int32_t ids[300];
-    for (int i = 0; i < 300; i++) ids[i] = (i * 131 + 7) % 8000 + 2;
     char path[4096];
-    snprintf(path, sizeof path, "%s/calib.btcal", g_work);
-    struct bt_calib_opts co = {.ctx = 64, .max_windows = 3};
+    struct bt_calib_opts co = calib_setup(ids, path, sizeof path);
     bt_err err = {0};
     bt_calib *c = NULL;
     CHECK_EQ(bt_calib_load(path, &c, &err), BT_OK); /* written by test_calib from the same ids */
