@@ -25,11 +25,20 @@ static void loaded_free(struct loaded *l) {
     memset(l, 0, sizeof(*l));
 }
 
-static bt_status load_model(bt_registry *reg, const char *path, const char *backend,
+/* a backend choice: plugin name (or "auto") and its options (NULL: defaults) */
+struct be_sel {
+    const char      *name;
+    const bt_optset *opts;
+};
+
+static bt_status load_model(bt_registry *reg, const char *path, const struct be_sel *be,
                             const struct bt_model_opts *mo, struct loaded *l, bt_err *err) {
     memset(l, 0, sizeof(*l));
     bt_status st = bt_reader_open(reg, "auto", path, NULL, &l->r, err);
-    if (!st) st = bt_backend_open(reg, backend ? backend : "auto", NULL, &l->b, err);
+    bt_optset *bo = be->opts ? bt_optset_clone(be->opts) : NULL;
+    if (be->opts && !bo) st = st ? st : bt_err_set(err, BT_E_NOMEM, "out of memory");
+    if (!st) st = bt_backend_open(reg, be->name ? be->name : "auto", bo, &l->b, err);
+    else bt_optset_free(bo);
     if (!st) st = bt_model_load(l->r, l->b, mo, &l->m, err);
     if (st) loaded_free(l);
     return st;
@@ -81,7 +90,7 @@ static void print_eval(const struct bt_eval_result *res, int compare) {
 }
 
 /* the eval work shared by the CLI command and the [eval] stage */
-static bt_status do_eval(bt_registry *reg, const char *model, const char *orig, const char *backend,
+static bt_status do_eval(bt_registry *reg, const char *model, const char *orig, const struct be_sel *backend,
                          const struct bt_model_opts *mo, struct bt_eval_opts *eo, int quiet, bt_err *err) {
     struct loaded a, b;
     memset(&b, 0, sizeof(b));
@@ -136,7 +145,8 @@ static bt_status stage_eval(const struct bt_stage_ctx *sc, const bt_optset *o, b
         .report_path = rep && *rep ? rep : NULL, .max_windows = (int32_t)bt_opt_int(o, "max_windows"),
     };
     if (!sc->quiet) printf("eval: %s%s%s\n", model, orig ? " vs " : "", orig ? orig : "");
-    return do_eval(sc->reg, model, orig, sc->backend, &mo, &eo, sc->quiet, err);
+    struct be_sel be = {sc->backend, sc->backend_opts};
+    return do_eval(sc->reg, model, orig, &be, &mo, &eo, sc->quiet, err);
 }
 
 static const struct bt_option gen_opts[] = {
@@ -148,7 +158,7 @@ static const struct bt_option gen_opts[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static bt_status do_generate(bt_registry *reg, const char *model, const char *backend, const char *prompt,
+static bt_status do_generate(bt_registry *reg, const char *model, const struct be_sel *backend, const char *prompt,
                              const struct bt_gen_opts *go, int quiet, bt_err *err) {
     struct loaded l;
     struct bt_model_opts mo;
@@ -174,7 +184,8 @@ static bt_status stage_generate(const struct bt_stage_ctx *sc, const bt_optset *
         .n_predict = (int32_t)bt_opt_int(o, "n"), .temperature = (float)bt_opt_float(o, "temp"),
         .top_p = (float)bt_opt_float(o, "top_p"), .seed = (uint64_t)bt_opt_int(o, "seed"),
     };
-    return do_generate(sc->reg, sc->output_path ? sc->output_path : sc->input_path, sc->backend,
+    struct be_sel be = {sc->backend, sc->backend_opts};
+    return do_generate(sc->reg, sc->output_path ? sc->output_path : sc->input_path, &be,
                        bt_opt_str(o, "prompt"), &go, sc->quiet, err);
 }
 
@@ -190,7 +201,7 @@ static const struct bt_option calib_opts[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static bt_status do_calibrate(bt_registry *reg, const char *model, const char *backend, const char *text,
+static bt_status do_calibrate(bt_registry *reg, const char *model, const struct be_sel *backend, const char *text,
                               const char *out, const struct bt_calib_opts *co, int quiet, bt_err *err) {
     struct loaded l;
     struct bt_model_opts mo;
@@ -215,7 +226,8 @@ static bt_status stage_calibrate(const struct bt_stage_ctx *sc, const bt_optset 
     if (is_sequential(o)) return seq_open(sc, o, &co, err);
     if (!*bt_opt_str(o, "out"))
         return bt_err_set(err, BT_E_INVAL, "%s: [calibrate] mode = parallel needs out = FILE", sc->ini_path);
-    return do_calibrate(sc->reg, sc->input_path, sc->backend, bt_opt_str(o, "text"), bt_opt_str(o, "out"), &co,
+    struct be_sel be = {sc->backend, sc->backend_opts};
+    return do_calibrate(sc->reg, sc->input_path, &be, bt_opt_str(o, "text"), bt_opt_str(o, "out"), &co,
                         sc->quiet, err);
 }
 
@@ -266,7 +278,8 @@ static bt_status seq_open(const struct bt_stage_ctx *sc, const bt_optset *o, con
     size_t len = 0;
     int32_t *ids = NULL;
     int64_t n = 0;
-    bt_status st = load_model(sc->reg, sc->input_path, sc->backend, &mo, &v->l, err);
+    struct be_sel be = {sc->backend, sc->backend_opts};
+    bt_status st = load_model(sc->reg, sc->input_path, &be, &mo, &v->l, err);
     if (!st) st = bt_eval_read_text(v->path, &text, &len, err);
     if (!st) st = bt_eval_tokenize(v->l.m, text, len, co->tokenize, &ids, &n, err);
     if (!st) st = bt_calib_seq_new(v->l.m, ids, n, co, &v->seq, err);
@@ -368,6 +381,69 @@ static const char *arg_val(int argc, char **argv, int *i, const char *name) {
     return argv[++*i];
 }
 
+/* --backend NAME[:key=value,...] [--device N] -> a backend choice with validated options (*owned
+ * is freed by the caller) */
+static bt_status cli_backend(bt_registry *reg, const char *spec, const char *device,
+                             struct be_sel *be, bt_optset **owned, char *name, size_t nname,
+                             bt_err *err) {
+    *owned = NULL;
+    snprintf(name, nname, "%s", spec);
+    char *colon = strchr(name, ':');
+    if (colon) *colon = 0;
+    be->name = name;
+    be->opts = NULL;
+    if (!colon && !device) return BT_OK;
+    const struct bt_plugin_entry *e = bt_registry_find(reg, BT_KIND_BACKEND, name);
+    if (!e)
+        return bt_err_set(err, BT_E_INVAL, "--backend %s: options need a named backend plugin "
+                          "(see `bt-pipeline plugins`)", spec);
+    bt_optset *o = bt_optset_new(e->desc->options);
+    if (!o) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    char *p = colon ? colon + 1 : NULL;
+    bt_status st = BT_OK;
+    while (p && *p && !st) {
+        char *next = strchr(p, ',');
+        if (next) *next++ = 0;
+        char *eq = strchr(p, '=');
+        if (!eq) st = bt_err_set(err, BT_E_INVAL, "--backend %s: '%s' is not key=value", spec, p);
+        else {
+            *eq = 0;
+            bt_err e2;
+            bt_err_clear(&e2);
+            if (!bt_optset_has(o, p))
+                st = bt_err_set(err, BT_E_INVAL, "--backend %s: '%s' is not an option of backend "
+                                "'%s'", spec, p, name);
+            else if (bt_optset_set(o, p, eq + 1, NULL, &e2))
+                st = bt_err_set(err, BT_E_INVAL, "--backend %s: %s", spec, e2.msg);
+        }
+        p = next;
+    }
+    if (!st && device) {
+        bt_err e2;
+        bt_err_clear(&e2);
+        if (!bt_optset_has(o, "device"))
+            st = bt_err_set(err, BT_E_INVAL, "--device: backend '%s' has no device option", name);
+        else if (bt_optset_set(o, "device", device, NULL, &e2))
+            st = bt_err_set(err, BT_E_INVAL, "--device %s: %s", device, e2.msg);
+    }
+    if (st) { bt_optset_free(o); return st; }
+    *owned = o;
+    be->opts = o;
+    return BT_OK;
+}
+
+/* run a command body with the backend choice built from the flags */
+#define WITH_BACKEND(reg, spec, device, be, body)                                             \
+    do {                                                                                      \
+        bt_optset *owned_;                                                                    \
+        char name_[128];                                                                      \
+        struct be_sel be;                                                                     \
+        bt_status st_ = cli_backend(reg, spec, device, &be, &owned_, name_, sizeof name_, &err); \
+        if (!st_) st_ = (body);                                                               \
+        bt_optset_free(owned_);                                                               \
+        return finish(reg, st_, &err);                                                        \
+    } while (0)
+
 static int finish(bt_registry *reg, bt_status st, bt_err *err) {
     if (st) fprintf(stderr, "bt-pipeline: error: %s\n", err->msg[0] ? err->msg : bt_status_str(st));
     bt_registry_free(reg);
@@ -376,6 +452,7 @@ static int finish(bt_registry *reg, bt_status st, bt_err *err) {
 
 int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
     const char *model = NULL, *text = NULL, *cmp = NULL, *report = NULL, *backend = "auto", *v;
+    const char *device = NULL;
     struct bt_eval_opts eo = {.ctx = 512};
     struct bt_model_opts mo;
     memset(&mo, 0, sizeof(mo));
@@ -385,6 +462,7 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
         else if ((v = arg_val(argc, argv, &i, "--compare"))) cmp = v;
         else if ((v = arg_val(argc, argv, &i, "--report"))) report = v;
         else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
+        else if ((v = arg_val(argc, argv, &i, "--device"))) device = v;
         else if ((v = arg_val(argc, argv, &i, "--ctx"))) eo.ctx = atoi(v);
         else if ((v = arg_val(argc, argv, &i, "--max-windows"))) eo.max_windows = atoi(v);
         else if ((v = arg_val(argc, argv, &i, "--scoring"))) eo.scoring = scoring_of(v);
@@ -397,7 +475,7 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
     if (!model || !text || eo.ctx < 2) {
         fprintf(stderr, "usage: bt-pipeline eval --model M --text FILE [--ctx 512] [--compare ORIG] [--report R.json]\n"
                         "       [--scoring all|second_half|llama] [--tokenize paragraphs|whole] [--max-windows N]\n"
-                        "       [--rope exact|bf16] [--act f32|q8] [--backend B] [--threads N]\n");
+                        "       [--rope exact|bf16] [--act f32|q8] [--backend B[:key=value,...]] [--device N] [--threads N]\n");
         return 2;
     }
     mo.n_ctx = eo.ctx;
@@ -407,16 +485,17 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
     if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
-    return finish(reg, do_eval(reg, model, cmp, backend, &mo, &eo, o->quiet, &err), &err);
+    WITH_BACKEND(reg, backend, device, be, do_eval(reg, model, cmp, &be, &mo, &eo, o->quiet, &err));
 }
 
 int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *backend = "auto", *v;
+    const char *model = NULL, *prompt = NULL, *backend = "auto", *v, *device = NULL;
     struct bt_gen_opts go = {.n_predict = 64, .top_p = 1.0f, .seed = 1};
     for (int i = 0; i < argc; i++) {
         if ((v = arg_val(argc, argv, &i, "--model"))) model = v;
         else if ((v = arg_val(argc, argv, &i, "--prompt"))) prompt = v;
         else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
+        else if ((v = arg_val(argc, argv, &i, "--device"))) device = v;
         else if ((v = arg_val(argc, argv, &i, "-n"))) go.n_predict = atoi(v);
         else if ((v = arg_val(argc, argv, &i, "--temp"))) go.temperature = (float)atof(v);
         else if ((v = arg_val(argc, argv, &i, "--top-p"))) go.top_p = (float)atof(v);
@@ -426,24 +505,25 @@ int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv) {
     }
     if (!model || !prompt || go.n_predict < 1) {
         fprintf(stderr, "usage: bt-pipeline generate --model M --prompt TEXT [-n 64] [--temp 0] [--top-p 1] [--seed 1]\n"
-                        "       [--backend B] [--threads N]\n");
+                        "       [--backend B[:key=value,...]] [--device N] [--threads N]\n");
         return 2;
     }
     bt_registry *reg = bt_cli_registry(o);
     if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
-    return finish(reg, do_generate(reg, model, backend, prompt, &go, o->quiet, &err), &err);
+    WITH_BACKEND(reg, backend, device, be, do_generate(reg, model, &be, prompt, &go, o->quiet, &err));
 }
 
 int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *out = NULL, *backend = "auto", *v;
+    const char *model = NULL, *text = NULL, *out = NULL, *backend = "auto", *v, *device = NULL;
     struct bt_calib_opts co = {.ctx = 512};
     for (int i = 0; i < argc; i++) {
         if ((v = arg_val(argc, argv, &i, "--model"))) model = v;
         else if ((v = arg_val(argc, argv, &i, "--text"))) text = v;
         else if ((v = arg_val(argc, argv, &i, "--out"))) out = v;
         else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
+        else if ((v = arg_val(argc, argv, &i, "--device"))) device = v;
         else if ((v = arg_val(argc, argv, &i, "--ctx"))) co.ctx = atoi(v);
         else if ((v = arg_val(argc, argv, &i, "--windows"))) co.max_windows = atoi(v);
         else if (!strcmp(argv[i], "--diag-only")) co.diag_only = 1;
@@ -451,12 +531,13 @@ int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv) {
         else { model = NULL; break; }
     }
     if (!model || !text || !out || co.ctx < 2) {
-        fprintf(stderr, "usage: bt-pipeline calibrate --model M --text FILE --out FILE [--ctx 512] [--windows N] [--diag-only]\n");
+        fprintf(stderr, "usage: bt-pipeline calibrate --model M --text FILE --out FILE [--ctx 512] [--windows N] [--diag-only]\n"
+                        "       [--backend B[:key=value,...]] [--device N] [--threads N]\n");
         return 2;
     }
     bt_registry *reg = bt_cli_registry(o);
     if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
-    return finish(reg, do_calibrate(reg, model, backend, text, out, &co, o->quiet, &err), &err);
+    WITH_BACKEND(reg, backend, device, be, do_calibrate(reg, model, &be, text, out, &co, o->quiet, &err));
 }

@@ -84,25 +84,70 @@ struct bt_cpu_isa {
 extern const struct bt_cpu_isa bt_cpu_isa_ref;
 extern const struct bt_cpu_isa bt_cpu_isa_avx2;
 
-/* ---- plugin instance and the iface bodies shared by both plugins (cpu_drv.c) --------------- */
-struct bt_cpu_ctx {
-    const struct bt_host    *host; /* borrowed from open */
-    const struct bt_cpu_isa *isa;  /* kernel table of this variant */
+/* ---- attention (cpu_attn.c; blocked AVX2 kernel in cpu_attn_avx2.c) ------------------------ */
+struct bt_cpu_attn {
+    const float *q;      /* (ntok x n_head*hd) queries */
+    const float *kc;     /* (n_ctx x n_kv*hd) key cache, position-major */
+    const float *vc;     /* value cache, same shape */
+    float       *out;    /* (ntok x n_head*hd) */
+    int          ntok, pos0, n_head, n_kv, hd;
+    float        scale;
+};
+/* runs the whole attention (threads inside); 0 on success, -1 out of memory */
+typedef int (*bt_cpu_attn_fn)(const struct bt_host *host, const struct bt_cpu_attn *a);
+int bt_cpu_attn_ref(const struct bt_host *host, const struct bt_cpu_attn *a);
+/* one (token, head) of the reference: sc has pos0 + t + 1 floats of scratch */
+void bt_cpu_attn_one(const struct bt_cpu_attn *a, int t, int h, float *sc);
+/* 1 if the blocked kernel runs this shape */
+int bt_cpu_attn_avx2_ok(const struct bt_cpu_attn *a);
+int bt_cpu_attn_avx2(const struct bt_host *host, const struct bt_cpu_attn *a);
+
+/* ---- plugin instance ---------------------------------------------------------------------- */
+struct bt_buf {
+    uint8_t *p;       /* host memory */
+    uint64_t n;       /* bytes */
+    int      wrapped; /* 1: borrowed (buf_wrap), not freed */
 };
 
-int bt_cpu_supports(void *ctx, const struct bt_tfmt *fmt);
-bt_status bt_cpu_gemv_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                          int64_t cols, const float *x, float *y, bt_err *err);
-bt_status bt_cpu_gemv_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                         int64_t cols, const int8_t *xq, const float *xs, int64_t ablock,
-                         float *y, bt_err *err);
-bt_status bt_cpu_gemm_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                          int64_t cols, const float *X, int64_t ntok, float *Y, bt_err *err);
-bt_status bt_cpu_gemm_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                         int64_t cols, const int8_t *Xq, const float *Xs, int64_t ablock,
-                         int64_t ntok, float *Y, bt_err *err);
-bt_status bt_cpu_dequant(void *ctx, const struct bt_tfmt *fmt, const void *src, int64_t n,
-                         float *dst, bt_err *err);
-void *bt_cpu_get_proc(void *ctx, const char *name);
+struct bt_cpu_ctx {
+    const struct bt_host    *host;   /* borrowed from open */
+    const struct bt_cpu_isa *isa;    /* kernel table of this variant */
+    bt_cpu_attn_fn           attn;   /* attention kernel (NULL: reference) */
+    /* int8 activations of the last Q8 MATMUL (reused with BT_OPF_SAME_INPUT) */
+    int8_t  *xq;
+    float   *xs;
+    int32_t *bsum;
+    size_t   q8_cap;   /* elements xq can hold */
+    const float *q8_src; /* the activations they came from */
+    int64_t  q8_ntok, q8_cols;
+};
+
+/* cpu_matmul.c: products and decoding on host pointers (rows x cols weights W in fmt) */
+int bt_cpu_fmt_ok(const struct bt_tfmt *fmt);
+bt_status bt_cpu_mm_f32(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
+                        int64_t rows, int64_t cols, const float *X, int64_t ntok, float *Y,
+                        bt_err *err);
+bt_status bt_cpu_mm_q8(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
+                       int64_t rows, int64_t cols, const int8_t *Xq, const float *Xs,
+                       const int32_t *bsum, int64_t ablock, int64_t ntok, float *Y, bt_err *err);
+bt_status bt_cpu_dequant(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *src,
+                         int64_t n, float *dst, bt_err *err);
+/* decode row `row` of W (cols) into dst */
+bt_status bt_cpu_get_row(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
+                         int64_t row, int64_t cols, float *dst);
+
+/* cpu_buf.c: buffers and device info */
+bt_status bt_cpu_device_info(void *ctx, struct bt_device_info *out);
+bt_status bt_cpu_buf_alloc(void *ctx, uint64_t n, uint32_t usage, bt_buf **out, bt_err *err);
+void      bt_cpu_buf_free(void *ctx, bt_buf *b);
+bt_status bt_cpu_buf_write(void *ctx, bt_buf *b, uint64_t off, const void *src, uint64_t n,
+                           bt_err *err);
+bt_status bt_cpu_buf_read(void *ctx, bt_buf *b, uint64_t off, void *dst, uint64_t n, bt_err *err);
+bt_status bt_cpu_buf_wrap(void *ctx, const void *host, uint64_t n, bt_buf **out, bt_err *err);
+
+/* cpu_ops.c: supports_op and run */
+int       bt_cpu_supports_op(void *ctx, const struct bt_op *op);
+bt_status bt_cpu_run(void *ctx, const struct bt_op *ops, uint32_t n, bt_err *err);
+void      bt_cpu_ctx_free(struct bt_cpu_ctx *c);
 
 #endif

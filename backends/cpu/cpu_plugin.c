@@ -40,28 +40,33 @@ static int cpu_score(void) {
 
 static bt_status cpu_open(void *ctx, const struct bt_host *host, const bt_optset *opts, bt_err *err) {
     struct bt_cpu_ctx *c = ctx;
+    (void)opts;
     c->host = host;
     c->isa = BT_CPU_ISA;
+#ifdef BT_CPU_AVX2
+    c->attn = bt_cpu_attn_avx2;
+#endif
     if (!cpu_score())
         return host->set_error(err, BT_E_UNSUPPORTED, "%s: this CPU lacks the required features",
                                BT_CPU_NAME);
     return BT_OK;
 }
 
-static void cpu_close(void *ctx) { (void)ctx; }
+static void cpu_close(void *ctx) { bt_cpu_ctx_free(ctx); }
 
 static const struct bt_backend_i cpu_iface = {
     .struct_size = sizeof(struct bt_backend_i),
     .score       = cpu_score,
     .open        = cpu_open,
     .close       = cpu_close,
-    .supports    = bt_cpu_supports,
-    .gemv_f32    = bt_cpu_gemv_f32,
-    .gemv_q8     = bt_cpu_gemv_q8,
-    .gemm_f32    = bt_cpu_gemm_f32,
-    .dequant     = bt_cpu_dequant,
-    .get_proc    = bt_cpu_get_proc,
-    .gemm_q8     = bt_cpu_gemm_q8,
+    .device_info = bt_cpu_device_info,
+    .buf_alloc   = bt_cpu_buf_alloc,
+    .buf_free    = bt_cpu_buf_free,
+    .buf_write   = bt_cpu_buf_write,
+    .buf_read    = bt_cpu_buf_read,
+    .supports_op = bt_cpu_supports_op,
+    .run         = bt_cpu_run,
+    .buf_wrap    = bt_cpu_buf_wrap,
 };
 
 static const struct bt_plugin cpu_desc = {

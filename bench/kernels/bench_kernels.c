@@ -1,12 +1,14 @@
-/* bench_kernels.c - CPU backend kernel micro-bench: GEMV (f32 and int8 activations) per weight
- * format for 4096x4096 and 14336x4096 at 1 and 2 threads, and gemm_f32 / gemm_q8 (4096x4096)
- * at ntok tokens; prints JSON ("gweights_s" = GMAC/s for the gemms).
+/* bench_kernels.c - backend MATMUL micro-bench through the op interface: batch-1 products (f32
+ * and int8 activations) per weight format for 4096x4096 and 14336x4096 at 1..N threads, batched
+ * products (4096x4096) at ntok tokens, and a decode step over a weight set larger than the
+ * last-level cache (whole Llama-3-8B-shaped layers, >= 128 MB) reported as a fraction of the
+ * machine's measured read bandwidth. Prints JSON ("gweights_s" = GMAC/s).
  * usage: bench_kernels [plugin_dir] [min_seconds_per_point] [format filter, e.g. tq2_0 or all]
  *        [ntok, default 64] [max threads, default 2] [backend filter, e.g. cpu-avx2] */
 #include "bk_host.h"
 #include "bt_types.h"
-#include "cpu_act.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -24,7 +26,8 @@ static uint8_t *make_weights(const struct bt_tfmt *f, int64_t rows, int64_t cols
     size_t rb = bt_fmt_row_bytes(f, cols), bb;
     uint8_t *w = bk_alloc(rb * (size_t)rows);
     int8_t t[8 * 256];
-    float a[8], buf[4096];
+    static float buf[14336];
+    float a[8];
     int64_t n = rows * cols;
     if (!w) return NULL;
     switch (f->type) {
@@ -44,7 +47,7 @@ static uint8_t *make_weights(const struct bt_tfmt *f, int64_t rows, int64_t cols
         }
         break;
     default:
-        for (int64_t r = 0; r < rows; r++) { /* cols <= 4096 */
+        for (int64_t r = 0; r < rows; r++) { /* cols <= 14336 */
             for (int64_t i = 0; i < cols; i++) buf[i] = frand();
             bt_from_f32(f, buf, w + (size_t)r * rb, cols);
         }
@@ -55,36 +58,144 @@ static uint8_t *make_weights(const struct bt_tfmt *f, int64_t rows, int64_t cols
 enum { FN_GEMV_F32, FN_GEMV_Q8, FN_GEMM, FN_GEMM_Q8, FN_N };
 static const char *fn_name[] = {"gemv_f32", "gemv_q8", "gemm_f32", "gemm_q8"};
 
+/* buffers on one backend */
+static bt_buf *be_buf(struct bk_backend *b, const void *src, size_t n) {
+    bt_buf *buf = NULL;
+    bt_err err = {0, ""};
+    if (b->be->buf_alloc(b->ctx, n, BT_BUF_WEIGHTS, &buf, &err) ||
+        (src && b->be->buf_write(b->ctx, buf, 0, src, n, &err))) {
+        fprintf(stderr, "%s: %s\n", b->desc->name, err.msg);
+        if (buf) b->be->buf_free(b->ctx, buf);
+        return NULL;
+    }
+    return buf;
+}
+
 struct point {
-    struct bk_backend *b;              /* backend */
-    const struct bt_tfmt *f;           /* format */
-    const uint8_t *w;                  /* weights */
-    int64_t rows, cols, ntok;          /* shape */
-    const float *x;                    /* (ntok x cols) activations */
-    const int8_t *xq;                  /* int8 activations */
-    const float *xs;                   /* their scales (ablock 256), ntok x cols/256 */
-    float *y;                          /* output */
+    struct bk_backend *b;     /* backend */
+    struct bt_op       op[8]; /* the products of one call */
+    int                nop;   /* how many */
+    bt_buf            *y;     /* an output, read back to wait for the device */
 };
 
-static int call(const struct point *p, int fn) {
+static int call(struct point *p) {
     bt_err err = {0, ""};
-    bt_status st;
-    if (fn == FN_GEMV_F32) st = p->b->be->gemv_f32(p->b->ctx, p->f, p->w, p->rows, p->cols, p->x, p->y, &err);
-    else if (fn == FN_GEMV_Q8) st = p->b->be->gemv_q8(p->b->ctx, p->f, p->w, p->rows, p->cols, p->xq, p->xs, 256, p->y, &err);
-    else if (fn == FN_GEMM) st = p->b->be->gemm_f32(p->b->ctx, p->f, p->w, p->rows, p->cols, p->x, p->ntok, p->y, &err);
-    else if (p->b->be->struct_size <= offsetof(struct bt_backend_i, gemm_q8) || !p->b->be->gemm_q8) return -1;
-    else st = p->b->be->gemm_q8(p->b->ctx, p->f, p->w, p->rows, p->cols, p->xq, p->xs, 256, p->ntok, p->y, &err);
-    if (st) fprintf(stderr, "%s: %s\n", fn_name[fn], err.msg);
+    float probe;
+    bt_status st = p->b->be->run(p->b->ctx, p->op, (uint32_t)p->nop, &err);
+    if (!st) st = p->b->be->buf_read(p->b->ctx, p->y, 0, &probe, sizeof probe, &err);
+    if (st) fprintf(stderr, "%s: %s\n", p->b->desc->name, err.msg);
+    /* after the first call the int8 activations are reused: the kernel alone is timed */
+    for (int i = 0; i < p->nop; i++) p->op[i].flags |= BT_OPF_SAME_INPUT;
     return st;
 }
 
 /* seconds per call: one warm-up, then repeat for at least tmin seconds (min 3 calls) */
-static double measure(const struct point *p, int fn, double tmin) {
-    if (call(p, fn)) return -1;
+static double measure(struct point *p, double tmin) {
+    for (int i = 0; i < p->nop; i++) p->op[i].flags &= ~BT_OPF_SAME_INPUT;
+    if (call(p)) return -1;
     int n = 0;
     double t0 = now(), t;
-    do { call(p, fn); n++; t = now() - t0; } while (t < tmin || n < 3);
+    do { call(p); n++; t = now() - t0; } while (t < tmin || n < 3);
     return t / n;
+}
+
+static struct bt_op mm_op(bt_buf *w, const struct bt_tfmt *f, int64_t rows, int64_t cols,
+                          bt_buf *x, bt_buf *y, int64_t ntok, int q8) {
+    struct bt_op op;
+    struct bt_tfmt f32 = {BT_TYPE_F32, 0, 0, 0};
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_MATMUL;
+    op.src[0] = (struct bt_view){w, 0, *f, rows, cols};
+    op.src[1] = (struct bt_view){x, 0, f32, ntok, cols};
+    op.dst = (struct bt_view){y, 0, f32, ntok, rows};
+    op.act = q8 ? BT_ACT_Q8 : BT_ACT_F32;
+    return op;
+}
+
+/* ---- machine read bandwidth: sum a 1 GB buffer on nt threads (best of 5) -------------------- */
+struct rd_job {
+    const uint64_t *p;
+    uint64_t        sums[BK_MAX_THREADS * 8];
+};
+
+static void rd_range(void *arg, int64_t i0, int64_t i1, int tid) {
+    struct rd_job *j = arg;
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    const uint64_t *p = j->p;
+    for (int64_t i = i0 * 512; i < i1 * 512; i += 4) { a += p[i]; b += p[i + 1]; c += p[i + 2]; d += p[i + 3]; }
+    j->sums[(tid % BK_MAX_THREADS) * 8] += a + b + c + d;
+}
+
+static double read_bw(int nt) {
+    size_t n = (size_t)1 << 30;
+    uint64_t *p = bk_alloc(n);
+    if (!p) return 0;
+    memset(p, 1, n);
+    struct rd_job j;
+    memset(&j, 0, sizeof j);
+    j.p = p;
+    bk_set_threads(nt);
+    double best = 1e9;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now();
+        bk_parallel_for((int64_t)(n / 8 / 512), 256, rd_range, &j);
+        best = fmin(best, now() - t0);
+    }
+    bk_free(p);
+    return (double)n / best * 1e-9;
+}
+
+/* ---- decode over whole 8B-shaped layers (q k v o gate up down), >= 128 MB of weights --------- */
+static const int64_t layer8b[7][2] = {{4096, 4096}, {1024, 4096}, {1024, 4096}, {4096, 4096},
+                                      {14336, 4096}, {14336, 4096}, {4096, 14336}};
+
+static int big_set(struct bk_backend *b, const struct bt_tfmt *f, int maxthr, double tmin,
+                   const double *bw, int first) {
+    double lb = 0;
+    for (int i = 0; i < 7; i++) lb += (double)bt_fmt_row_bytes(f, layer8b[i][1]) * (double)layer8b[i][0];
+    int nl = (int)ceil(128e6 / lb);
+    bt_buf *w[7 * 8] = {0};
+    uint8_t *host[7] = {0};
+    float *x = bk_alloc(14336 * sizeof(float));
+    for (int i = 0; i < 14336; i++) x[i] = frand();
+    bt_buf *bx = be_buf(b, x, 14336 * 4), *by = be_buf(b, NULL, 14336 * 4);
+    int ok = bx && by && nl <= 8;
+    for (int i = 0; i < 7 && ok; i++) ok = (host[i] = make_weights(f, layer8b[i][0], layer8b[i][1])) != NULL;
+    for (int l = 0; l < nl && ok; l++)
+        for (int i = 0; i < 7 && ok; i++)
+            ok = (w[l * 7 + i] = be_buf(b, host[i], bt_fmt_row_bytes(f, layer8b[i][1]) * (size_t)layer8b[i][0])) != NULL;
+    char fs[32];
+    bt_fmt_str(f, fs, sizeof fs);
+    for (int q8 = 0; q8 < 2 && ok; q8++) {
+        if (q8 && (f->type == BT_TYPE_F32 || f->type == BT_TYPE_F16 || f->type == BT_TYPE_BF16)) continue;
+        for (int nt = 1; nt <= maxthr; nt++) {
+            bk_set_threads(nt);
+            double tot = 0;
+            for (int l = 0; l < nl; l++) {
+                struct point p = {b, {{0}}, 7, by};
+                for (int i = 0; i < 7; i++)
+                    p.op[i] = mm_op(w[l * 7 + i], f, layer8b[i][0], layer8b[i][1], bx, by, 1, q8);
+                double sec = measure(&p, tmin / nl);
+                if (sec < 0) { ok = 0; break; }
+                tot += sec;
+            }
+            if (!ok) break;
+            double gbs = lb * nl / tot * 1e-9;
+            printf("%s    {\"backend\": \"%s\", \"fn\": \"decode_8b_layers\", \"fmt\": \"%s\", \"act\": \"%s\", "
+                   "\"layers\": %d, \"mbytes\": %.1f, \"threads\": %d, \"ms\": %.3f, \"gb_s\": %.3f, "
+                   "\"read_gb_s\": %.3f, \"frac_of_read_bw\": %.3f}",
+                   first ? "" : ",\n", b->desc->name, fs, q8 ? "q8" : "f32", nl, lb * nl * 1e-6, nt,
+                   tot * 1e3, gbs, bw[nt], bw[nt] > 0 ? gbs / bw[nt] : 0);
+            first = 0;
+            fflush(stdout);
+        }
+    }
+    for (int i = 0; i < 56; i++) if (w[i]) b->be->buf_free(b->ctx, w[i]);
+    for (int i = 0; i < 7; i++) bk_free(host[i]);
+    if (bx) b->be->buf_free(b->ctx, bx);
+    if (by) b->be->buf_free(b->ctx, by);
+    bk_free(x);
+    return first;
 }
 
 int main(int argc, char **argv) {
@@ -95,14 +206,14 @@ int main(int argc, char **argv) {
     const int maxthr = argc > 5 ? atoi(argv[5]) : 2;
     const char *bonly = argc > 6 ? argv[6] : NULL;
     if (ntok < 1 || ntok > 4096 || maxthr < 1) { fprintf(stderr, "bad ntok or threads\n"); return 2; }
-    const char *names[2] = {"cpu", "cpu-avx2"};
-    struct bk_backend be[2];
-    int have[2];
+    const char *names[3] = {"cpu", "cpu-avx2", "opencl"};
+    struct bk_backend be[3];
+    int have[3];
     bk_log_quiet = 1;
-    for (int i = 0; i < 2; i++) {
-        char path[1024];
+    for (int i = 0; i < 3; i++) {
+        char path[1024], why[1200];
         snprintf(path, sizeof(path), "%s/libbt-backend-%s.so", dir, names[i]);
-        have[i] = bk_load(path, &be[i]) == 0 && (!be[i].be->score || be[i].be->score() > 0);
+        have[i] = (!bonly || !strcmp(bonly, names[i])) && bk_load_ex(path, NULL, 0, &be[i], why, sizeof why) == BK_OK;
     }
     const struct bt_tfmt fmts[] = {
         {BT_TYPE_F32, 0, 0, 0}, {BT_TYPE_F16, 0, 0, 0}, {BT_TYPE_BF16, 0, 0, 0},
@@ -113,50 +224,64 @@ int main(int argc, char **argv) {
     const int64_t shapes[2][2] = {{4096, 4096}, {14336, 4096}};
     const int64_t cols_max = 4096;
     float *x = bk_alloc(sizeof(float) * (size_t)(ntok * cols_max));
-    float *y = bk_alloc(sizeof(float) * (size_t)(ntok * 14336));
-    int8_t *xq = bk_alloc((size_t)(ntok * cols_max));
-    float *xs = bk_alloc(sizeof(float) * (size_t)(ntok * cols_max / 256));
     for (int64_t i = 0; i < ntok * cols_max; i++) x[i] = frand();
-    bt_cpu_act_quantize(x, ntok * cols_max, 256, xq, xs);
+    double bw[BK_MAX_THREADS + 1] = {0};
+    for (int nt = 1; nt <= maxthr && nt <= BK_MAX_THREADS; nt++) bw[nt] = read_bw(nt);
 
-    printf("{\n  \"bench\": \"bt kernels\",\n  \"results\": [\n");
+    printf("{\n  \"bench\": \"bt kernels\",\n  \"read_gb_s\": [");
+    for (int nt = 1; nt <= maxthr; nt++) printf("%s%.3f", nt > 1 ? ", " : "", bw[nt]);
+    printf("],\n  \"results\": [\n");
     int first = 1;
-    for (size_t fi = 0; fi < sizeof(fmts) / sizeof(fmts[0]); fi++)
+    for (size_t fi = 0; fi < sizeof(fmts) / sizeof(fmts[0]); fi++) {
+        const struct bt_tfmt *f = &fmts[fi];
+        char fs[32];
+        bt_fmt_str(f, fs, sizeof(fs));
+        if (only && strcmp(only, fs) != 0) continue;
         for (int s = 0; s < 2; s++) {
-            const struct bt_tfmt *f = &fmts[fi];
             int64_t rows = shapes[s][0], cols = shapes[s][1];
-            char fs[32];
-            bt_fmt_str(f, fs, sizeof(fs));
-            if (only && strcmp(only, fs) != 0) continue;
             uint8_t *w = make_weights(f, rows, cols);
-            double wbytes = (double)bt_fmt_row_bytes(f, cols) * (double)rows;
-            for (int bi = 0; bi < 2; bi++) {
-                if (!have[bi] || !w || (bonly && strcmp(bonly, names[bi]))) continue;
-                for (int nt = 1; nt <= maxthr; nt++) {
+            size_t wb = bt_fmt_row_bytes(f, cols) * (size_t)rows;
+            double wbytes = (double)wb;
+            for (int bi = 0; bi < 3; bi++) {
+                if (!have[bi] || !w) continue;
+                bt_buf *bw_ = be_buf(&be[bi], w, wb), *bx = be_buf(&be[bi], x, sizeof(float) * (size_t)(ntok * cols));
+                bt_buf *by = be_buf(&be[bi], NULL, sizeof(float) * (size_t)(ntok * rows));
+                for (int nt = 1; nt <= maxthr && bw_ && bx && by; nt++) {
                     bk_set_threads(nt);
                     for (int fn = 0; fn < FN_N; fn++) {
-                        int gemm = fn == FN_GEMM || fn == FN_GEMM_Q8;
+                        int gemm = fn == FN_GEMM || fn == FN_GEMM_Q8, q8 = fn == FN_GEMV_Q8 || fn == FN_GEMM_Q8;
                         if (gemm && s == 1) continue; /* gemm: 4096x4096 only */
-                        struct point p = {&be[bi], f, w, rows, cols, gemm ? ntok : 1, x, xq, xs, y};
-                        double sec = measure(&p, fn, tmin);
+                        struct point p = {&be[bi], {{0}}, 1, by};
+                        p.op[0] = mm_op(bw_, f, rows, cols, bx, by, gemm ? ntok : 1, q8);
+                        if (!be[bi].be->supports_op(be[bi].ctx, &p.op[0])) continue;
+                        double sec = measure(&p, tmin);
                         if (sec < 0) continue;
-                        double gw = (double)rows * (double)cols * (double)p.ntok / sec * 1e-9;
+                        int64_t nt_ = gemm ? ntok : 1;
+                        double gw = (double)rows * (double)cols * (double)nt_ / sec * 1e-9;
                         printf("%s    {\"backend\": \"%s\", \"fn\": \"%s\", \"fmt\": \"%s\", \"bpw\": %.4f, "
                                "\"rows\": %lld, \"cols\": %lld, \"ntok\": %lld, \"threads\": %d, "
                                "\"ms\": %.4f, \"gweights_s\": %.3f, \"gb_s\": %.3f}",
                                first ? "" : ",\n", names[bi], fn_name[fn], fs, wbytes * 8.0 / (double)(rows * cols),
-                               (long long)rows, (long long)cols, (long long)p.ntok, nt, sec * 1e3,
+                               (long long)rows, (long long)cols, (long long)nt_, nt, sec * 1e3,
                                gw, wbytes / sec * 1e-9);
                         first = 0;
                         fflush(stdout);
                     }
                 }
+                if (bw_) be[bi].be->buf_free(be[bi].ctx, bw_);
+                if (bx) be[bi].be->buf_free(be[bi].ctx, bx);
+                if (by) be[bi].be->buf_free(be[bi].ctx, by);
             }
             bk_free(w);
         }
+        /* beyond the cache: TQ2_0, F16 and Q8_0 (the formats users decode with) */
+        if (f->type == BT_TYPE_TQ2_0 || f->type == BT_TYPE_F16 || f->type == BT_TYPE_Q8_0)
+            for (int bi = 0; bi < 3; bi++)
+                if (have[bi]) first = big_set(&be[bi], f, maxthr, tmin, bw, first);
+    }
     printf("\n  ]\n}\n");
-    for (int i = 0; i < 2; i++) if (have[i]) bk_unload(&be[i]);
+    for (int i = 0; i < 3; i++) if (have[i]) bk_unload(&be[i]);
     bk_shutdown();
-    free(x); free(y); free(xq); free(xs);
+    bk_free(x);
     return 0;
 }

@@ -63,14 +63,14 @@ static bt_status curve(struct bt_convert_args *a, struct bt_reader *r, struct bt
         c->weights = rows * cols;
     }
     free(buf);
-    if (r->i->release) r->i->release(r->ctx, idx);
+    bt_reader_release(r, idx);
     return st;
 }
 
 bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
                              uint32_t *planes, bt_err *err) {
     const struct bt_quantizer_i *qi = q->i;
-    if (qi->struct_size <= offsetof(struct bt_quantizer_i, error_curve) || !qi->error_curve)
+    if (!BT_HAS(qi, error_curve))
         return bt_err_set(err, BT_E_INVAL, "[quantize] budget_bpw/budget_bytes need a quantizer with a variable plane count ('%s' has none)",
                           q->entry->desc->name);
     uint32_t nt = r->i->tensor_count(r->ctx);

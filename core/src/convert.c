@@ -93,7 +93,7 @@ bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, str
         bt_err_clear(&e2);
         bt_status st = q->i->plan(q->ctx, &qt, &p->fmt, &e2);
         if (st == BT_OK) {
-            if (w && p->fmt.planes != 0 && w->i->supports && !w->i->supports(w->ctx, &p->fmt)) {
+            if (w && p->fmt.planes != 0 && !bt_writer_supports(w, &p->fmt)) {
                 char fs[32];
                 bt_fmt_str(&p->fmt, fs, sizeof(fs));
                 return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer '%s' cannot store %s", t->name, w->entry->desc->name, fs);
@@ -121,7 +121,7 @@ static bt_status decide_planes(struct bt_convert_args *a, struct bt_reader *r, s
                                float *whole, bt_err *err) {
     int64_t rows = bt_tensor_rows(t), cols = bt_tensor_cols(t);
     const struct bt_quantizer_i *qi = q->i;
-    if (qi->struct_size <= offsetof(struct bt_quantizer_i, decide) || !qi->decide)
+    if (!BT_HAS(qi, decide))
         return bt_err_set(err, BT_E_PLUGIN, "%s: quantizer '%s' asked to decide the plane count but has no decide()",
                           t->name, q->entry->desc->name);
     struct read_job j = {r, idx, 0, cols, whole, BT_OK, {0, ""}};
@@ -173,7 +173,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
         if (!(whole = malloc((size_t)rows * cols * sizeof(float))))
             return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", t->name);
         if ((st = decide_planes(a, r, q, idx, t, &p, whole, err))) { free(whole); return st; }
-        if (w->i->supports && !w->i->supports(w->ctx, &p.fmt)) {
+        if (!bt_writer_supports(w, &p.fmt)) {
             free(whole);
             return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer cannot store the chosen format", t->name);
         }
@@ -247,7 +247,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
         row->bytes_out = ot.nbytes;
         if (!st && a->done_fn && t->n_dims == 2) st = a->done_fn(a->colw_ctx, t->name, &p.fmt, out, ot.nbytes, err);
     }
-    if (r->i->release) r->i->release(r->ctx, idx);
+    bt_reader_release(r, idx);
     free(out); free(buf); free(tmp); free(whole);
     bt_fmt_str(&p.fmt, row->type_out, sizeof(row->type_out));
     row->bpw = bt_fmt_bpw(&p.fmt, cols);
@@ -345,7 +345,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     uint32_t n_kv = r->i->kv_count(r->ctx), nt = r->i->tensor_count(r->ctx);
     a->hess_entry = -1;
     if (q && a->second_order &&
-        (q->i->struct_size <= offsetof(struct bt_quantizer_i, quantize_tensor) || !q->i->quantize_tensor)) {
+        !BT_HAS(q->i, quantize_tensor)) {
         st = bt_err_set(err, BT_E_UNSUPPORTED, "[quantize] second_order: quantizer '%s' has no whole-tensor entry "
                         "(quantize_tensor, ABI 1.1)", q->entry->desc->name);
         goto done;

@@ -135,7 +135,7 @@ const struct bt_kv *bt_reader_kv(struct bt_reader *r, const char *key, struct bt
 
 bt_status bt_reader_read_f32(struct bt_reader *r, uint32_t i, int64_t row0, int64_t nrows,
                              float *dst, bt_err *err) {
-    if (r->i->read_f32) return r->i->read_f32(r->ctx, i, row0, nrows, dst, err);
+    if (BT_HAS(r->i, read_f32)) return r->i->read_f32(r->ctx, i, row0, nrows, dst, err);
     struct bt_tensor t;
     bt_status st = r->i->tensor_get(r->ctx, i, &t, err);
     if (st) return st;
@@ -241,7 +241,7 @@ bt_status bt_backend_open(bt_registry *reg, const char *name, bt_optset *opts,
             const struct bt_plugin_entry *x = bt_registry_at(reg, i);
             if (x->desc->kind != BT_KIND_BACKEND || tried[i]) continue;
             const struct bt_backend_i *bi = x->desc->iface;
-            int s = bi->score ? bi->score() : 1;
+            int s = BT_HAS(bi, score) ? bi->score() : 1;
             if (s > best_score) { best_score = s; best = x; best_i = i; }
         }
         if (!best) break;
@@ -263,4 +263,13 @@ void bt_backend_close(struct bt_backend *b) {
     if (!b) return;
     b->i->close(b->ctx);
     inst_free((struct inst *)b);
+}
+
+void bt_reader_release(struct bt_reader *r, uint32_t i) {
+    if (BT_HAS(r->i, release)) r->i->release(r->ctx, i);
+}
+
+int bt_writer_supports(struct bt_writer *w, const struct bt_tfmt *fmt) {
+    if (BT_HAS(w->i, supports)) return w->i->supports(w->ctx, fmt);
+    return fmt->type == BT_TYPE_F32 || fmt->type == BT_TYPE_F16 || fmt->type == BT_TYPE_BF16;
 }

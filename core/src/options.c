@@ -46,6 +46,18 @@ void bt_optset_free(bt_optset *o) {
     free(o);
 }
 
+bt_optset *bt_optset_clone(const bt_optset *o) {
+    if (!o) return NULL;
+    bt_optset *c = bt_optset_new(o->table);
+    for (uint32_t i = 0; c && i < o->n; i++) {
+        free(c->val[i]);
+        c->val[i] = o->val[i] ? strdup(o->val[i]) : NULL;
+        c->set[i] = o->set[i];
+        if (o->val[i] && !c->val[i]) { bt_optset_free(c); return NULL; }
+    }
+    return c;
+}
+
 int bt_optset_has(const bt_optset *o, const char *key) { return find(o, key, NULL) != NULL; }
 
 static int parse_int(const char *s, int64_t *out) {

@@ -71,13 +71,15 @@ int bt_keep_match(const char *patterns, const char *name, const char *src_name) 
     return hit;
 }
 
-/* apply every entry of section sec to the core table optset and (if given) the plugin optset */
-static bt_status apply_section(struct bt_cfg *cfg, const char *sec, bt_optset *core,
-                               bt_optset *plug, const char *plug_what, bt_err *err) {
+/* apply every entry of section sec to the core table optset and (if given) the plugin optset;
+ * skip_unknown: leave keys of neither for a later pass (the backend's keys in [pipeline]) */
+static bt_status apply_keys(struct bt_cfg *cfg, const char *sec, bt_optset *core, bt_optset *plug,
+                            const char *plug_what, int skip_unknown, bt_err *err) {
     for (int i = 0; i < cfg->n; i++) {
         struct bt_cfg_entry *e = &cfg->e[i];
         if (strcmp(e->section, sec) != 0) continue;
         bt_optset *target = bt_optset_has(core, e->key) ? core : plug && bt_optset_has(plug, e->key) ? plug : NULL;
+        if (!target && skip_unknown) continue;
         if (!target) {
             return bt_err_set(err, BT_E_INVAL, "%s:%d: unknown key '%s' in [%s]%s%s", cfg->path, e->line,
                               e->key, sec, plug_what ? " (not an option of " : "",
@@ -90,6 +92,11 @@ static bt_status apply_section(struct bt_cfg *cfg, const char *sec, bt_optset *c
         e->used = 1;
     }
     return BT_OK;
+}
+
+static bt_status apply_section(struct bt_cfg *cfg, const char *sec, bt_optset *core,
+                               bt_optset *plug, const char *plug_what, bt_err *err) {
+    return apply_keys(cfg, sec, core, plug, plug_what, 0, err);
 }
 
 static bt_status required(struct bt_cfg *cfg, const char *sec, bt_optset *o, bt_err *err) {
@@ -156,7 +163,8 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
     s.q = bt_optset_new(quantize_opts);
     s.out = bt_optset_new(output_opts);
     if (!s.pipe || !s.in || !s.q || !s.out) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
-    if ((st = apply_section(&cfg, "pipeline", s.pipe, NULL, NULL, err))) goto done;
+    /* [pipeline]: the core keys now (threads, plugin_dir), the backend's own keys once it is known */
+    if ((st = apply_keys(&cfg, "pipeline", s.pipe, NULL, NULL, 1, err))) goto done;
     bt_threads_set((int)bt_opt_int(s.pipe, "threads"));
     if ((st = bt_registry_new(&reg))) goto done;
     bt_registry_scan_default(reg, bt_opt_str(s.pipe, "plugin_dir"));
@@ -168,6 +176,8 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
     const char *writer = (e = bt_cfg_get(&cfg, "output", "writer")) ? e->value : "gguf";
     const char *backend = bt_opt_str(s.pipe, "backend");
     if ((st = plugin_opts(reg, &cfg, "pipeline", BT_KIND_BACKEND, backend, &s.be_p, what, sizeof(what), err))) goto done;
+    if ((st = apply_section(&cfg, "pipeline", s.pipe, s.be_p, s.be_p ? what : NULL, err))) goto done;
+    if (s.be_p && (st = required(&cfg, "pipeline", s.be_p, err))) goto done;
     if ((st = plugin_opts(reg, &cfg, "input", BT_KIND_READER, reader, &s.in_p, what, sizeof(what), err))) goto done;
     if ((st = apply_section(&cfg, "input", s.in, s.in_p, s.in_p ? what : NULL, err))) goto done;
     int converting = bt_cfg_has_section(&cfg, "output");
@@ -224,7 +234,8 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
     /* ---- all validated: do the work ---- */
     struct bt_stage_ctx sc = {
         .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
-        .input_reader = reader, .output_path = NULL, .backend = backend, .quiet = ro ? ro->quiet : 0,
+        .input_reader = reader, .output_path = NULL, .backend = backend, .backend_opts = s.be_p,
+        .quiet = ro ? ro->quiet : 0,
         .calib = &calib,
     };
     for (int k = 0; k < n_stages; k++)

@@ -123,8 +123,9 @@ static const char *check_iface(const struct bt_plugin *d) {
     }
     case BT_KIND_BACKEND: {
         const struct bt_backend_i *i = d->iface;
-        if (sz < offsetof(struct bt_backend_i, get_proc)) return "backend interface is truncated";
-        if (!i->open || !i->close || !i->supports || !i->gemv_f32 || !i->dequant)
+        if (sz < offsetof(struct bt_backend_i, buf_wrap)) return "backend interface is truncated";
+        if (!i->open || !i->close || !i->device_info || !i->buf_alloc || !i->buf_free ||
+            !i->buf_write || !i->buf_read || !i->supports_op || !i->run)
             return "backend interface lacks a required function";
         return NULL;
     }
@@ -191,7 +192,7 @@ bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err)
     }
     if (d->kind == BT_KIND_BACKEND) {
         const struct bt_backend_i *bi = d->iface;
-        if (bi->score && bi->score() <= 0) {
+        if (BT_HAS(bi, score) && bi->score() <= 0) {
             refuse(reg, err, BT_E_PLUGIN, path, "%sbackend cannot run on this machine (score 0)", "", 0, 0);
             goto fail;
         }

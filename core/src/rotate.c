@@ -121,7 +121,7 @@ static bt_status ensure(struct bt_rotation *R, struct rtensor *x, bt_err *err) {
         if (!W) st = bt_err_set(err, BT_E_NOMEM, "%s: out of memory for the rotated tensor", x->t.name);
         else st = bt_reader_read_f32(R->inner, x->src, 0, rows, W, err);
         if (!st) st = rotate_tensor(R, x, W, err);
-        if (R->inner->i->release) R->inner->i->release(R->inner->ctx, x->src);
+        bt_reader_release(R->inner, x->src);
         if (st) free(W);
         else x->data = W;
     }
@@ -203,7 +203,7 @@ static void rot_release(void *ctx, uint32_t i) {
     free(x->data);
     x->data = NULL;
     pthread_mutex_unlock(&R->mu);
-    if (R->inner->i->release) R->inner->i->release(R->inner->ctx, x->src);
+    bt_reader_release(R->inner, x->src);
 }
 
 static const struct bt_reader_i rot_iface = {

@@ -284,8 +284,7 @@ static bt_status refit(const struct bt_host *host, const bt_hessian *h, const fl
 }
 
 int bt_mtq_so_available(const struct bt_host *host) {
-    return host && BT_ABI_MINOR_OF(host->abi_version) >= 1 &&
-           host->struct_size >= offsetof(struct bt_host, spd_solve) + sizeof(host->spd_solve) &&
+    return host && host->struct_size >= offsetof(struct bt_host, spd_solve) + sizeof(host->spd_solve) &&
            host->so_quantize && host->hess_mul && host->spd_solve;
 }
 
@@ -293,7 +292,7 @@ bt_status bt_mtq_so_quantize(const struct bt_host *host, const bt_hessian *h, co
                              int64_t rows, int64_t cols, const struct bt_mtq_so_opts *o,
                              int8_t *t, float *a, double *herr, bt_err *err) {
     if (!bt_mtq_so_available(host))
-        return host->set_error(err, BT_E_UNSUPPORTED, "second order: the host has no second-order engine (needs ABI 1.1)");
+        return host->set_error(err, BT_E_UNSUPPORTED, "second order: the host has no second-order engine (so_quantize, hess_mul, spd_solve)");
     if (o->planes < 1 || o->planes > BT_MTQ_MAX_PLANES || o->block < 1 || o->block > BT_MTQ_MAX_BLOCK ||
         cols % o->block)
         return host->set_error(err, BT_E_INVAL, "second order: bad planes %d / block %d for %lld columns",

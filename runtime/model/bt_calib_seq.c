@@ -79,8 +79,7 @@ bt_status bt_calib_seq_new(bt_model *m, const int32_t *ids, int64_t n, const str
         t[0] = m->hp.bos_id;
         memcpy(t + 1, ids + off, (size_t)wl * sizeof(int32_t));
         s->len[w] = wl + 1;
-        for (int i = 0; i <= wl && !st; i++)
-            st = bt_lin_row_f32(&m->tok_embd, t[i], s->X + ((size_t)w * ctx + i) * E, err);
+        st = bt_lin_rows_f32(m, &m->tok_embd, t, wl + 1, s->X + (size_t)w * ctx * E, err);
     }
     if (st) { bt_calib_seq_free(s); return st; }
     *out = s;
@@ -110,9 +109,9 @@ static bt_status run_layer(bt_calib_seq *s, int stop, bt_err *err) {
         for (int c0 = 0; c0 < s->len[w] && !st; c0 += nb) {
             int nt = s->len[w] - c0 < nb ? s->len[w] - c0 : nb;
             float *x = s->X + ((size_t)w * s->ctx + c0) * E;
-            memcpy(m->s.x, x, (size_t)nt * E * sizeof(float));
-            st = bt_layer_forward(m, s->cur, nt, c0, err);
-            if (!st && stop < 0) memcpy(x, m->s.x, (size_t)nt * E * sizeof(float));
+            st = bt_model_x_set(m, x, nt, err);
+            if (!st) st = bt_layer_forward(m, s->cur, nt, c0, err);
+            if (!st && stop < 0) st = bt_model_x_get(m, x, nt, err);
         }
     }
     m->stop_hook = 0;

@@ -1,168 +1,160 @@
-/* bt_forward.c - the Llama forward pass: RMSNorm, RoPE (HF rotate-half or GGUF interleaved
- * pairs, rope_freqs divisors), GQA attention with the KV cache, SwiGLU MLP, lm_head. */
+/* bt_forward.c - the Llama forward pass as backend ops: embedding rows, RMSNorm, RoPE (HF
+ * rotate-half or GGUF interleaved pairs, rope_freqs divisors), KV cache stores, causal GQA
+ * attention, SwiGLU MLP, lm_head. A chunk of tokens goes to the backend as one op list unless a
+ * hook needs an activation on the host in between. */
 #include "bt_model_int.h"
 
 #include <math.h>
 #include <string.h>
 
-void bt_rmsnorm(const float *x, const float *w, int n, float eps, float *y) {
-    double ss = 0.0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float sc = (float)(1.0 / sqrt(ss / n + eps));
-    for (int i = 0; i < n; i++) y[i] = w[i] * (x[i] * sc);
+static bt_status emit(bt_model *m, struct bt_op *op, bt_err *err) { return bt_ops_add(m, op, err); }
+
+static bt_status emit_norm(bt_model *m, int src_slot, int64_t row0, int dst_slot, int nt,
+                           uint64_t w_off, bt_err *err) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_RMSNORM;
+    op.src[0] = bt_act_view(m, src_slot, row0, nt);
+    op.dst = bt_act_view(m, dst_slot, 0, nt);
+    op.src[1] = bt_par_view(m, w_off, m->hp.n_embd);
+    op.eps = m->hp.norm_eps;
+    return emit(m, &op, err);
 }
 
-/* rotate pairs of each head: halves -> (i, i + n_rot/2), else (2i, 2i+1); freq index i */
-static void rope_heads(float *v, int n_heads, int head_dim, int n_rot, const float *cs,
-                       int halves) {
-    int half = n_rot / 2;
-    for (int h = 0; h < n_heads; h++) {
-        float *p = v + (int64_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            int   a = halves ? i : 2 * i, b = halves ? i + half : 2 * i + 1;
-            float c = cs[2 * i], s = cs[2 * i + 1];
-            float x0 = p[a], x1 = p[b];
-            p[a] = x0 * c - x1 * s;
-            p[b] = x0 * s + x1 * c;
-        }
-    }
+static bt_status emit_ew(bt_model *m, uint32_t code, int a, int b, int d, int nt, bt_err *err) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = code;
+    op.src[0] = bt_act_view(m, a, 0, nt);
+    op.src[1] = bt_act_view(m, b, 0, nt);
+    op.dst = bt_act_view(m, d, 0, nt);
+    return emit(m, &op, err);
 }
 
-static void rope_cs(const float *inv_freq, int n_rot, int pos, float *cs) {
-    for (int i = 0; i < n_rot / 2; i++) {
-        float th = (float)pos * inv_freq[i];
-        cs[2 * i]     = cosf(th);
-        cs[2 * i + 1] = sinf(th);
-    }
+static bt_status emit_rope(bt_model *m, int slot, int nt, int pos0, int halves, bt_err *err) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_ROPE;
+    op.src[0] = op.dst = bt_act_view(m, slot, 0, nt);
+    op.src[1] = bt_par_view(m, m->rope_inv, m->hp.n_rot / 2);
+    op.head_dim = m->hp.head_dim;
+    op.n_rot = m->hp.n_rot;
+    op.halves = halves;
+    op.pos0 = pos0;
+    return emit(m, &op, err);
 }
 
-void bt_rope_apply(float *v, int n_heads, int head_dim, int n_rot, const float *inv_freq, int pos,
-                   int halves) {
-    float cs[1024];
-    if (n_rot > 1024) return; /* rejected at load time */
-    rope_cs(inv_freq, n_rot, pos, cs);
-    rope_heads(v, n_heads, head_dim, n_rot, cs, halves);
+static bt_status emit_store(bt_model *m, int slot, int val, int il, int nt, int pos0, bt_err *err) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_CPY;
+    op.src[0] = bt_act_view(m, slot, 0, nt);
+    op.dst = bt_kv_view(m, val, il);
+    op.dst.off += (uint64_t)pos0 * (uint64_t)op.dst.cols * 4u;
+    op.dst.rows = nt;
+    return emit(m, &op, err);
 }
 
-/* ---- per-token element-wise steps, run in parallel over tokens -------------------------------- */
-enum { STEP_NORM_ATTN, STEP_ROPE_STORE, STEP_ADD_O, STEP_NORM_FFN, STEP_SWIGLU, STEP_NORM_OUT };
-
-struct step_job {
-    bt_model *m;     /* model */
-    int       step;  /* STEP_* */
-    int       layer; /* layer index */
-    int       pos0;  /* position of token 0 */
-    float    *dst;   /* STEP_NORM_OUT: output rows */
-};
-
-static void step_token(struct step_job *j, int t) {
-    bt_model *m = j->m;
-    const struct bt_model_hparams *hp = &m->hp;
-    struct bt_scratch *s = &m->s;
-    const struct bt_layer *L = j->layer >= 0 ? &m->layers[j->layer] : NULL;
-    int64_t ne = hp->n_embd, nq = (int64_t)hp->n_head * hp->head_dim;
-    int64_t nkv = (int64_t)hp->n_head_kv * hp->head_dim, nf = hp->n_ff;
-    switch (j->step) {
-    case STEP_NORM_ATTN:
-        bt_rmsnorm(s->x + t * ne, L->attn_norm, (int)ne, hp->norm_eps, s->xn + t * ne);
-        break;
-    case STEP_NORM_FFN:
-        bt_rmsnorm(s->x + t * ne, L->ffn_norm, (int)ne, hp->norm_eps, s->xn + t * ne);
-        break;
-    case STEP_NORM_OUT:
-        bt_rmsnorm(s->x + t * ne, m->out_norm, (int)ne, hp->norm_eps, j->dst + t * ne);
-        break;
-    case STEP_ADD_O:
-        for (int64_t i = 0; i < ne; i++) s->x[t * ne + i] += s->o[t * ne + i];
-        break;
-    case STEP_SWIGLU:
-        for (int64_t i = 0; i < nf; i++) {
-            float g = s->g[t * nf + i];
-            s->u[t * nf + i] *= g / (1.0f + expf(-g));
-        }
-        break;
-    case STEP_ROPE_STORE: {
-        float cs[1024];
-        int   pos = j->pos0 + t;
-        rope_cs(m->rope_inv, hp->n_rot, pos, cs);
-        rope_heads(s->q + t * nq, hp->n_head, hp->head_dim, hp->n_rot, cs, L->q_halves);
-        rope_heads(s->k + t * nkv, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, L->k_halves);
-        int64_t off = ((int64_t)j->layer * m->n_ctx + pos) * nkv;
-        memcpy(m->kcache + off, s->k + t * nkv, (size_t)nkv * sizeof(float));
-        memcpy(m->vcache + off, s->v + t * nkv, (size_t)nkv * sizeof(float));
-        break;
-    }
-    }
+static bt_status emit_attn(bt_model *m, int il, int nt, int pos0, bt_err *err) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_ATTN;
+    op.src[0] = bt_act_view(m, A_Q, 0, nt);
+    op.src[1] = bt_kv_view(m, 0, il);
+    op.src[2] = bt_kv_view(m, 1, il);
+    op.dst = bt_act_view(m, A_ATT, 0, nt);
+    op.n_head = m->hp.n_head;
+    op.n_head_kv = m->hp.n_head_kv;
+    op.head_dim = m->hp.head_dim;
+    op.pos0 = pos0;
+    op.scale = 1.0f / sqrtf((float)m->hp.head_dim);
+    return emit(m, &op, err);
 }
 
-static void step_range(void *arg, int64_t t0, int64_t t1, int tid) {
-    (void)tid;
-    for (int64_t t = t0; t < t1; t++) step_token(arg, (int)t);
+/* a hook point: with a hook set, run what is pending and hand the slot's rows to the hook */
+static bt_status hook(bt_model *m, int layer, int which, int slot, int nt, bt_err *err) {
+    if (!m->hook) return BT_OK;
+    bt_status st = bt_ops_flush(m, err);
+    if (!st) st = bt_be_read(m->b, m->act, m->act_off[slot], m->hook_buf,
+                             (uint64_t)nt * (uint64_t)m->act_cols[slot] * 4u, err);
+    if (!st) m->hook(m->hook_user, layer, which, m->hook_buf, nt, (int)m->act_cols[slot]);
+    return st;
 }
 
-static void run_step(bt_model *m, int step, int layer, int ntok, int pos0, float *dst) {
-    struct step_job j = {m, step, layer, pos0, dst};
-    if (ntok < 4) step_range(&j, 0, ntok, 0); /* a pool wake-up costs more than the work */
-    else bt_parallel_for(ntok, 1, step_range, &j);
-}
+/* ---- one layer ---------------------------------------------------------------------------------- */
+#define TRY(x) do { if ((st = (x))) return st; } while (0)
+#define STOP_AT(which) do { if (m->stop_hook == (which) + 1) return bt_ops_flush(m, err); } while (0)
 
-static void hook(bt_model *m, int layer, int which, const float *X, int ntok, int dim) {
-    if (m->hook) m->hook(m->hook_user, layer, which, X, ntok, dim);
-}
-
-/* ---- one chunk of at most n_batch tokens ------------------------------------------------------ */
-#define STOP_AT(which) do { if (m->stop_hook == (which) + 1) return BT_OK; } while (0)
-
-bt_status bt_layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *err) {
-    const struct bt_model_hparams *hp = &m->hp;
+/* ops of layer il; with stop_hook set, flushes and returns after that hook */
+static bt_status layer_ops(bt_model *m, int il, int nt, int pos0, bt_err *err) {
     struct bt_layer *L = &m->layers[il];
-    struct bt_scratch *s = &m->s;
     bt_status st;
-    run_step(m, STEP_NORM_ATTN, il, nt, pos0, NULL);
-    hook(m, il, BT_HOOK_ATTN_IN, s->xn, nt, hp->n_embd);
+    TRY(emit_norm(m, A_X, 0, A_XN, nt, L->attn_norm, err));
+    TRY(hook(m, il, BT_HOOK_ATTN_IN, A_XN, nt, err));
     STOP_AT(BT_HOOK_ATTN_IN);
-    const struct bt_lin *qkv[3] = {&L->wq, &L->wk, &L->wv};
-    float *qkv_out[3] = {s->q, s->k, s->v};
-    if ((st = bt_lin_apply_n(m, qkv, 3, s->xn, nt, qkv_out, err))) return st;
-    run_step(m, STEP_ROPE_STORE, il, nt, pos0, NULL);
-    bt_attention(m, il, nt, pos0);
-    hook(m, il, BT_HOOK_ATTN_OUT, s->att, nt, hp->n_head * hp->head_dim);
+    TRY(bt_ops_matmul(m, &L->wq, A_XN, 0, A_Q, 0, nt, 0, err));
+    TRY(bt_ops_matmul(m, &L->wk, A_XN, 0, A_K, 0, nt, 1, err));
+    TRY(bt_ops_matmul(m, &L->wv, A_XN, 0, A_V, 0, nt, 1, err));
+    TRY(emit_rope(m, A_Q, nt, pos0, L->q_halves, err));
+    TRY(emit_rope(m, A_K, nt, pos0, L->k_halves, err));
+    TRY(emit_store(m, A_K, 0, il, nt, pos0, err));
+    TRY(emit_store(m, A_V, 1, il, nt, pos0, err));
+    TRY(emit_attn(m, il, nt, pos0, err));
+    TRY(hook(m, il, BT_HOOK_ATTN_OUT, A_ATT, nt, err));
     STOP_AT(BT_HOOK_ATTN_OUT);
-    if ((st = bt_lin_apply(m, &L->wo, s->att, nt, s->o, err))) return st;
-    run_step(m, STEP_ADD_O, il, nt, pos0, NULL);
-    run_step(m, STEP_NORM_FFN, il, nt, pos0, NULL);
-    hook(m, il, BT_HOOK_FFN_IN, s->xn, nt, hp->n_embd);
+    TRY(bt_ops_matmul(m, &L->wo, A_ATT, 0, A_O, 0, nt, 0, err));
+    TRY(emit_ew(m, BT_OP_ADD, A_X, A_O, A_X, nt, err));
+    TRY(emit_norm(m, A_X, 0, A_XN, nt, L->ffn_norm, err));
+    TRY(hook(m, il, BT_HOOK_FFN_IN, A_XN, nt, err));
     STOP_AT(BT_HOOK_FFN_IN);
-    const struct bt_lin *gu[2] = {&L->wg, &L->wu};
-    float *gu_out[2] = {s->g, s->u};
-    if ((st = bt_lin_apply_n(m, gu, 2, s->xn, nt, gu_out, err))) return st;
-    run_step(m, STEP_SWIGLU, il, nt, pos0, NULL);
-    hook(m, il, BT_HOOK_FFN_DOWN, s->u, nt, hp->n_ff);
+    TRY(bt_ops_matmul(m, &L->wg, A_XN, 0, A_G, 0, nt, 0, err));
+    TRY(bt_ops_matmul(m, &L->wu, A_XN, 0, A_U, 0, nt, 1, err));
+    TRY(emit_ew(m, BT_OP_SWIGLU, A_G, A_U, A_U, nt, err));
+    TRY(hook(m, il, BT_HOOK_FFN_DOWN, A_U, nt, err));
     STOP_AT(BT_HOOK_FFN_DOWN);
-    if ((st = bt_lin_apply(m, &L->wd, s->u, nt, s->o, err))) return st;
-    run_step(m, STEP_ADD_O, il, nt, pos0, NULL);
+    TRY(bt_ops_matmul(m, &L->wd, A_U, 0, A_O, 0, nt, 0, err));
+    TRY(emit_ew(m, BT_OP_ADD, A_X, A_O, A_X, nt, err));
     return BT_OK;
 }
 
-static bt_status chunk_forward(bt_model *m, const int32_t *tokens, int nt, int pos0,
-                               float *logits, int all_logits, bt_err *err) {
+bt_status bt_layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *err) {
+    m->ol.n = 0;
+    bt_status st = layer_ops(m, il, nt, pos0, err);
+    if (!st) st = bt_ops_flush(m, err);
+    m->ol.n = 0;
+    return st;
+}
+
+/* ---- one chunk of at most n_batch tokens ------------------------------------------------------ */
+static bt_status chunk_ops(bt_model *m, const int32_t *tokens, int nt, int pos0, float *logits,
+                           int all_logits, bt_err *err) {
     const struct bt_model_hparams *hp = &m->hp;
-    struct bt_scratch *s = &m->s;
     bt_status st;
-    for (int t = 0; t < nt; t++)
-        if ((st = bt_lin_row_f32(&m->tok_embd, tokens[t], s->x + (int64_t)t * hp->n_embd, err)))
-            return st;
-    for (int il = 0; il < hp->n_layer; il++)
-        if ((st = bt_layer_forward(m, il, nt, pos0, err))) return st;
-    if (!logits) return BT_OK;
-    if (all_logits) {
-        run_step(m, STEP_NORM_OUT, -1, nt, pos0, s->xn);
-        return bt_lin_apply(m, &m->output, s->xn, nt, logits, err);
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_GET_ROWS;
+    op.dst = bt_act_view(m, A_X, 0, nt);
+    op.src[0] = bt_lin_view(&m->tok_embd);
+    op.ids = tokens;
+    TRY(emit(m, &op, err));
+    for (int il = 0; il < hp->n_layer; il++) TRY(layer_ops(m, il, nt, pos0, err));
+    if (!logits) return bt_ops_flush(m, err);
+    int64_t V = hp->n_vocab;
+    if (!all_logits) { /* last token only: its normed row goes to row 0 of xn */
+        TRY(emit_norm(m, A_X, nt - 1, A_XN, 1, m->out_norm, err));
+        TRY(bt_ops_matmul(m, &m->output, A_XN, 0, A_LOGITS, 0, 1, 0, err));
+        TRY(bt_ops_flush(m, err));
+        return bt_be_read(m->b, m->act, m->act_off[A_LOGITS], logits, (uint64_t)V * 4u, err);
     }
-    /* last token only: normalize its row in place of row 0 of xn */
-    bt_rmsnorm(s->x + (int64_t)(nt - 1) * hp->n_embd, m->out_norm, hp->n_embd, hp->norm_eps,
-               s->xn);
-    return bt_lin_apply(m, &m->output, s->xn, 1, logits, err);
+    TRY(emit_norm(m, A_X, 0, A_XN, nt, m->out_norm, err));
+    for (int r0 = 0; r0 < nt; r0 += BT_LOGIT_ROWS) {
+        int k = nt - r0 < BT_LOGIT_ROWS ? nt - r0 : BT_LOGIT_ROWS;
+        TRY(bt_ops_matmul(m, &m->output, A_XN, r0, A_LOGITS, 0, k, 0, err));
+        TRY(bt_ops_flush(m, err));
+        TRY(bt_be_read(m->b, m->act, m->act_off[A_LOGITS], logits + (int64_t)r0 * V,
+                       (uint64_t)k * (uint64_t)V * 4u, err));
+    }
+    return BT_OK;
 }
 
 bt_status bt_model_forward(bt_model *m, const int32_t *tokens, int n, int pos0, float *logits,
@@ -185,7 +177,9 @@ bt_status bt_model_forward(bt_model *m, const int32_t *tokens, int n, int pos0, 
         float *lg = NULL;
         if (logits && all_logits) lg = logits + (int64_t)done * m->hp.n_vocab;
         else if (logits && last) lg = logits;
-        bt_status st = chunk_forward(m, tokens + done, nt, pos0 + done, lg, all_logits, err);
+        m->ol.n = 0;
+        bt_status st = chunk_ops(m, tokens + done, nt, pos0 + done, lg, all_logits, err);
+        m->ol.n = 0;
         if (st) return st;
         done += nt;
         m->n_past = pos0 + done;

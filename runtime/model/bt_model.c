@@ -1,5 +1,6 @@
 /* bt_model.c - loading a Llama-family model from a bt_reader: hyper-parameters from llama.*
- * metadata, tensor views (weights stay mmapped and packed), shape validation, KV cache. */
+ * metadata, shape validation, weights into backend memory (wrapped in place when the backend
+ * can, else uploaded once), norm parameters, KV cache and activation buffers on the backend. */
 #include "bt_model_int.h"
 
 #include "bt_types.h"
@@ -103,6 +104,14 @@ static void shape_str(const struct bt_tensor *t, char *buf, size_t n) {
     if (o < n) snprintf(buf + o, n - o, "}");
 }
 
+/* formats with an integer-dot kernel use int8 activations when act_q8 is on */
+static int use_q8(const bt_model *m, const struct bt_tfmt *f, int64_t cols) {
+    uint32_t ty = f->type;
+    int intdot = ty == BT_TYPE_TQ1_0 || ty == BT_TYPE_TQ2_0 || ty == BT_TYPE_MTQ ||
+                 ty == BT_TYPE_Q8_0 || ty == BT_TYPE_Q4_0;
+    return intdot && m->opts.act_q8 && cols % BT_ACT_Q8_BLOCK == 0;
+}
+
 /* look up name, check it is 2-D {rows, cols} (rows < 0: any), fill a linear view */
 static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t cols,
                           struct bt_lin *w, struct bt_tensor *tout, bt_err *err) {
@@ -121,7 +130,6 @@ static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t c
     memset(w, 0, sizeof *w);
     snprintf(w->name, sizeof w->name, "%s", name);
     w->fmt       = t.fmt;
-    w->data      = t.data;
     w->rows      = t.shape[0];
     w->cols      = t.shape[1];
     w->row_bytes = bt_fmt_row_bytes(&t.fmt, w->cols);
@@ -129,13 +137,9 @@ static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t c
         return bt_err_set(err, BT_E_FORMAT, "model: tensor '%s' (%s, %lld x %lld) has %llu bytes",
                           name, bt_type_name(t.fmt.type), (long long)w->rows, (long long)w->cols,
                           (unsigned long long)t.nbytes);
-    uint32_t ty  = t.fmt.type;
-    /* formats with an integer-dot kernel: int8 activations apply (act = q8|auto) */
-    w->ternary   = ty == BT_TYPE_TQ1_0 || ty == BT_TYPE_TQ2_0 || ty == BT_TYPE_MTQ || ty == BT_TYPE_Q8_0 ||
-                   ty == BT_TYPE_Q4_0;
-    w->backend   = m->b && m->b->i->supports && m->b->i->supports(m->b->ctx, &t.fmt);
+    w->q8 = use_q8(m, &t.fmt, w->cols);
     if (tout) *tout = t;
-    return BT_OK;
+    return bt_lin_upload(m, w, t.data, err);
 }
 
 bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, const void *data,
@@ -144,13 +148,14 @@ bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, c
     if (!rb || (uint64_t)rb * (uint64_t)w->rows > nbytes)
         return bt_err_set(err, BT_E_FORMAT, "model: new data for '%s' (%s) has %llu bytes", w->name,
                           bt_type_name(fmt->type), (unsigned long long)nbytes);
-    uint32_t ty  = fmt->type;
-    w->fmt       = *fmt;
-    w->data      = data;
-    w->row_bytes = rb;
-    w->ternary   = ty == BT_TYPE_TQ1_0 || ty == BT_TYPE_TQ2_0 || ty == BT_TYPE_MTQ || ty == BT_TYPE_Q8_0 ||
-                   ty == BT_TYPE_Q4_0;
-    w->backend   = m->b && m->b->i->supports && m->b->i->supports(m->b->ctx, fmt);
+    struct bt_lin nw = *w;
+    nw.fmt       = *fmt;
+    nw.row_bytes = rb;
+    nw.q8        = use_q8(m, fmt, w->cols);
+    bt_status st = bt_lin_upload(m, &nw, data, err);
+    if (st) return st;
+    bt_lin_free(m, w);
+    *w = nw;
     return BT_OK;
 }
 
@@ -179,7 +184,18 @@ static bt_status vec_load(bt_model *m, const char *name, int64_t n, int optional
     return BT_OK;
 }
 
-static bt_status layer_load(bt_model *m, int il, bt_err *err) {
+/* a required 1-D vector into the host staging copy of the parameter buffer at byte offset off */
+static bt_status par_load(bt_model *m, const char *name, int64_t n, uint64_t off, float *par,
+                          bt_err *err) {
+    float *v = NULL;
+    bt_status st = vec_load(m, name, n, 0, &v, err);
+    if (st) return st;
+    memcpy(par + off / 4, v, (size_t)n * sizeof(float));
+    free(v);
+    return BT_OK;
+}
+
+static bt_status layer_load(bt_model *m, int il, float *par, bt_err *err) {
     const struct bt_model_hparams *hp = &m->hp;
     struct bt_layer *L = &m->layers[il];
     int64_t nq = (int64_t)hp->n_head * hp->head_dim, nkv = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -200,61 +216,72 @@ static bt_status layer_load(bt_model *m, int il, bt_err *err) {
     L->q_halves = (tq.flags & BT_TENSOR_ROPE_HALVES) != 0;
     L->k_halves = (tk.flags & BT_TENSOR_ROPE_HALVES) != 0;
     snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", il);
-    if ((st = vec_load(m, nm, hp->n_embd, 0, &L->attn_norm, err))) return st;
+    L->attn_norm = (uint64_t)(2 * il) * (uint64_t)hp->n_embd * 4u;
+    if ((st = par_load(m, nm, hp->n_embd, L->attn_norm, par, err))) return st;
     snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", il);
-    return vec_load(m, nm, hp->n_embd, 0, &L->ffn_norm, err);
+    L->ffn_norm = (uint64_t)(2 * il + 1) * (uint64_t)hp->n_embd * 4u;
+    return par_load(m, nm, hp->n_embd, L->ffn_norm, par, err);
 }
 
 /* inverse rope frequencies: base^(-2k/n_rot) / rope_freqs[k] */
-static bt_status rope_init(bt_model *m, bt_err *err) {
+static bt_status rope_init(bt_model *m, float *par, bt_err *err) {
     int half = m->hp.n_rot / 2;
     float *freqs = NULL;
     bt_status st = vec_load(m, "rope_freqs.weight", half, 1, &freqs, err);
     if (st) return st;
-    m->rope_inv = malloc((size_t)half * sizeof(float));
-    if (!m->rope_inv) { free(freqs); return bt_err_set(err, BT_E_NOMEM, "model: out of memory"); }
+    float *inv_f = par + m->rope_inv / 4;
     for (int k = 0; k < half; k++) {
         double inv = pow((double)m->hp.rope_base, -2.0 * k / m->hp.n_rot);
         if (freqs) inv /= freqs[k];
-        m->rope_inv[k] = (float)inv;
-        if (m->opts.rope_bf16) m->rope_inv[k] = bt_bf16_to_f32(bt_f32_to_bf16(m->rope_inv[k]));
+        inv_f[k] = (float)inv;
+        if (m->opts.rope_bf16) inv_f[k] = bt_bf16_to_f32(bt_f32_to_bf16(inv_f[k]));
     }
     free(freqs);
     return BT_OK;
 }
 
-/* ---- scratch / cache -------------------------------------------------------------------------- */
+/* ---- KV cache and activations ------------------------------------------------------------------ */
 static bt_status buffers_init(bt_model *m, bt_err *err) {
     const struct bt_model_hparams *hp = &m->hp;
-    size_t nb = (size_t)m->opts.n_batch, nq = (size_t)hp->n_head * hp->head_dim;
-    size_t nkv = (size_t)hp->n_head_kv * hp->head_dim;
-    size_t maxd = (size_t)hp->n_embd;
-    if ((size_t)hp->n_ff > maxd) maxd = (size_t)hp->n_ff;
-    if (nq > maxd) maxd = nq;
-    struct bt_scratch *s = &m->s;
-    s->n_thr  = bt_threads_get();
-    if (s->n_thr < 1) s->n_thr = 1;
-    size_t kvn = (size_t)hp->n_layer * (size_t)m->n_ctx * nkv;
-    m->kcache = calloc(kvn, sizeof(float));
-    m->vcache = calloc(kvn, sizeof(float));
-    s->x      = malloc(nb * hp->n_embd * sizeof(float));
-    s->xn     = malloc(nb * hp->n_embd * sizeof(float));
-    s->o      = malloc(nb * hp->n_embd * sizeof(float));
-    s->q      = malloc(nb * nq * sizeof(float));
-    s->att    = malloc(nb * nq * sizeof(float));
-    s->k      = malloc(nb * nkv * sizeof(float));
-    s->v      = malloc(nb * nkv * sizeof(float));
-    s->g      = malloc(nb * hp->n_ff * sizeof(float));
-    s->u      = malloc(nb * hp->n_ff * sizeof(float));
-    s->scores = malloc((size_t)s->n_thr * m->n_ctx * sizeof(float));
-    s->xq     = malloc((size_t)nb * (maxd + 256));                 /* a whole batch for gemm_q8 */
-    s->xs     = malloc((size_t)nb * (maxd / 256 + 2) * sizeof(float));
-    s->wrow   = malloc((size_t)s->n_thr * (maxd + 256) * sizeof(float));
-    if (!m->kcache || !m->vcache || !s->x || !s->xn || !s->o || !s->q || !s->att || !s->k ||
-        !s->v || !s->g || !s->u || !s->scores || !s->xq || !s->xs || !s->wrow)
-        return bt_err_set(err, BT_E_NOMEM, "model: out of memory for the KV cache (%d tokens) "
-                          "and buffers", m->n_ctx);
+    int64_t nb = m->opts.n_batch, nq = (int64_t)hp->n_head * hp->head_dim;
+    int64_t nkv = (int64_t)hp->n_head_kv * hp->head_dim;
+    int64_t cols[A_COUNT] = {hp->n_embd, hp->n_embd, nq, nkv, nkv, nq, hp->n_embd, hp->n_ff,
+                             hp->n_ff, hp->n_vocab};
+    uint64_t off = 0, maxc = 0;
+    for (int s = 0; s < A_COUNT; s++) {
+        int64_t rows = s == A_LOGITS ? (nb < BT_LOGIT_ROWS ? nb : BT_LOGIT_ROWS) : nb;
+        m->act_off[s] = off;
+        m->act_cols[s] = cols[s];
+        off += ((uint64_t)(rows * cols[s]) * 4u + 255u) & ~(uint64_t)255u;
+        if (s != A_LOGITS && (uint64_t)cols[s] > maxc) maxc = (uint64_t)cols[s];
+    }
+    uint64_t kvn = 2u * (uint64_t)hp->n_layer * (uint64_t)m->n_ctx * (uint64_t)nkv * 4u;
+    bt_status st = bt_be_alloc(m->b, kvn, BT_BUF_KV, &m->kv, err);
+    if (st) return bt_err_set(err, st, "model: no memory on backend '%s' for the KV cache (%d "
+                              "tokens, %.1f MB): %s", bt_backend_name(m->b), m->n_ctx,
+                              (double)kvn / 1e6, err->msg);
+    if ((st = bt_be_alloc(m->b, off, BT_BUF_ACT, &m->act, err))) return st;
+    m->hook_buf = malloc((size_t)nb * maxc * sizeof(float));
+    if (!m->hook_buf) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");
     return BT_OK;
+}
+
+/* norm weights and rope frequencies: staged on the host, uploaded once */
+static bt_status params_load(bt_model *m, bt_err *err) {
+    const struct bt_model_hparams *hp = &m->hp;
+    uint64_t E4 = (uint64_t)hp->n_embd * 4u;
+    m->out_norm = 2u * (uint64_t)hp->n_layer * E4;
+    m->rope_inv = m->out_norm + E4;
+    uint64_t n = m->rope_inv + (uint64_t)(hp->n_rot / 2) * 4u;
+    float *par = calloc(n / 4 + 1, sizeof(float));
+    if (!par) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");
+    bt_status st = par_load(m, "output_norm.weight", hp->n_embd, m->out_norm, par, err);
+    if (!st) st = rope_init(m, par, err);
+    for (int il = 0; il < hp->n_layer && !st; il++) st = layer_load(m, il, par, err);
+    if (!st) st = bt_be_alloc(m->b, n, BT_BUF_WEIGHTS, &m->par, err);
+    if (!st) st = bt_be_write(m->b, m->par, 0, par, n, err);
+    free(par);
+    return st;
 }
 
 /* ---- public ---------------------------------------------------------------------------------- */
@@ -283,16 +310,14 @@ static bt_status model_init(bt_model *m, bt_err *err) {
     int64_t oi = tensor_find(m->r, "output.weight", &t, err);
     if (oi == -2) return err->status ? err->status : BT_E_FORMAT;
     hp->tied = oi < 0;
-    if (hp->tied) m->output = m->tok_embd;
+    if (hp->tied) { m->output = m->tok_embd; m->output.owned = 0; }
     else if ((st = lin_load(m, "output.weight", hp->n_vocab, hp->n_embd, &m->output, NULL, err)))
         return st;
-    if ((st = vec_load(m, "output_norm.weight", hp->n_embd, 0, &m->out_norm, err))) return st;
-    if ((st = rope_init(m, err))) return st;
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");
-    for (int il = 0; il < hp->n_layer; il++)
-        if ((st = layer_load(m, il, err))) return st;
+    if ((st = params_load(m, err))) return st;
     if ((st = buffers_init(m, err))) return st;
+    if ((st = bt_ops_check(m, err))) return st;
     return bt_model_tok_init(m, err);
 }
 
@@ -300,6 +325,7 @@ bt_status bt_model_load(struct bt_reader *r, struct bt_backend *b,
                         const struct bt_model_opts *opts, bt_model **out, bt_err *err) {
     *out = NULL;
     if (!r) return bt_err_set(err, BT_E_INVAL, "model: no reader");
+    if (!b) return bt_err_set(err, BT_E_INVAL, "model: no compute backend");
     bt_model *m = calloc(1, sizeof *m);
     if (!m) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");
     m->r = r;
@@ -319,18 +345,19 @@ void bt_model_free(bt_model *m) {
     bt_model_tok_free(m);
     if (m->layers) {
         for (int il = 0; il < m->hp.n_layer; il++) {
-            free(m->layers[il].attn_norm);
-            free(m->layers[il].ffn_norm);
+            struct bt_layer *L = &m->layers[il];
+            struct bt_lin *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+            for (int i = 0; i < 7; i++) bt_lin_free(m, w[i]);
         }
     }
+    bt_lin_free(m, &m->output);
+    bt_lin_free(m, &m->tok_embd);
     free(m->layers);
-    free(m->out_norm);
-    free(m->rope_inv);
-    free(m->kcache);
-    free(m->vcache);
-    struct bt_scratch *s = &m->s;
-    free(s->x); free(s->xn); free(s->o); free(s->q); free(s->att); free(s->k); free(s->v);
-    free(s->g); free(s->u); free(s->scores); free(s->xq); free(s->xs); free(s->wrow);
+    bt_be_free(m->b, m->par);
+    bt_be_free(m->b, m->kv);
+    bt_be_free(m->b, m->act);
+    free(m->ol.ops);
+    free(m->hook_buf);
     free(m);
 }
 

@@ -1,5 +1,6 @@
 /* bt_model.h - Llama-family model runner (libbt_runtime): load from a bt_reader, run the forward
- * pass on a bt_backend with an f32 KV cache. Weights stay mmapped in their packed format.
+ * pass on a bt_backend (weights, f32 KV cache and activations in the backend's buffers; CPU
+ * backends keep the weights in the reader's mapping).
  * Evaluation, generation and calibration live in bt_eval.h and bt_calib.h. */
 #ifndef BT_MODEL_H
 #define BT_MODEL_H
@@ -36,9 +37,8 @@ struct bt_model_hparams {
 struct bt_model_opts {
     int32_t n_ctx;   /* KV cache capacity in tokens; 0 = min(context_length, 4096) */
     int32_t n_batch; /* max tokens per internal forward chunk; 0 = 512 */
-    int32_t act_q8;  /* 1: ternary weights (TQ1_0/TQ2_0/MTQ) use gemv_q8 with int8 activations
-                      * in blocks of 256 (absmax/127); 2: int8 too, but prompt batches use the
-                      * backend's gemm_q8 when it has one and f32 gemm otherwise; 0: f32 */
+    int32_t act_q8;  /* non-zero: integer-dot weights (TQ1_0/TQ2_0/MTQ/Q8_0/Q4_0) multiply int8
+                      * activations in blocks of 256 (absmax/127; BT_ACT_Q8); 0: f32 */
     int32_t rope_bf16; /* 1: round the rope inverse frequencies to bf16, as HF transformers does
                         * when it runs a bf16 checkpoint (its inv_freq buffer is cast with the
                         * model); reproduces HF reference logits to ~1e-5 instead of ~3e-2 */
@@ -56,9 +56,9 @@ enum {
 typedef void (*bt_model_hook_fn)(void *user, int layer, int which, const float *X, int ntok,
                                  int dim);
 
-/* Load the model behind r (tensors with GGUF names, llama.* metadata). r and b must outlive the
- * model; b may be NULL (built-in scalar kernels for F32/F16/BF16/Q8_0/Q4_0/TQ*, slow).
- * Errors name the tensor and both shapes on mismatch; n_ctx > context_length is refused. */
+/* Load the model behind r (tensors with GGUF names, llama.* metadata) onto backend b. r and b
+ * must outlive the model. Errors name the tensor and both shapes on mismatch, and the op and
+ * format a backend lacks; n_ctx > context_length is refused. */
 bt_status bt_model_load(struct bt_reader *r, struct bt_backend *b,
                         const struct bt_model_opts *opts, bt_model **out, bt_err *err);
 void      bt_model_free(bt_model *m); /* NULL is a no-op */

@@ -1,5 +1,6 @@
 /* bt_model_int.h - internal structures of the model runner shared by bt_model.c, bt_forward.c,
- * bt_attention.c, bt_linear.c and the tokenizer glue. Not installed. */
+ * bt_ops.c and the tokenizer glue. Not installed. The runner owns no kernels: every number is
+ * computed by the backend through ops on its buffers. */
 #ifndef BT_MODEL_INT_H
 #define BT_MODEL_INT_H
 
@@ -8,61 +9,57 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A linear weight (rows x cols, packed rows in fmt) viewed in the reader's mapping. */
+/* A linear weight (rows x cols, packed rows in fmt) in backend memory. */
 struct bt_lin {
     char           name[96];  /* canonical tensor name, for errors */
     struct bt_tfmt fmt;       /* storage format */
-    const void    *data;      /* packed rows (borrowed from the reader's mmap) */
     int64_t        rows;      /* output features */
     int64_t        cols;      /* input features */
     size_t         row_bytes; /* bytes per packed row */
-    int            backend;   /* 1 if the backend supports fmt */
-    int            ternary;   /* 1 for TQ1_0/TQ2_0/MTQ and Q8_0/Q4_0 (integer-dot formats) */
+    bt_buf        *buf;       /* the weights: the reader's mapping wrapped, or uploaded */
+    int            owned;     /* 1 if buf is freed with this weight (0: an alias, e.g. tied) */
+    int            q8;        /* 1: products use int8 activations (integer-dot formats, act_q8) */
 };
 
 /* One decoder block. */
 struct bt_layer {
     struct bt_lin wq, wk, wv, wo; /* attention projections */
     struct bt_lin wg, wu, wd;     /* SwiGLU MLP: gate, up, down */
-    float        *attn_norm;      /* (n_embd) RMSNorm weight, owned */
-    float        *ffn_norm;       /* (n_embd) RMSNorm weight, owned */
+    uint64_t      attn_norm;      /* byte offset of the (n_embd) RMSNorm weight in m->par */
+    uint64_t      ffn_norm;       /* same for the MLP norm */
     int           q_halves;       /* 1: q rows in HF rotate-half order, 0: GGUF interleaved */
     int           k_halves;       /* same for k */
 };
 
-/* Per-forward scratch buffers, sized for n_batch tokens. */
-struct bt_scratch {
-    float  *x;      /* (nb x n_embd) residual stream */
-    float  *xn;     /* (nb x n_embd) normed input */
-    float  *q;      /* (nb x n_head*head_dim) */
-    float  *k;      /* (nb x n_head_kv*head_dim) */
-    float  *v;      /* (nb x n_head_kv*head_dim) */
-    float  *att;    /* (nb x n_head*head_dim) attention output */
-    float  *o;      /* (nb x n_embd) projection output */
-    float  *g;      /* (nb x n_ff) gate */
-    float  *u;      /* (nb x n_ff) up, then silu(gate)*up */
-    float  *scores; /* (n_threads x n_ctx) attention score rows */
-    int8_t *xq;     /* (n_batch x max(n_embd, n_ff, n_q)) int8 activations (gemv_q8 / gemm_q8) */
-    float  *xs;     /* (n_batch x max dim / 256) activation block scales */
-    float  *wrow;   /* (n_threads x max cols) decoded weight rows for the built-in kernel */
-    int     n_thr;  /* threads the per-thread buffers were sized for */
+/* Activation slots in the backend buffer m->act, each sized for n_batch tokens. */
+enum { A_X, A_XN, A_Q, A_K, A_V, A_ATT, A_O, A_G, A_U, A_LOGITS, A_COUNT };
+#define BT_LOGIT_ROWS 64 /* logits are computed (and downloaded) this many tokens at a time */
+
+/* The ops of one forward chunk, submitted to the backend in one run where possible. */
+struct bt_oplist {
+    struct bt_op *ops;
+    uint32_t      n, cap;
 };
 
 struct bt_model {
     struct bt_model_hparams hp;      /* hyper-parameters */
     struct bt_model_opts    opts;    /* effective load options */
     struct bt_reader       *r;       /* borrowed */
-    struct bt_backend      *b;       /* borrowed, may be NULL */
+    struct bt_backend      *b;       /* borrowed */
     struct bt_lin           tok_embd;   /* (n_vocab x n_embd) */
-    struct bt_lin           output;     /* lm_head (== tok_embd view when tied) */
-    float                  *out_norm;   /* (n_embd) final RMSNorm weight, owned */
-    float                  *rope_inv;   /* (n_rot/2) inverse frequencies incl. rope_freqs, owned */
+    struct bt_lin           output;     /* lm_head (alias of tok_embd when tied) */
+    uint64_t                out_norm;   /* offset of the final RMSNorm weight in par */
+    uint64_t                rope_inv;   /* offset of the (n_rot/2) inverse frequencies in par */
     struct bt_layer        *layers;     /* (n_layer), owned */
     int32_t                 n_ctx;      /* KV capacity */
     int32_t                 n_past;     /* tokens in the KV cache */
-    float                  *kcache;     /* (n_layer x n_ctx x n_head_kv*head_dim), owned */
-    float                  *vcache;     /* same shape as kcache, owned */
-    struct bt_scratch       s;          /* scratch, owned */
+    bt_buf                 *par;        /* norm weights and rope frequencies (F32) */
+    bt_buf                 *kv;         /* K then V cache: 2 x n_layer x n_ctx x n_kv*head_dim */
+    bt_buf                 *act;        /* activation slots A_* */
+    uint64_t                act_off[A_COUNT]; /* byte offsets of the slots */
+    int64_t                 act_cols[A_COUNT]; /* floats per token of each slot */
+    struct bt_oplist        ol;         /* ops pending submission */
+    float                  *hook_buf;   /* host copy of an activation for the hook */
     bt_model_hook_fn        hook;       /* optional input hook */
     int                     stop_hook;  /* bt_layer_forward returns after hook which+1 (0 = never) */
     void                   *hook_user;  /* its argument */
@@ -70,32 +67,35 @@ struct bt_model {
     char                    tok_err[256]; /* why tok is NULL */
 };
 
-/* bt_linear.c: Y (ntok x w->rows) = X (ntok x w->cols) W^T with the backend or built-in code */
-bt_status bt_lin_apply(bt_model *m, const struct bt_lin *w, const float *X, int ntok, float *Y,
-                       bt_err *err);
-/* the same X through n weights of equal cols (Y[i] = X W[i]^T): int8 activations are
- * quantized once for all of them */
-bt_status bt_lin_apply_n(bt_model *m, const struct bt_lin *const *w, int n, const float *X,
-                         int ntok, float *const *Y, bt_err *err);
-/* one embedding row (token id) as f32 */
-bt_status bt_lin_row_f32(const struct bt_lin *w, int64_t row, float *dst, bt_err *err);
-/* int8 activation quantizer: blocks of 256, xs[b] = amax/127, xq = round(x/xs) */
-void bt_act_quant_q8(const float *x, int64_t n, int8_t *xq, float *xs);
+/* bt_ops.c: views, the op list and the calls the forward pass makes */
+struct bt_view bt_act_view(const bt_model *m, int slot, int64_t row0, int64_t nrows);
+struct bt_view bt_par_view(const bt_model *m, uint64_t off, int64_t n);
+struct bt_view bt_kv_view(const bt_model *m, int v, int layer);
+struct bt_view bt_lin_view(const struct bt_lin *w);
+bt_status bt_ops_add(bt_model *m, const struct bt_op *op, bt_err *err);
+bt_status bt_ops_flush(bt_model *m, bt_err *err); /* run and clear the pending ops */
+/* dst slot rows = X slot rows W^T (int8 activations if w->q8); same: X unchanged since the
+ * previous product with the same X slot */
+bt_status bt_ops_matmul(bt_model *m, const struct bt_lin *w, int xslot, int64_t xrow0,
+                        int dslot, int64_t drow0, int ntok, int same, bt_err *err);
+/* weights into backend memory (wrapped if the backend can, else uploaded) */
+bt_status bt_lin_upload(bt_model *m, struct bt_lin *w, const void *data, bt_err *err);
+void      bt_lin_free(bt_model *m, struct bt_lin *w);
+/* rows ids[0..n) of w decoded to f32 into dst (n x cols; n <= n_batch), via the backend */
+bt_status bt_lin_rows_f32(bt_model *m, const struct bt_lin *w, const int32_t *ids, int n,
+                          float *dst, bt_err *err);
+/* the residual stream (slot A_X) of nt tokens from / to host memory */
+bt_status bt_model_x_set(bt_model *m, const float *x, int nt, bt_err *err);
+bt_status bt_model_x_get(bt_model *m, float *x, int nt, bt_err *err);
+/* the op set a model needs, checked once at load: an error names the op, format and tensor */
+bt_status bt_ops_check(bt_model *m, bt_err *err);
 
-/* bt_forward.c: decoder layer il on the nt rows of s.x at positions pos0.. (in place) */
+/* bt_forward.c: decoder layer il on the nt rows of the A_X slot at positions pos0.. (in place) */
 bt_status bt_layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *err);
-/* bt_model.c: point w at packed rows (borrowed) in fmt, e.g. a freshly quantized tensor */
+/* bt_model.c: point w at packed rows in fmt (the caller keeps data alive while the model uses
+ * it), e.g. a freshly quantized tensor */
 bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, const void *data,
                      uint64_t nbytes, bt_err *err);
-
-/* bt_attention.c: causal GQA attention of ntok new queries at pos0.. over the layer's cache */
-void bt_attention(bt_model *m, int layer, int ntok, int pos0);
-/* the scalar one query x one key version: the fallback, and the reference for tests */
-void bt_attention_ref(bt_model *m, int layer, int ntok, int pos0);
-/* bt_forward.c helpers, exposed for unit tests */
-void bt_rmsnorm(const float *x, const float *w, int n, float eps, float *y);
-void bt_rope_apply(float *v, int n_heads, int head_dim, int n_rot, const float *inv_freq, int pos,
-                   int halves);
 
 /* bt_model_tok.c */
 bt_status bt_model_tok_init(bt_model *m, bt_err *err);

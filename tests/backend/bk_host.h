@@ -1,10 +1,13 @@
 /* bk_host.h - a minimal struct bt_host for loading backend plugins with dlopen in tests and the
- * kernel bench: log to stderr, error buffer, 64-byte aligned alloc, a persistent pthread pool.
- * Header-only (static functions); include it in one translation unit per executable. */
+ * kernel bench: log to stderr, error buffer, 64-byte aligned alloc, a persistent pthread pool,
+ * option values (the plugin's declared defaults, overridden from a small name=value table) and
+ * the type services of bt_types (link bt_types). Header-only (static functions); include it in
+ * one translation unit per executable. */
 #ifndef BK_HOST_H
 #define BK_HOST_H
 
 #include "bt/bt_plugin.h"
+#include "bt_types.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define BK_MAX_THREADS 64
 
@@ -137,13 +141,70 @@ static bt_status bk_set_error(bt_err *err, bt_status st, const char *fmt, ...) {
 static void *bk_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
 static void bk_free(void *p) { free(p); }
 static int bk_n_threads(void) { return bk_pool.n_threads < 1 ? 1 : bk_pool.n_threads; }
-static const char *bk_opt_str(const bt_optset *o, const char *name) { return ""; }
-static int64_t bk_opt_int(const bt_optset *o, const char *name) { return 0; }
-static double bk_opt_float(const bt_optset *o, const char *name) { return 0.0; }
+
+/* ---- options: a small name -> text table (the core's validated optset, simplified) ---------- */
+#define BK_MAX_OPTS 32
+struct bt_optset {
+    int         n;
+    const char *name[BK_MAX_OPTS];
+    char        val[BK_MAX_OPTS][256];
+};
+
+static const char *bk_opt_find(const bt_optset *o, const char *name) {
+    for (int i = 0; o && i < o->n; i++)
+        if (strcmp(o->name[i], name) == 0) return o->val[i];
+    return NULL;
+}
+/* set (or replace) name = val; 0, or -1 when the table is full */
+static int bk_opt_set(bt_optset *o, const char *name, const char *val) {
+    int i = 0;
+    while (i < o->n && strcmp(o->name[i], name) != 0) i++;
+    if (i == o->n) {
+        if (o->n == BK_MAX_OPTS) return -1;
+        o->name[o->n++] = name;
+    }
+    snprintf(o->val[i], sizeof(o->val[i]), "%s", val);
+    return 0;
+}
+/* the plugin's declared defaults, then every "name=value" of user[] (n_user entries) whose name
+ * the plugin declares (others are meant for other plugins and ignored) */
+static void bk_opts_fill(bt_optset *o, const struct bt_option *decl, const char *const *user,
+                         int n_user) {
+    memset(o, 0, sizeof(*o));
+    for (const struct bt_option *d = decl; d && d->name; d++) {
+        bk_opt_set(o, d->name, d->def ? d->def : "");
+        for (int i = 0; i < n_user; i++) {
+            size_t k = strlen(d->name);
+            if (strncmp(user[i], d->name, k) == 0 && user[i][k] == '=')
+                bk_opt_set(o, d->name, user[i] + k + 1);
+        }
+    }
+}
+static const char *bk_opt_str(const bt_optset *o, const char *name) {
+    const char *v = bk_opt_find(o, name);
+    return v ? v : "";
+}
+static int64_t bk_opt_int(const bt_optset *o, const char *name) {
+    const char *v = bk_opt_find(o, name);
+    if (!v) return 0;
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on")) return 1;
+    return strtoll(v, NULL, 0);
+}
+static double bk_opt_float(const bt_optset *o, const char *name) {
+    const char *v = bk_opt_find(o, name);
+    return v ? strtod(v, NULL) : 0.0;
+}
+
+static size_t bk_row_bytes(const struct bt_tfmt *fmt, int64_t ncols) {
+    return bt_fmt_row_bytes(fmt, ncols);
+}
+static bt_status bk_to_f32(const struct bt_tfmt *fmt, const void *src, float *dst, int64_t n) {
+    return bt_to_f32(fmt, src, dst, n);
+}
 
 static const struct bt_host bk_host = {
     BT_ABI_VERSION, sizeof(struct bt_host), "test", bk_log, bk_set_error, bk_alloc, bk_free,
-    bk_parallel_for, bk_n_threads, bk_opt_str, bk_opt_int, bk_opt_float, NULL, NULL,
+    bk_parallel_for, bk_n_threads, bk_opt_str, bk_opt_int, bk_opt_float, bk_row_bytes, bk_to_f32,
     NULL, NULL, NULL, /* no second-order engine in backend tests */
 };
 
@@ -153,28 +214,68 @@ struct bk_backend {
     const struct bt_plugin    *desc;  /* descriptor */
     const struct bt_backend_i *be;    /* iface */
     void                      *ctx;   /* zeroed ctx_size bytes */
+    bt_optset                  opts;  /* the options it was opened with */
 };
 
-/* dlopen path, check the descriptor, open an instance; 0 on success, message on stderr */
-static int bk_load(const char *path, struct bk_backend *b) {
+enum { BK_OK = 0, BK_E_LOAD = -1 /* not a loadable backend of this ABI */,
+       BK_E_SCORE = -2 /* score() == 0 */, BK_E_OPEN = -3 /* open failed */ };
+
+/* dlopen path, check the descriptor and score(), open an instance with the plugin's option
+ * defaults overridden by user[] ("name=value"). BK_OK, or BK_E_* with the reason in why. */
+static int bk_load_ex(const char *path, const char *const *user, int n_user, struct bk_backend *b,
+                      char *why, size_t why_n) {
     memset(b, 0, sizeof(*b));
     b->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!b->dl) { fprintf(stderr, "dlopen %s: %s\n", path, dlerror()); return -1; }
+    if (!b->dl) { snprintf(why, why_n, "dlopen: %s", dlerror()); return BK_E_LOAD; }
     bt_plugin_init_fn init = (bt_plugin_init_fn)dlsym(b->dl, BT_PLUGIN_INIT_SYMBOL);
     if (!init || init(&bk_host, &b->desc) != BT_OK || !b->desc ||
-        b->desc->kind != BT_KIND_BACKEND || BT_ABI_MAJOR_OF(b->desc->abi_version) != BT_ABI_MAJOR) {
-        fprintf(stderr, "%s: not a backend plugin of this ABI\n", path);
-        return -1;
+        b->desc->kind != BT_KIND_BACKEND || !b->desc->iface) {
+        snprintf(why, why_n, "not a backend plugin");
+        dlclose(b->dl);
+        memset(b, 0, sizeof(*b));
+        return BK_E_LOAD;
+    }
+    if (BT_ABI_MAJOR_OF(b->desc->abi_version) != BT_ABI_MAJOR) {
+        snprintf(why, why_n, "ABI major %u, host has %u", BT_ABI_MAJOR_OF(b->desc->abi_version),
+                 (unsigned)BT_ABI_MAJOR);
+        dlclose(b->dl);
+        memset(b, 0, sizeof(*b));
+        return BK_E_LOAD;
     }
     b->be = b->desc->iface;
+    if (b->be->score && b->be->score() <= 0) {
+        snprintf(why, why_n, "score 0 (cannot run on this machine)");
+        return BK_E_SCORE;
+    }
+    bk_opts_fill(&b->opts, b->desc->options, user, n_user);
     b->ctx = calloc(1, b->desc->ctx_size ? b->desc->ctx_size : 1);
     bt_err err = {0, ""};
-    if (!b->ctx || b->be->open(b->ctx, &bk_host, NULL, &err) != BT_OK) {
-        fprintf(stderr, "%s: open failed: %s\n", path, err.msg);
+    if (!b->ctx || b->be->open(b->ctx, &bk_host, &b->opts, &err) != BT_OK) {
+        snprintf(why, why_n, "open failed: %s", err.msg);
         free(b->ctx); /* a failed open is not closed */
         b->ctx = NULL;
-        return -1;
+        return BK_E_OPEN;
     }
+    return BK_OK;
+}
+
+/* dlopen path, check the descriptor, open an instance; 0 on success, message on stderr */
+static inline int bk_load(const char *path, struct bk_backend *b) {
+    char why[1200];
+    int rc = bk_load_ex(path, NULL, 0, b, why, sizeof(why));
+    if (rc == BK_E_SCORE) rc = BK_OK; /* callers check score() themselves */
+    if (rc == BK_OK && !b->ctx) { /* score 0: open anyway, as before */
+        bt_err err = {0, ""};
+        b->ctx = calloc(1, b->desc->ctx_size ? b->desc->ctx_size : 1);
+        bk_opts_fill(&b->opts, b->desc->options, NULL, 0);
+        if (!b->ctx || b->be->open(b->ctx, &bk_host, &b->opts, &err) != BT_OK) {
+            snprintf(why, sizeof(why), "open failed: %s", err.msg);
+            free(b->ctx);
+            b->ctx = NULL;
+            rc = BK_E_OPEN;
+        }
+    }
+    if (rc != BK_OK) { fprintf(stderr, "%s: %s\n", path, why); return -1; }
     return 0;
 }
 

@@ -48,6 +48,7 @@ bt_status  bt_optset_set(bt_optset *o, const char *key, const char *value, const
 int        bt_optset_has(const bt_optset *o, const char *key);  /* key is in the table */
 int        bt_optset_is_set(const bt_optset *o, const char *key); /* given explicitly */
 bt_status  bt_optset_check_required(const bt_optset *o, bt_err *err);
+bt_optset *bt_optset_clone(const bt_optset *o); /* NULL for NULL or out of memory */
 const char *bt_opt_str(const bt_optset *o, const char *name);
 int64_t     bt_opt_int(const bt_optset *o, const char *name);
 double      bt_opt_float(const bt_optset *o, const char *name);
@@ -129,6 +130,31 @@ void      bt_quantizer_close(struct bt_quantizer *q);
 bt_status bt_backend_open(bt_registry *reg, const char *name, bt_optset *opts,
                           struct bt_backend **out, bt_err *err);
 void      bt_backend_close(struct bt_backend *b);
+
+/* 1 if interface table i (with a struct_size first) has the optional entry `field` set: the
+ * plugin was built with a table long enough to hold it. Every optional entry goes through this. */
+#define BT_HAS(i, field)                                                                         \
+    ((i)->struct_size >= (uint32_t)((char *)&(i)->field - (char *)(i)) + sizeof((i)->field) &&    \
+     (i)->field != NULL)
+
+/* optional reader/writer entries through their gates */
+void bt_reader_release(struct bt_reader *r, uint32_t i);         /* no-op if absent */
+int  bt_writer_supports(struct bt_writer *w, const struct bt_tfmt *fmt);
+
+/* ---- backend calls (core/src/backend.c): one gated wrapper per entry; errors name the backend */
+bt_status bt_be_info(struct bt_backend *b, struct bt_device_info *out);
+bt_status bt_be_alloc(struct bt_backend *b, uint64_t n, uint32_t usage, bt_buf **out, bt_err *err);
+void      bt_be_free(struct bt_backend *b, bt_buf *buf);
+bt_status bt_be_write(struct bt_backend *b, bt_buf *buf, uint64_t off, const void *src, uint64_t n,
+                      bt_err *err);
+bt_status bt_be_read(struct bt_backend *b, bt_buf *buf, uint64_t off, void *dst, uint64_t n,
+                     bt_err *err);
+/* wrap host memory without a copy; BT_E_UNSUPPORTED (no error set) if the backend cannot */
+bt_status bt_be_wrap(struct bt_backend *b, const void *p, uint64_t n, bt_buf **out, bt_err *err);
+int       bt_be_supports(struct bt_backend *b, const struct bt_op *op);
+bt_status bt_be_run(struct bt_backend *b, const struct bt_op *ops, uint32_t n, bt_err *err);
+const char *bt_op_name(uint32_t code); /* "matmul", ... ("unknown" out of range) */
+const char *bt_backend_name(const struct bt_backend *b);
 
 /* total elements of a tensor, rows (all but the last dim), cols (last dim) */
 int64_t bt_tensor_numel(const struct bt_tensor *t);

@@ -17,6 +17,8 @@ struct bt_stage_ctx {
     const char  *input_reader; /* [input] reader name */
     const char  *output_path;  /* resolved [output] path, NULL if no conversion ran */
     const char  *backend;      /* [pipeline] backend */
+    const bt_optset *backend_opts; /* its own options from [pipeline] (NULL for auto); give
+                                    * bt_backend_open a bt_optset_clone of it */
     int          quiet;
     void       **calib;        /* a before-stage may hand the conversion a calibration context
                                 * here (used with bt_run_opts' calib_* callbacks; closed by

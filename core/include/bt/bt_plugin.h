@@ -11,8 +11,8 @@ extern "C" {
 #endif
 
 /* ---- versioning ------------------------------------------------------------------------ */
-#define BT_ABI_MAJOR   1
-#define BT_ABI_MINOR   1
+#define BT_ABI_MAJOR   2
+#define BT_ABI_MINOR   0
 #define BT_ABI_VERSION ((uint32_t)((BT_ABI_MAJOR << 16) | BT_ABI_MINOR))
 #define BT_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define BT_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -283,35 +283,104 @@ struct bt_quantizer_i {
                                  const float *src, void *dst, struct bt_qstats *stats, bt_err *err);
 };
 
-/* Backend: compute kernels. W is (rows x cols) in fmt, row-major packed rows. */
+/* ---- backends (ABI 2) ---------------------------------------------------------------------
+ * A backend owns device memory (buffers, not necessarily host-addressable) and runs ops on views
+ * of it. The runtime uploads weights once, keeps the KV cache and every activation in backend
+ * buffers and submits the forward pass as lists of ops; it never touches the numbers itself.
+ * Semantics of every op are defined by the scalar CPU backend ("cpu"); tests/backend/
+ * test_backend_ops.c checks every loaded backend against it. docs/plugin-abi.md: "Writing a
+ * backend". */
+typedef struct bt_buf bt_buf; /* opaque buffer owned by the backend */
+
+enum { BT_BUF_WEIGHTS = 0, BT_BUF_ACT = 1, BT_BUF_KV = 2 }; /* usage hint of buf_alloc */
+
+/* A 2-D view of backend memory: rows x cols elements of fmt starting off bytes into buf.
+ * Rows are contiguous (row r starts at off + r * row_bytes(fmt, cols)). Activations are F32. */
+struct bt_view {
+    bt_buf        *buf;
+    uint64_t       off;
+    struct bt_tfmt fmt;
+    int64_t        rows, cols;
+};
+
+/* Ops. W = a weight view in any supported format; every other view is F32 unless noted.
+ * "ntok" = dst.rows. Aliasing: dst may be the same view as src[0] where marked (in place). */
+enum {
+    BT_OP_GET_ROWS = 1, /* dst[t,:] = decode(src0[ids[t],:])  (src0 W, ids: ntok host ints) */
+    BT_OP_RMSNORM  = 2, /* dst[t,:] = src0[t,:] / sqrt(mean(src0[t,:]^2) + eps) * src1[0,:]
+                         * (in place) */
+    BT_OP_ROPE     = 3, /* dst = src0 with rotary embedding: row t at position pos0 + t, heads of
+                         * head_dim, the first n_rot dims of each rotated in pairs (i, i + n_rot/2)
+                         * if halves else (2i, 2i+1) by angle pos * src1[0,i] (inv. frequencies,
+                         * 1 x n_rot/2) (in place) */
+    BT_OP_CPY      = 4, /* dst = src0 (same shape; e.g. new keys into the KV cache) */
+    BT_OP_ATTN     = 5, /* causal GQA: query row t (n_head heads of head_dim, src0) at position
+                         * pos0 + t attends keys/values 0..pos0+t of src1/src2 (the cache:
+                         * rows = positions, n_head_kv heads); softmax(q.k * scale); query head h
+                         * uses kv head h / (n_head / n_head_kv) */
+    BT_OP_SWIGLU   = 6, /* dst = silu(src0) * src1 (in place on src0 or src1) */
+    BT_OP_ADD      = 7, /* dst = src0 + src1 (in place) */
+    BT_OP_MATMUL   = 8, /* dst[t,r] = sum_c src0[r,c] * src1[t,c]  (src0 W rows x cols; dst
+                         * ntok x rows). act = BT_ACT_Q8: src1 rows are first quantized to int8
+                         * in blocks of 256 (scale amax/127, round half away from zero) */
+    BT_OP_DEQUANT  = 9, /* dst (rows x cols) = decode(src0 W) */
+    BT_OP_KMEANS   = 10, /* dst (n x 1, I32) = argmin_k sum_j w_j (src0[i,j] - src1[k,j])^2,
+                          * lowest k on ties; src0 points n x d, src1 centroids K x d, src2 the
+                          * weights (1 x d) or buf NULL for w = 1 */
+    BT_OP_COUNT    = 11,
+};
+enum { BT_ACT_F32 = 0, BT_ACT_Q8 = 1 };
+#define BT_ACT_Q8_BLOCK 256
+/* op flags */
+#define BT_OPF_SAME_INPUT 1u /* MATMUL: src1 holds the same values as in the previous MATMUL of
+                              * this backend with the same src1 view (a backend may reuse its int8
+                              * quantization) */
+
+struct bt_op {
+    uint32_t       code;   /* BT_OP_* */
+    uint32_t       flags;  /* BT_OPF_* */
+    struct bt_view dst;
+    struct bt_view src[3];
+    const int32_t *ids;    /* GET_ROWS: dst.rows row indices (host memory, read during run) */
+    float          eps;    /* RMSNORM */
+    float          scale;  /* ATTN */
+    int32_t        n_head, n_head_kv, head_dim; /* ATTN (n_head_kv), ROPE (head_dim) */
+    int32_t        n_rot, halves;               /* ROPE */
+    int32_t        pos0;                        /* ROPE, ATTN: position of row 0 */
+    int32_t        act;                         /* MATMUL: BT_ACT_* */
+};
+
+/* What a backend instance runs on. */
+struct bt_device_info {
+    char     name[128];   /* "AMD EPYC 7B13 (16 threads)", "NVIDIA H200 (OpenCL 3.0 CUDA)" */
+    uint64_t mem_bytes;   /* memory the device can allocate (0 = unknown) */
+    uint32_t host_memory; /* 1 if buffers live in host RAM (buf_wrap is zero-copy) */
+    uint32_t n_devices;   /* devices this backend could open (the `device` option's range) */
+};
+
 struct bt_backend_i {
     uint32_t struct_size;
-    /* (optional, default: 1) 0 if this backend cannot run on this machine */
+    /* (optional, default: 1) 0 if this backend cannot run on this machine; higher wins "auto" */
     int (*score)(void);
+    /* opts: the backend's own options from the INI / command line (e.g. device) */
     bt_status (*open)(void *ctx, const struct bt_host *host, const bt_optset *opts, bt_err *err);
-    void (*close)(void *ctx);
-    int (*supports)(void *ctx, const struct bt_tfmt *fmt);
-    /* y[r] = sum_c W[r,c] * x[c], r < rows; x f32 */
-    bt_status (*gemv_f32)(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                          int64_t cols, const float *x, float *y, bt_err *err);
-    /* same with int8 activations: xq[cols], per-block absmax scales xs[cols/ablock] */
-    bt_status (*gemv_q8)(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                         int64_t cols, const int8_t *xq, const float *xs, int64_t ablock,
-                         float *y, bt_err *err);
-    /* Y[t, r] = sum_c W[r,c] X[t,c] for t < ntok (X is ntok x cols, Y is ntok x rows) */
-    bt_status (*gemm_f32)(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                          int64_t cols, const float *X, int64_t ntok, float *Y, bt_err *err);
-    /* dst[i] = value of element i of the packed rows in src, n elements (n % block == 0) */
-    bt_status (*dequant)(void *ctx, const struct bt_tfmt *fmt, const void *src, int64_t n,
-                         float *dst, bt_err *err);
-    /* (optional) backend-specific extras by name, e.g. "kmeans_assign"; NULL if none */
-    void *(*get_proc)(void *ctx, const char *name);
-    /* (optional) batched int8-activation product: Y[t, r] = sum_c W[r,c] Xq[t,c] * xs[t, c/ablock]
-     * for t < ntok (Xq is ntok x cols int8, Xs is ntok x cols/ablock scales). The prompt path
-     * of ternary models. */
-    bt_status (*gemm_q8)(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                         int64_t cols, const int8_t *Xq, const float *Xs, int64_t ablock,
-                         int64_t ntok, float *Y, bt_err *err);
+    void (*close)(void *ctx); /* frees every buffer still allocated */
+    bt_status (*device_info)(void *ctx, struct bt_device_info *out);
+    bt_status (*buf_alloc)(void *ctx, uint64_t nbytes, uint32_t usage, bt_buf **out, bt_err *err);
+    void (*buf_free)(void *ctx, bt_buf *b); /* NULL is a no-op */
+    bt_status (*buf_write)(void *ctx, bt_buf *b, uint64_t off, const void *src, uint64_t n,
+                           bt_err *err);
+    bt_status (*buf_read)(void *ctx, bt_buf *b, uint64_t off, void *dst, uint64_t n, bt_err *err);
+    /* 1 if the backend runs op (its code, formats, shapes and parameters); 0 otherwise */
+    int (*supports_op)(void *ctx, const struct bt_op *op);
+    /* run n ops in order (a whole token step may come as one list: a backend may fuse or
+     * capture it). Results are visible to buf_read after it returns. An op the backend does not
+     * support is an error naming the op and format, never a fallback. */
+    bt_status (*run)(void *ctx, const struct bt_op *ops, uint32_t n, bt_err *err);
+    /* (optional) a buffer over host memory the caller keeps valid until buf_free, without a
+     * copy (CPU backends: weights stay in the reader's mmap). BT_E_UNSUPPORTED if it cannot. */
+    bt_status (*buf_wrap)(void *ctx, const void *host, uint64_t nbytes, bt_buf **out,
+                          bt_err *err);
 };
 
 /* ---- the descriptor ------------------------------------------------------------------------*/

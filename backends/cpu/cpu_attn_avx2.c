@@ -1,107 +1,20 @@
-/* bt_attention.c - causal grouped-query attention over the f32 KV cache. Reads s.q and the
- * cache, writes s.att. AVX2: blocked flash-style kernel (query block x key block products,
- * online softmax); otherwise, and as the test reference, one query x one key at a time. */
-#include "bt_model_int.h"
+/* cpu_attn_avx2.c - the blocked flash-style attention kernel of the cpu-avx2 backend (query
+ * block x key block products, online softmax). Compiled with -mavx2 -mfma in that plugin only.
+ * Every row's arithmetic depends only on that row, its position and the cache, so the result is
+ * the same for any thread count and for a batch or token-by-token decoding (bit for bit). */
+#include "cpu_kern.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define BT_ATT_X86 1
-#endif
-
-/* ---- scalar reference ----------------------------------------------------------------------- */
 struct att_job {
-    bt_model    *m;     /* model */
-    const float *kc;    /* layer's key cache (n_ctx x n_kv*hd) */
-    const float *vc;    /* layer's value cache */
-    int          ntok;  /* new tokens (queries) */
-    int          pos0;  /* position of token 0 */
-    float        scale; /* 1/sqrt(head_dim) */
-    int          qb;    /* blocked kernel: tokens per query block */
-    int          nqb;   /* blocked kernel: query blocks */
+    const struct bt_cpu_attn *a;
+    int                       qb;     /* tokens per query block */
+    int                       nqb;    /* query blocks */
+    int                       failed; /* a worker could not get its scratch */
 };
-
-static float dot_ref(const float *a, const float *b, int n) {
-    float s[4] = {0, 0, 0, 0};
-    int d = 0;
-    for (; d + 4 <= n; d += 4)
-        for (int e = 0; e < 4; e++) s[e] += a[d + e] * b[d + e];
-    float v = (s[0] + s[2]) + (s[1] + s[3]);
-    for (; d < n; d++) v += a[d] * b[d];
-    return v;
-}
-
-/* query token t, head h; sc: n_ctx floats of scratch */
-static void att_one_ref(const struct att_job *j, int t, int h, float *sc) {
-    const struct bt_model_hparams *hp = &j->m->hp;
-    int hd = hp->head_dim, nkv = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
-    const float *q = j->m->s.q + ((int64_t)t * hp->n_head + h) * hd;
-    const float *kc = j->kc + (int64_t)(h / group) * hd;
-    const float *vc = j->vc + (int64_t)(h / group) * hd;
-    int npos = j->pos0 + t + 1;
-    float mx = -INFINITY;
-    for (int p = 0; p < npos; p++) {
-        float v = dot_ref(q, kc + (int64_t)p * nkv, hd) * j->scale;
-        sc[p] = v;
-        if (v > mx) mx = v;
-    }
-    float sum = 0.0f;
-    for (int p = 0; p < npos; p++) {
-        sc[p] = expf(sc[p] - mx);
-        sum += sc[p];
-    }
-    float inv = 1.0f / sum;
-    float *out = j->m->s.att + ((int64_t)t * hp->n_head + h) * hd;
-    for (int d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int p = 0; p < npos; p++) {
-        const float *v = vc + (int64_t)p * nkv;
-        float w = sc[p] * inv;
-        for (int d = 0; d < hd; d++) out[d] += w * v[d];
-    }
-}
-
-/* per-thread score row: the model's buffer, or a private one past n_thr (NULL if none) */
-static float *ref_scores(const struct att_job *j, int tid) {
-    if (tid < j->m->s.n_thr) return j->m->s.scores + (int64_t)tid * j->m->n_ctx;
-    return malloc((size_t)j->m->n_ctx * sizeof(float));
-}
-
-static void ref_range(void *arg, int64_t i0, int64_t i1, int tid) {
-    struct att_job *j = arg;
-    int nh = j->m->hp.n_head;
-    float *sc = ref_scores(j, tid);
-    if (!sc) return; /* cannot happen in practice: n_thr is the pool size */
-    for (int64_t i = i0; i < i1; i++) att_one_ref(j, (int)(i / nh), (int)(i % nh), sc);
-    if (tid >= j->m->s.n_thr) free(sc);
-}
-
-static void job_init(struct att_job *j, bt_model *m, int layer, int ntok, int pos0) {
-    int64_t nkv = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
-    memset(j, 0, sizeof *j);
-    j->m     = m;
-    j->kc    = m->kcache + (int64_t)layer * m->n_ctx * nkv;
-    j->vc    = m->vcache + (int64_t)layer * m->n_ctx * nkv;
-    j->ntok  = ntok;
-    j->pos0  = pos0;
-    j->scale = 1.0f / sqrtf((float)m->hp.head_dim);
-}
-
-/* small jobs run on the calling thread: a pool wake-up costs more */
-static int att_small(const bt_model *m, int ntok, int pos0) {
-    const struct bt_model_hparams *hp = &m->hp;
-    return (int64_t)ntok * (pos0 + ntok) * hp->n_head * hp->head_dim < (1 << 15);
-}
-
-void bt_attention_ref(bt_model *m, int layer, int ntok, int pos0) {
-    struct att_job j;
-    job_init(&j, m, layer, ntok, pos0);
-    int64_t items = (int64_t)ntok * m->hp.n_head;
-    if (att_small(m, ntok, pos0)) ref_range(&j, 0, items, 0);
-    else bt_parallel_for(items, 1, ref_range, &j);
-}
 
 /* ---- AVX2 blocked kernel ------------------------------------------------------------------------
  * A work item is (KV head g, block of qb query tokens): its R = qb*group query rows (token-major,
@@ -109,16 +22,12 @@ void bt_attention_ref(bt_model *m, int layer, int ntok, int pos0) {
  * 0, KB, 2*KB... S = Qs Kt (Kt: the key block transposed), online softmax per row, O += P V.
  * Every row's arithmetic depends only on that row, its position and the cache, so the result is
  * the same for any thread count and for a batch or token-by-token decoding (bit for bit). */
-#ifdef BT_ATT_X86
 #define KB   64 /* keys per block */
 #define ROWS 64 /* target query rows per work item */
 
 #define BT_AVX2    __attribute__((target("avx2,fma")))
 #define BT_AVX2_AI static inline __attribute__((always_inline, target("avx2,fma")))
 
-static int have_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
 
 /* C (MR x 8*NV, stride ldc) = (zero ? 0 : C) + A (MR x K, stride lda) B (K x 8*NV, stride ldb);
  * each element is one fma chain over k = 0..K-1, whatever MR and NV are */
@@ -298,35 +207,35 @@ static int blk_alloc(struct blk_buf *b, int R, int hd) {
 
 /* work item: KV head g, query tokens t0..t1-1 */
 static BT_AVX2 void blk_item(const struct att_job *j, struct blk_buf *b, int g, int t0, int t1) {
-    const struct bt_model_hparams *hp = &j->m->hp;
-    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, R = (t1 - t0) * group;
-    int64_t nkv = (int64_t)hp->n_head_kv * hd, nq = (int64_t)hp->n_head * hd;
-    const float *kc = j->kc + (int64_t)g * hd, *vc = j->vc + (int64_t)g * hd;
-    __m256 vsc = _mm256_set1_ps(j->scale);
+    const struct bt_cpu_attn *A = j->a;
+    int hd = A->hd, group = A->n_head / A->n_kv, R = (t1 - t0) * group;
+    int64_t nkv = (int64_t)A->n_kv * hd, nq = (int64_t)A->n_head * hd;
+    const float *kc = A->kc + (int64_t)g * hd, *vc = A->vc + (int64_t)g * hd;
+    __m256 vsc = _mm256_set1_ps(A->scale);
     for (int r = 0; r < R; r++) {
-        const float *q = j->m->s.q + (t0 + r / group) * nq + ((int64_t)g * group + r % group) * hd;
+        const float *q = A->q + (t0 + r / group) * nq + ((int64_t)g * group + r % group) * hd;
         for (int d = 0; d < hd; d += 8)
             _mm256_storeu_ps(b->qs + r * hd + d, _mm256_mul_ps(_mm256_loadu_ps(q + d), vsc));
         memset(b->o + r * hd, 0, (size_t)hd * sizeof(float));
         b->mx[r] = -INFINITY;
         b->l[r]  = 0.0f;
     }
-    int maxpos = j->pos0 + t1 - 1;
+    int maxpos = A->pos0 + t1 - 1;
     for (int k0 = 0; k0 <= maxpos; k0 += KB) {
         int nk = maxpos + 1 - k0 < KB ? maxpos + 1 - k0 : KB, ncol = (nk + 15) & ~15;
-        int ta = k0 - j->pos0 - t0 > 0 ? k0 - j->pos0 - t0 : 0; /* first token that sees k0 */
+        int ta = k0 - A->pos0 - t0 > 0 ? k0 - A->pos0 - t0 : 0; /* first token that sees k0 */
         int r0 = ta * group, nr = R - r0;
         transpose_keys(kc + k0 * nkv, nkv, nk, ncol, hd, b->kt);
         gemm_rows(b->qs + r0 * hd, hd, b->kt, KB, hd, b->s + r0 * KB, KB, nr, ncol, 1);
         for (int r = r0; r < R; r++) {
-            int lim = j->pos0 + t0 + r / group - k0 + 1;
+            int lim = A->pos0 + t0 + r / group - k0 + 1;
             if (lim > nk) lim = nk;
             softmax_row(b->s + r * KB, ncol, lim, &b->mx[r], &b->l[r], b->o + r * hd, hd);
         }
         gemm_rows(b->s + r0 * KB, KB, vc + k0 * nkv, nkv, nk, b->o + r0 * hd, hd, nr, hd, 0);
     }
     for (int r = 0; r < R; r++) {
-        float *out = j->m->s.att + (t0 + r / group) * nq + ((int64_t)g * group + r % group) * hd;
+        float *out = A->out + (t0 + r / group) * nq + ((int64_t)g * group + r % group) * hd;
         __m256 inv = _mm256_set1_ps(1.0f / b->l[r]);
         for (int d = 0; d < hd; d += 8)
             _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(b->o + r * hd + d), inv));
@@ -336,45 +245,30 @@ static BT_AVX2 void blk_item(const struct att_job *j, struct blk_buf *b, int g, 
 /* items ordered latest query block first (the causal work grows with the position) */
 static void blk_range(void *arg, int64_t i0, int64_t i1, int tid) {
     struct att_job *j = arg;
-    const struct bt_model_hparams *hp = &j->m->hp;
-    int nkvh = hp->n_head_kv, group = hp->n_head / hp->n_head_kv;
+    const struct bt_cpu_attn *A = j->a;
+    int nkvh = A->n_kv, group = A->n_head / A->n_kv;
     struct blk_buf b;
-    if (blk_alloc(&b, j->qb * group, hp->head_dim)) {
-        /* out of memory: the reference needs no more than the model's buffers */
-        float *sc = ref_scores(j, tid);
-        for (int64_t i = i0; sc && i < i1; i++) {
-            int qb = j->nqb - 1 - (int)(i / nkvh), g = (int)(i % nkvh);
-            int t1 = (qb + 1) * j->qb < j->ntok ? (qb + 1) * j->qb : j->ntok;
-            for (int t = qb * j->qb; t < t1; t++)
-                for (int h = g * group; h < (g + 1) * group; h++) att_one_ref(j, t, h, sc);
-        }
-        if (sc && tid >= j->m->s.n_thr) free(sc);
-        return;
-    }
+    (void)tid;
+    if (blk_alloc(&b, j->qb * group, A->hd)) { j->failed = 1; return; }
     for (int64_t i = i0; i < i1; i++) {
         int qb = j->nqb - 1 - (int)(i / nkvh), g = (int)(i % nkvh);
-        int t1 = (qb + 1) * j->qb < j->ntok ? (qb + 1) * j->qb : j->ntok;
+        int t1 = (qb + 1) * j->qb < A->ntok ? (qb + 1) * j->qb : A->ntok;
         blk_item(j, &b, g, qb * j->qb, t1);
     }
     free(b.mem);
 }
-#endif
 
-void bt_attention(bt_model *m, int layer, int ntok, int pos0) {
-#ifdef BT_ATT_X86
-    const struct bt_model_hparams *hp = &m->hp;
-    if (hp->head_dim % 8 == 0 && have_avx2()) {
-        struct att_job j;
-        job_init(&j, m, layer, ntok, pos0);
-        int group = hp->n_head / hp->n_head_kv;
-        j.qb  = ROWS / group > 1 ? ROWS / group : 1;
-        if (j.qb > ntok) j.qb = ntok;
-        j.nqb = (ntok + j.qb - 1) / j.qb;
-        int64_t items = (int64_t)j.nqb * hp->n_head_kv;
-        if (att_small(m, ntok, pos0)) blk_range(&j, 0, items, 0);
-        else bt_parallel_for(items, 1, blk_range, &j);
-        return;
-    }
-#endif
-    bt_attention_ref(m, layer, ntok, pos0);
+int bt_cpu_attn_avx2_ok(const struct bt_cpu_attn *a) { return a->hd % 8 == 0; }
+
+int bt_cpu_attn_avx2(const struct bt_host *host, const struct bt_cpu_attn *a) {
+    if (!bt_cpu_attn_avx2_ok(a)) return bt_cpu_attn_ref(host, a);
+    struct att_job j = {a, 0, 0, 0};
+    int group = a->n_head / a->n_kv;
+    j.qb = ROWS / group > 1 ? ROWS / group : 1;
+    if (j.qb > a->ntok) j.qb = a->ntok;
+    j.nqb = (a->ntok + j.qb - 1) / j.qb;
+    int64_t items = (int64_t)j.nqb * a->n_kv;
+    if ((int64_t)a->ntok * (a->pos0 + a->ntok) * a->n_head * a->hd < (1 << 15)) blk_range(&j, 0, items, 0);
+    else host->parallel_for(items, 1, blk_range, &j);
+    return j.failed ? -1 : 0;
 }

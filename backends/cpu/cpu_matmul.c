@@ -1,5 +1,6 @@
-/* cpu_drv.c - the backend iface bodies shared by the scalar and AVX2 plugins: argument checks,
- * kernel selection (ISA table, scalar fallback) and row splitting over host->parallel_for. */
+/* cpu_matmul.c - weight products and decoding of the CPU backends on host pointers: argument
+ * checks, kernel selection (ISA table, scalar fallback) and row splitting over
+ * host->parallel_for. cpu_ops.c maps MATMUL / DEQUANT / GET_ROWS ops onto these. */
 #include "cpu_act.h"
 #include "cpu_kern.h"
 
@@ -13,8 +14,7 @@
 #define BT_CPU_GEMM_RT 16 /* rows decoded to f32 at once by gemm */
 
 /* ---- selection ----------------------------------------------------------------------------- */
-static const struct bt_cpu_isa *isa_of(void *ctx) {
-    const struct bt_cpu_ctx *c = ctx;
+static const struct bt_cpu_isa *isa_of(const struct bt_cpu_ctx *c) {
     return c->isa ? c->isa : &bt_cpu_isa_ref;
 }
 
@@ -33,7 +33,7 @@ static bt_cpu_decode_fn pick_decode(const struct bt_cpu_isa *isa, const struct b
     return fn ? fn : bt_cpu_isa_ref.decode(f);
 }
 
-int bt_cpu_supports(void *ctx, const struct bt_tfmt *fmt) {
+int bt_cpu_fmt_ok(const struct bt_tfmt *fmt) {
     struct bt_cpu_tgeom g;
     if (!fmt) return 0;
     switch (fmt->type) {
@@ -53,7 +53,7 @@ static bt_status check_w(struct bt_cpu_ctx *c, const char *fn, const struct bt_t
         return c->host->set_error(err, BT_E_INVAL, "cpu: %s: null weights or empty shape "
                                   "(%lld x %lld)", fn, (long long)rows, (long long)cols);
     bt_fmt_str(fmt, fs, sizeof(fs));
-    if (!bt_cpu_supports(c, fmt))
+    if (!bt_cpu_fmt_ok(fmt))
         return c->host->set_error(err, BT_E_UNSUPPORTED, "cpu: %s: format %s not supported", fn, fs);
     *rb = bt_fmt_row_bytes(fmt, cols);
     if (!*rb)
@@ -93,14 +93,13 @@ static void gemv_dispatch(struct bt_cpu_ctx *c, struct gemv_job *j) {
     c->host->parallel_for(units, grain, gemv_run, j);
 }
 
-bt_status bt_cpu_gemv_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                          int64_t cols, const float *x, float *y, bt_err *err) {
-    struct bt_cpu_ctx *c = ctx;
+static bt_status gemv_f32(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
+                          int64_t rows, int64_t cols, const float *x, float *y, bt_err *err) {
     size_t rb;
-    bt_status st = check_w(c, "gemv_f32", fmt, W, rows, cols, &rb, err);
+    bt_status st = check_w(c, "matmul", fmt, W, rows, cols, &rb, err);
     if (st) return st;
-    if (!x || !y) return c->host->set_error(err, BT_E_INVAL, "cpu: gemv_f32: null x or y");
-    struct gemv_job j = {fmt, W, rb, rows, cols, x, pick_gemv_f32(isa_of(ctx), fmt), y};
+    if (!x || !y) return c->host->set_error(err, BT_E_INVAL, "cpu: matmul: null x or y");
+    struct gemv_job j = {fmt, W, rb, rows, cols, x, pick_gemv_f32(isa_of(c), fmt), y};
     gemv_dispatch(c, &j);
     return BT_OK;
 }
@@ -150,15 +149,16 @@ static void q8_run(void *arg, int64_t u0, int64_t u1, int tid) {
     }
 }
 
-/* the body of gemv_q8 (ntok = 1) and gemm_q8: identical values per token by construction */
-static bt_status q8_product(struct bt_cpu_ctx *c, const char *fn, const struct bt_tfmt *fmt,
-                            const void *W, int64_t rows, int64_t cols, const int8_t *xq,
-                            const float *xs, int64_t ablock, int64_t ntok, float *Y, bt_err *err) {
+/* int8 activations: every token gets exactly the floats of ntok = 1 */
+bt_status bt_cpu_mm_q8(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
+                       int64_t rows, int64_t cols, const int8_t *xq, const float *xs,
+                       const int32_t *bsum, int64_t ablock, int64_t ntok, float *Y, bt_err *err) {
+    const char *fn = "matmul(q8)";
     const struct bt_cpu_isa *isa = isa_of(c);
     size_t rb;
     bt_status st = check_w(c, fn, fmt, W, rows, cols, &rb, err);
     if (st) return st;
-    if (!xq || !xs || !Y || ntok <= 0)
+    if (!xq || !xs || !bsum || !Y || ntok <= 0)
         return c->host->set_error(err, BT_E_INVAL, "cpu: %s: null xq, xs or y, or ntok %lld <= 0",
                                   fn, (long long)ntok);
     if (ablock <= 0 || ablock % 32 || cols % ablock)
@@ -166,25 +166,15 @@ static bt_status q8_product(struct bt_cpu_ctx *c, const char *fn, const struct b
                                   "multiple of 32 dividing cols %lld", fn, (long long)ablock,
                                   (long long)cols);
     bt_cpu_gemv_q8_fn q8 = pick_gemv_q8(isa, fmt);
-    if (!q8) { /* float weights: gemv_f32 on each token's dequantized activations */
+    if (!q8) { /* float weights: the f32 product of each token's dequantized activations */
         float *xf = c->host->alloc((size_t)cols * sizeof(float));
         if (!xf) return c->host->set_error(err, BT_E_NOMEM, "cpu: %s: out of memory", fn);
         for (int64_t t = 0; t < ntok && st == BT_OK; t++) {
             bt_cpu_act_dequantize(xq + t * cols, xs + t * (cols / ablock), cols, ablock, xf);
-            st = bt_cpu_gemv_f32(c, fmt, W, rows, cols, xf, Y + t * rows, err);
+            st = gemv_f32(c, fmt, W, rows, cols, xf, Y + t * rows, err);
         }
         c->host->free(xf);
         return st;
-    }
-    int64_t nbs = cols / 32;
-    int32_t bsum_buf[BT_CPU_Q8_STACK / sizeof(int32_t)];
-    int32_t *bsum = ntok * nbs <= (int64_t)(sizeof(bsum_buf) / sizeof(int32_t)) ? bsum_buf
-                  : c->host->alloc((size_t)(ntok * nbs) * sizeof(int32_t));
-    if (!bsum) return c->host->set_error(err, BT_E_NOMEM, "cpu: %s: out of memory", fn);
-    for (int64_t b = 0; b < ntok * nbs; b++) {
-        int32_t s = 0;
-        for (int i = 0; i < 32; i++) s += xq[b * 32 + i];
-        bsum[b] = s;
     }
     struct bt_cpu_act a = {xq, xs, ablock, bsum};
     struct q8_job j = {fmt, c->host, W, rb, rows, cols, &a, ntok, NULL, q8, 0, Y, 0};
@@ -192,23 +182,10 @@ static bt_status q8_product(struct bt_cpu_ctx *c, const char *fn, const struct b
     int64_t units = (rows + BT_CPU_RU - 1) / BT_CPU_RU;
     int64_t grain = (int64_t)(grain_bytes(ntok) / ((double)rb * BT_CPU_RU * (double)ntok + 1.0)) + 1;
     c->host->parallel_for(units, grain, q8_run, &j);
-    if (bsum != bsum_buf) c->host->free(bsum);
     if (atomic_load(&j.nomem))
         return c->host->set_error(err, BT_E_NOMEM, "cpu: %s: out of memory for %zu bytes of "
                                   "scratch", fn, j.scratch);
     return BT_OK;
-}
-
-bt_status bt_cpu_gemv_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                         int64_t cols, const int8_t *xq, const float *xs, int64_t ablock,
-                         float *y, bt_err *err) {
-    return q8_product(ctx, "gemv_q8", fmt, W, rows, cols, xq, xs, ablock, 1, y, err);
-}
-
-bt_status bt_cpu_gemm_q8(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                         int64_t cols, const int8_t *Xq, const float *Xs, int64_t ablock,
-                         int64_t ntok, float *Y, bt_err *err) {
-    return q8_product(ctx, "gemm_q8", fmt, W, rows, cols, Xq, Xs, ablock, ntok, Y, err);
 }
 
 /* ---- gemm ---------------------------------------------------------------------------------- */
@@ -249,24 +226,24 @@ static void gemm_run(void *arg, int64_t u0, int64_t u1, int tid) {
     if (buf) j->host->free(buf);
 }
 
-bt_status bt_cpu_gemm_f32(void *ctx, const struct bt_tfmt *fmt, const void *W, int64_t rows,
-                          int64_t cols, const float *X, int64_t ntok, float *Y, bt_err *err) {
-    struct bt_cpu_ctx *c = ctx;
-    const struct bt_cpu_isa *isa = isa_of(ctx);
+bt_status bt_cpu_mm_f32(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
+                        int64_t rows, int64_t cols, const float *X, int64_t ntok, float *Y,
+                        bt_err *err) {
+    const struct bt_cpu_isa *isa = isa_of(c);
     size_t rb;
-    bt_status st = check_w(c, "gemm_f32", fmt, W, rows, cols, &rb, err);
+    bt_status st = check_w(c, "matmul", fmt, W, rows, cols, &rb, err);
     if (st) return st;
     if (!X || !Y || ntok <= 0)
-        return c->host->set_error(err, BT_E_INVAL, "cpu: gemm_f32: null X/Y or ntok %lld <= 0",
+        return c->host->set_error(err, BT_E_INVAL, "cpu: matmul: null X/Y or ntok %lld <= 0",
                                   (long long)ntok);
-    if (ntok == 1) return bt_cpu_gemv_f32(ctx, fmt, W, rows, cols, X, Y, err);
+    if (ntok == 1) return gemv_f32(c, fmt, W, rows, cols, X, Y, err);
     struct gemm_job j = {c->host, fmt, W, rb, rows, cols, X, ntok, NULL, isa->tile, Y, 0};
     /* F32 rows are used in place when 4-byte aligned */
     if (fmt->type != BT_TYPE_F32 || ((uintptr_t)W & 3)) j.dec = pick_decode(isa, fmt);
     int64_t units = (rows + BT_CPU_RU - 1) / BT_CPU_RU;
     c->host->parallel_for(units, BT_CPU_GEMM_RT / BT_CPU_RU, gemm_run, &j);
     if (atomic_load(&j.nomem))
-        return c->host->set_error(err, BT_E_NOMEM, "cpu: gemm_f32: out of memory for %lld x %lld "
+        return c->host->set_error(err, BT_E_NOMEM, "cpu: matmul: out of memory for %lld x %lld "
                                   "decode buffer", (long long)BT_CPU_GEMM_RT, (long long)cols);
     return BT_OK;
 }
@@ -286,29 +263,30 @@ static void deq_run(void *arg, int64_t b0, int64_t b1, int tid) {
     j->dec(j->fmt, j->src + (size_t)b0 * j->bb, (b1 - b0) * j->blk, j->dst + b0 * j->blk);
 }
 
-bt_status bt_cpu_dequant(void *ctx, const struct bt_tfmt *fmt, const void *src, int64_t n,
-                         float *dst, bt_err *err) {
-    struct bt_cpu_ctx *c = ctx;
+bt_status bt_cpu_dequant(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *src,
+                         int64_t n, float *dst, bt_err *err) {
     char fs[32];
     if (!fmt || !src || !dst || n <= 0)
         return c->host->set_error(err, BT_E_INVAL, "cpu: dequant: null buffer or n %lld <= 0",
                                   (long long)n);
     bt_fmt_str(fmt, fs, sizeof(fs));
-    if (!bt_cpu_supports(c, fmt))
+    if (!bt_cpu_fmt_ok(fmt))
         return c->host->set_error(err, BT_E_UNSUPPORTED, "cpu: dequant: format %s not supported", fs);
     int64_t blk = fmt->type == BT_TYPE_MTQ ? fmt->block : bt_type_block(fmt->type);
     size_t bb = bt_fmt_row_bytes(fmt, blk);
     if (n % blk)
         return c->host->set_error(err, BT_E_INVAL, "cpu: dequant: %lld elements is not a whole "
                                   "number of %s blocks", (long long)n, fs);
-    struct deq_job j = {fmt, src, blk, bb, pick_decode(isa_of(ctx), fmt), dst};
+    struct deq_job j = {fmt, src, blk, bb, pick_decode(isa_of(c), fmt), dst};
     int64_t nb = n / blk, grain = (int64_t)(65536 / blk) + 1;
     c->host->parallel_for(nb, grain, deq_run, &j);
     return BT_OK;
 }
 
-/* ---- extras -------------------------------------------------------------------------------- */
-void *bt_cpu_get_proc(void *ctx, const char *name) {
-    if (name && strcmp(name, "act_quantize") == 0) return (void *)bt_cpu_act_quantize;
-    return NULL;
+bt_status bt_cpu_get_row(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
+                         int64_t row, int64_t cols, float *dst) {
+    size_t rb = bt_fmt_row_bytes(fmt, cols);
+    if (!rb) return BT_E_INVAL;
+    pick_decode(isa_of(c), fmt)(fmt, (const uint8_t *)W + (size_t)row * rb, cols, dst);
+    return BT_OK;
 }

@@ -1,0 +1,318 @@
+/* cpu_ops.c - the op interface of the CPU backends: checks (shared by supports_op and run),
+ * view resolution with bounds checks, and the element-wise ops (RMSNORM, ROPE, CPY, SWIGLU, ADD,
+ * GET_ROWS, KMEANS). Weight products go to cpu_matmul.c, attention to cpu_attn*.c. The scalar
+ * "cpu" backend defines the semantics of every op for all backends. */
+#include "cpu_act.h"
+#include "cpu_kern.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const op_names[BT_OP_COUNT] = {
+    "?", "get_rows", "rmsnorm", "rope", "cpy", "attn", "swiglu", "add", "matmul", "dequant",
+    "kmeans"};
+
+static const char *op_name(uint32_t code) { return code < BT_OP_COUNT ? op_names[code] : "unknown"; }
+
+static int is_f32(const struct bt_view *v) { return v->fmt.type == BT_TYPE_F32; }
+static int same_shape(const struct bt_view *a, const struct bt_view *b) {
+    return a->rows == b->rows && a->cols == b->cols;
+}
+
+/* NULL if op is well-formed and runnable here, else why not (for the error message) */
+static const char *op_check(const struct bt_op *op) {
+    const struct bt_view *d = &op->dst, *s0 = &op->src[0], *s1 = &op->src[1], *s2 = &op->src[2];
+    if (op->code == 0 || op->code >= BT_OP_COUNT) return "unknown op code";
+    if (d->rows <= 0 || d->cols <= 0) return "empty destination";
+    int weights = op->code == BT_OP_GET_ROWS || op->code == BT_OP_MATMUL || op->code == BT_OP_DEQUANT;
+    if (weights) {
+        if (!bt_cpu_fmt_ok(&s0->fmt)) return "weight format not supported";
+        if (s0->rows <= 0 || !bt_fmt_row_bytes(&s0->fmt, s0->cols))
+            return "weight columns are not a whole number of blocks";
+    } else if (op->code != BT_OP_KMEANS && !is_f32(s0)) return "source is not F32";
+    if (op->code != BT_OP_KMEANS && !is_f32(d)) return "destination is not F32";
+    switch (op->code) {
+    case BT_OP_GET_ROWS:
+        if (d->cols != s0->cols || !op->ids) return "shape mismatch or no ids";
+        return NULL;
+    case BT_OP_RMSNORM:
+        if (!same_shape(d, s0) || !is_f32(s1) || s1->cols != d->cols || s1->rows < 1)
+            return "shape mismatch";
+        return NULL;
+    case BT_OP_ROPE:
+        if (!same_shape(d, s0) || !is_f32(s1) || op->head_dim <= 0 || d->cols % op->head_dim ||
+            op->n_rot <= 0 || op->n_rot % 2 || op->n_rot > op->head_dim || op->n_rot > 2048 ||
+            s1->cols * 2 < op->n_rot || op->pos0 < 0)
+            return "shape or rotary parameters invalid";
+        return NULL;
+    case BT_OP_CPY:
+        return same_shape(d, s0) ? NULL : "shape mismatch";
+    case BT_OP_SWIGLU: case BT_OP_ADD:
+        return same_shape(d, s0) && same_shape(d, s1) && is_f32(s1) ? NULL : "shape mismatch";
+    case BT_OP_ATTN:
+        if (op->n_head <= 0 || op->n_head_kv <= 0 || op->head_dim <= 0 ||
+            op->n_head % op->n_head_kv || op->pos0 < 0)
+            return "head parameters invalid";
+        if (!same_shape(d, s0) || d->cols != (int64_t)op->n_head * op->head_dim ||
+            !is_f32(s1) || !is_f32(s2) || !same_shape(s1, s2) ||
+            s1->cols != (int64_t)op->n_head_kv * op->head_dim || s1->rows < op->pos0 + d->rows)
+            return "shape mismatch (queries, cache or positions beyond the cache)";
+        return NULL;
+    case BT_OP_MATMUL:
+        if (d->cols != s0->rows || !is_f32(s1) || s1->cols != s0->cols || s1->rows != d->rows)
+            return "shape mismatch";
+        if (op->act != BT_ACT_F32 && op->act != BT_ACT_Q8) return "unknown activation type";
+        if (op->act == BT_ACT_Q8 && s0->cols % BT_ACT_Q8_BLOCK)
+            return "int8 activations need columns in multiples of 256";
+        return NULL;
+    case BT_OP_DEQUANT:
+        return same_shape(d, s0) ? NULL : "shape mismatch";
+    case BT_OP_KMEANS:
+        if (d->fmt.type != BT_TYPE_I32 || d->cols != 1 || !is_f32(s0) || !is_f32(s1) ||
+            s0->rows != d->rows || s1->cols != s0->cols || s1->rows <= 0)
+            return "shape or type mismatch";
+        if (s2->buf && (!is_f32(s2) || s2->cols != s0->cols)) return "weights shape mismatch";
+        return NULL;
+    }
+    return "unknown op code";
+}
+
+/* bytes a view spans */
+static uint64_t view_bytes(const struct bt_view *v) {
+    size_t rb = v->fmt.type == BT_TYPE_I32 ? 4 * (size_t)v->cols : bt_fmt_row_bytes(&v->fmt, v->cols);
+    return (uint64_t)rb * (uint64_t)v->rows;
+}
+
+static bt_status view_ptr(struct bt_cpu_ctx *c, const struct bt_op *op, const char *which,
+                          const struct bt_view *v, int write, void **p, bt_err *err) {
+    uint64_t n = view_bytes(v);
+    if (!v->buf)
+        return c->host->set_error(err, BT_E_INVAL, "cpu: %s: %s has no buffer", op_name(op->code), which);
+    if (v->off > v->buf->n || n > v->buf->n - v->off)
+        return c->host->set_error(err, BT_E_INVAL, "cpu: %s: %s [%llu, +%llu) lies outside its "
+                                  "buffer of %llu bytes", op_name(op->code), which,
+                                  (unsigned long long)v->off, (unsigned long long)n,
+                                  (unsigned long long)v->buf->n);
+    if (write && v->buf->wrapped)
+        return c->host->set_error(err, BT_E_INVAL, "cpu: %s: %s is a wrapped read-only buffer",
+                                  op_name(op->code), which);
+    *p = v->buf->p + v->off;
+    return BT_OK;
+}
+
+int bt_cpu_supports_op(void *ctx, const struct bt_op *op) {
+    (void)ctx;
+    return op && op_check(op) == NULL;
+}
+
+/* ---- element-wise ops, in parallel over rows ------------------------------------------------ */
+struct ew_job {
+    const struct bt_op *op;
+    float              *d;
+    const float        *a, *b;
+};
+
+static void rmsnorm_row(const float *x, const float *w, int64_t n, float eps, float *y) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float sc = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (int64_t i = 0; i < n; i++) y[i] = w[i] * (x[i] * sc);
+}
+
+static void rope_row(const struct bt_op *op, const float *inv, int pos, float *v, int64_t cols) {
+    float cs[2048];
+    int half = op->n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        float th = (float)pos * inv[i];
+        cs[2 * i] = cosf(th);
+        cs[2 * i + 1] = sinf(th);
+    }
+    for (int64_t h = 0; h < cols / op->head_dim; h++) {
+        float *p = v + h * op->head_dim;
+        for (int i = 0; i < half; i++) {
+            int a = op->halves ? i : 2 * i, b = op->halves ? i + half : 2 * i + 1;
+            float c = cs[2 * i], s = cs[2 * i + 1], x0 = p[a], x1 = p[b];
+            p[a] = x0 * c - x1 * s;
+            p[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static void kmeans_row(const struct bt_op *op, const float *x, const float *C, const float *w,
+                       int32_t *out) {
+    int64_t d = op->src[0].cols, K = op->src[1].rows;
+    double best = INFINITY;
+    int32_t bk = 0;
+    for (int64_t k = 0; k < K; k++) {
+        const float *c = C + k * d;
+        double s = 0.0;
+        for (int64_t j = 0; j < d; j++) {
+            double e = (double)x[j] - c[j];
+            s += (w ? w[j] : 1.0) * e * e;
+        }
+        if (s < best) { best = s; bk = (int32_t)k; }
+    }
+    *out = bk;
+}
+
+static void ew_rows(void *arg, int64_t r0, int64_t r1, int tid) {
+    const struct ew_job *j = arg;
+    const struct bt_op *op = j->op;
+    int64_t n = op->dst.cols;
+    (void)tid;
+    for (int64_t r = r0; r < r1; r++) {
+        float *d = j->d + r * n;
+        const float *a = j->a + r * n, *b = j->b ? j->b + r * n : NULL;
+        switch (op->code) {
+        case BT_OP_RMSNORM: rmsnorm_row(a, j->b, n, op->eps, d); break;
+        case BT_OP_ROPE:
+            if (d != a) memmove(d, a, (size_t)n * sizeof(float));
+            rope_row(op, j->b, op->pos0 + (int)r, d, n);
+            break;
+        case BT_OP_CPY: memmove(d, a, (size_t)n * sizeof(float)); break;
+        case BT_OP_SWIGLU:
+            for (int64_t i = 0; i < n; i++) { float g = a[i]; d[i] = b[i] * (g / (1.0f + expf(-g))); }
+            break;
+        case BT_OP_ADD:
+            for (int64_t i = 0; i < n; i++) d[i] = a[i] + b[i];
+            break;
+        case BT_OP_KMEANS: {
+            int64_t dd = op->src[0].cols;
+            kmeans_row(op, j->a + r * dd, j->b, (const float *)(const void *)op->ids,
+                       (int32_t *)(void *)j->d + r);
+            break;
+        }
+        }
+    }
+}
+
+static void ew_run(struct bt_cpu_ctx *c, struct ew_job *j, int64_t rows, int64_t work) {
+    if (rows < 4 || work < (1 << 14)) ew_rows(j, 0, rows, 0); /* a pool wake-up costs more */
+    else c->host->parallel_for(rows, 1, ew_rows, j);
+}
+
+/* ---- int8 activations, cached for BT_OPF_SAME_INPUT ----------------------------------------- */
+struct actq_job {
+    const float *X;
+    int64_t      cols;
+    int8_t      *xq;
+    float       *xs;
+    int32_t     *bsum;
+};
+
+static void actq_rows(void *arg, int64_t t0, int64_t t1, int tid) {
+    const struct actq_job *j = arg;
+    int64_t nb = j->cols / BT_ACT_Q8_BLOCK, nbs = j->cols / 32;
+    (void)tid;
+    for (int64_t t = t0; t < t1; t++) {
+        int8_t *q = j->xq + t * j->cols;
+        bt_cpu_act_quantize(j->X + t * j->cols, j->cols, BT_ACT_Q8_BLOCK, q, j->xs + t * nb);
+        for (int64_t b = 0; b < nbs; b++) {
+            int32_t s = 0;
+            for (int i = 0; i < 32; i++) s += q[b * 32 + i];
+            j->bsum[t * nbs + b] = s;
+        }
+    }
+}
+
+static bt_status act_q8(struct bt_cpu_ctx *c, const struct bt_op *op, const float *X, bt_err *err) {
+    int64_t ntok = op->src[1].rows, cols = op->src[1].cols;
+    if ((op->flags & BT_OPF_SAME_INPUT) && c->q8_src == X && c->q8_ntok == ntok && c->q8_cols == cols)
+        return BT_OK;
+    size_t n = (size_t)(ntok * cols);
+    if (n > c->q8_cap) {
+        c->host->free(c->xq); c->host->free(c->xs); c->host->free(c->bsum);
+        c->xq = c->host->alloc(n);
+        c->xs = c->host->alloc(n / BT_ACT_Q8_BLOCK * sizeof(float) + 64);
+        c->bsum = c->host->alloc(n / 32 * sizeof(int32_t) + 64);
+        c->q8_cap = c->xq && c->xs && c->bsum ? n : 0;
+        if (!c->q8_cap) {
+            c->q8_src = NULL;
+            return c->host->set_error(err, BT_E_NOMEM, "cpu: matmul: out of memory for int8 "
+                                      "activations");
+        }
+    }
+    struct actq_job j = {X, cols, c->xq, c->xs, c->bsum};
+    if (ntok < 4) actq_rows(&j, 0, ntok, 0);
+    else c->host->parallel_for(ntok, 8, actq_rows, &j);
+    c->q8_src = X;
+    c->q8_ntok = ntok;
+    c->q8_cols = cols;
+    return BT_OK;
+}
+
+/* ---- run -------------------------------------------------------------------------------------- */
+static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *err) {
+    const char *why = op_check(op);
+    char fs[32] = "";
+    if (why) {
+        bt_fmt_str(&op->src[0].fmt, fs, sizeof fs);
+        return c->host->set_error(err, BT_E_UNSUPPORTED, "cpu: op %s (code %u) on %s: %s",
+                                  op_name(op->code), op->code, fs, why);
+    }
+    void *d = NULL, *a = NULL, *b = NULL, *w = NULL;
+    bt_status st = view_ptr(c, op, "dst", &op->dst, 1, &d, err);
+    if (!st) st = view_ptr(c, op, "src0", &op->src[0], 0, &a, err);
+    int nsrc = op->code == BT_OP_ATTN ? 3 : op->code == BT_OP_KMEANS && op->src[2].buf ? 3
+             : (op->code == BT_OP_RMSNORM || op->code == BT_OP_ROPE || op->code == BT_OP_SWIGLU ||
+                op->code == BT_OP_ADD || op->code == BT_OP_MATMUL || op->code == BT_OP_KMEANS) ? 2 : 1;
+    if (!st && nsrc > 1) st = view_ptr(c, op, "src1", &op->src[1], 0, &b, err);
+    if (!st && nsrc > 2) st = view_ptr(c, op, "src2", &op->src[2], 0, &w, err);
+    if (st) return st;
+    struct ew_job j = {op, d, a, b};
+    int64_t rows = op->dst.rows, cols = op->dst.cols;
+    switch (op->code) {
+    case BT_OP_GET_ROWS:
+        for (int64_t t = 0; t < rows; t++) {
+            if (op->ids[t] < 0 || op->ids[t] >= op->src[0].rows)
+                return c->host->set_error(err, BT_E_INVAL, "cpu: get_rows: row %d out of range "
+                                          "[0, %lld)", op->ids[t], (long long)op->src[0].rows);
+            bt_cpu_get_row(c, &op->src[0].fmt, a, op->ids[t], cols, (float *)d + t * cols);
+        }
+        return BT_OK;
+    case BT_OP_ATTN: {
+        struct bt_cpu_attn at = {a, b, w, d, (int)rows, op->pos0, op->n_head, op->n_head_kv,
+                                 op->head_dim, op->scale};
+        int rc = c->attn ? c->attn(c->host, &at) : bt_cpu_attn_ref(c->host, &at);
+        return rc ? c->host->set_error(err, BT_E_NOMEM, "cpu: attn: out of memory") : BT_OK;
+    }
+    case BT_OP_MATMUL:
+        if (op->act == BT_ACT_Q8) {
+            if ((st = act_q8(c, op, b, err))) return st;
+            return bt_cpu_mm_q8(c, &op->src[0].fmt, a, op->src[0].rows, op->src[0].cols, c->xq,
+                                c->xs, c->bsum, BT_ACT_Q8_BLOCK, rows, d, err);
+        }
+        return bt_cpu_mm_f32(c, &op->src[0].fmt, a, op->src[0].rows, op->src[0].cols, b, rows, d, err);
+    case BT_OP_DEQUANT:
+        return bt_cpu_dequant(c, &op->src[0].fmt, a, rows * cols, d, err);
+    case BT_OP_KMEANS: {
+        struct bt_op o2 = *op;
+        o2.ids = w; /* weights (or NULL) travel in the ids slot of the copy */
+        j.op = &o2;
+        ew_run(c, &j, rows, rows * op->src[1].rows * op->src[0].cols);
+        return BT_OK;
+    }
+    default:
+        ew_run(c, &j, rows, rows * cols);
+        return BT_OK;
+    }
+}
+
+bt_status bt_cpu_run(void *ctx, const struct bt_op *ops, uint32_t n, bt_err *err) {
+    struct bt_cpu_ctx *c = ctx;
+    if (!ops && n) return c->host->set_error(err, BT_E_INVAL, "cpu: run with a NULL op list");
+    for (uint32_t i = 0; i < n; i++) {
+        bt_status st = run_one(c, &ops[i], err);
+        if (st) return st;
+    }
+    return BT_OK;
+}
+
+void bt_cpu_ctx_free(struct bt_cpu_ctx *c) {
+    c->host->free(c->xq);
+    c->host->free(c->xs);
+    c->host->free(c->bsum);
+    c->xq = NULL; c->xs = NULL; c->bsum = NULL;
+    c->q8_cap = 0;
+}
