@@ -105,9 +105,9 @@ static struct bt_op mm_op(bt_buf *w, const struct bt_tfmt *f, int64_t rows, int6
     struct bt_tfmt f32 = {BT_TYPE_F32, 0, 0, 0};
     memset(&op, 0, sizeof op);
     op.code = BT_OP_MATMUL;
-    op.src[0] = (struct bt_view){w, 0, *f, rows, cols};
-    op.src[1] = (struct bt_view){x, 0, f32, ntok, cols};
-    op.dst = (struct bt_view){y, 0, f32, ntok, rows};
+    op.src[0] = bt_view_of(w, 0, *f, rows, cols);
+    op.src[1] = bt_view_of(x, 0, f32, ntok, cols);
+    op.dst = bt_view_of(y, 0, f32, ntok, rows);
     op.act = q8 ? BT_ACT_Q8 : BT_ACT_F32;
     return op;
 }

@@ -161,6 +161,41 @@ bt_status bt_convert_hessian(struct bt_convert_args *a, const struct bt_tensor *
     return BT_OK;
 }
 
+/* the extra parts of a rows x cols tensor in fmt (none for most formats) */
+struct tensor_parts {
+    uint32_t n;
+    void    *p[BT_MAX_PARTS];
+    uint64_t bytes[BT_MAX_PARTS];
+};
+
+static void parts_free(struct tensor_parts *tp) {
+    for (uint32_t k = 0; k < tp->n; k++) free(tp->p[k]);
+    tp->n = 0;
+}
+
+static bt_status parts_alloc(const struct bt_tfmt *fmt, int64_t rows, int64_t cols, const char *name,
+                             struct tensor_parts *tp, bt_err *err) {
+    memset(tp, 0, sizeof *tp);
+    const struct bt_format *f = bt_format_get(fmt->type);
+    uint32_t n = bt_fmt_n_parts(fmt);
+    if (n > BT_MAX_PARTS) return bt_err_set(err, BT_E_PLUGIN, "%s: format %s declares %u parts", name, f->name, n);
+    for (uint32_t k = 0; k < n; k++) {
+        const char *pn = NULL;
+        uint64_t nb = 0;
+        if (f->part_info(fmt, rows, cols, k, &pn, &nb) != BT_OK || !nb || nb > ((uint64_t)1 << 40)) {
+            parts_free(tp);
+            return bt_err_set(err, BT_E_PLUGIN, "%s: format %s gives no size for part %u", name, f->name, k);
+        }
+        if (!(tp->p[k] = calloc(1, (size_t)nb))) {
+            parts_free(tp);
+            return bt_err_set(err, BT_E_NOMEM, "%s: out of memory for part %s", name, pn ? pn : "?");
+        }
+        tp->bytes[k] = nb;
+        tp->n = k + 1;
+    }
+    return BT_OK;
+}
+
 static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
                                 struct bt_writer *w, uint32_t idx, const struct bt_tensor *t,
                                 uint32_t want_planes, struct bt_report_row *row, bt_err *err) {
@@ -180,15 +215,26 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     }
     const struct bt_hessian *hess = NULL;
     if (p.quantize && (st = bt_convert_hessian(a, t, &hess, err))) { free(whole); return st; }
-    if (hess && !whole) { /* the column loop needs every row of a column */
-        if (!(whole = malloc((size_t)rows * cols * sizeof(float))))
+    /* formats with extra parts (codebooks) are produced whole, parts included */
+    struct tensor_parts tp;
+    if ((st = parts_alloc(&p.fmt, rows, cols, t->name, &tp, err))) { free(whole); return st; }
+    if (tp.n && (!p.quantize || !BT_HAS(q->i, quantize_tensor))) {
+        parts_free(&tp);
+        free(whole);
+        return bt_err_set(err, BT_E_UNSUPPORTED, "%s: format %s has a codebook: it needs a quantizer "
+                          "with quantize_tensor", t->name, bt_type_name(p.fmt.type));
+    }
+    if ((hess || tp.n) && !whole) { /* the column loop needs every row of a column */
+        if (!(whole = malloc((size_t)rows * cols * sizeof(float)))) {
+            parts_free(&tp);
             return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", t->name);
+        }
         struct read_job j = {r, idx, 0, cols, whole, BT_OK, {0, ""}};
         bt_parallel_for(rows, 1, read_rows, &j);
-        if (j.st) { free(whole); return bt_err_set(err, j.st, "%s", j.err.msg); }
+        if (j.st) { parts_free(&tp); free(whole); return bt_err_set(err, j.st, "%s", j.err.msg); }
     }
     size_t rb = bt_fmt_row_bytes(&p.fmt, cols);
-    if (!rb) { free(whole); return bt_err_set(err, BT_E_UNSUPPORTED, "%s: cannot store %lld columns as %s", t->name, (long long)cols, bt_type_name(p.fmt.type)); }
+    if (!rb) { parts_free(&tp); free(whole); return bt_err_set(err, BT_E_UNSUPPORTED, "%s: cannot store %lld columns as %s", t->name, (long long)cols, bt_type_name(p.fmt.type)); }
     int64_t chunk = CHUNK_BYTES / ((size_t)cols * 4);
     if (chunk < 1) chunk = 1;
     if (chunk > rows) chunk = rows;
@@ -196,24 +242,24 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     float *buf = malloc((size_t)chunk * cols * sizeof(float));
     float *tmp = p.quantize ? NULL : malloc((size_t)chunk * cols * sizeof(float));
     if (!out || !buf || (!p.quantize && !tmp)) {
-        free(out); free(buf); free(tmp); free(whole);
+        free(out); free(buf); free(tmp); free(whole); parts_free(&tp);
         return bt_err_set(err, BT_E_NOMEM, "%s: out of memory (%lld x %lld)", t->name, (long long)rows, (long long)cols);
     }
     struct bt_qstats stats = {0, 0, 0};
     struct bt_qtensor qt = {.name = t->name, .rows = rows, .cols = cols, .want = p.fmt,
                             .col_weight = a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL, .hess = hess};
-    if (hess) {
+    if (hess || tp.n) {
         if (!all_finite(whole, rows * cols)) {
             int64_t i = 0;
             while (i < rows * cols && isfinite(whole[i])) i++;
             st = bt_err_set(err, BT_E_FORMAT, "%s: non-finite value (inf or nan) at row %lld", t->name, (long long)(i / cols));
         } else {
-            st = q->i->quantize_tensor(q->ctx, &qt, &p.fmt, whole, out, &stats, err);
+            st = q->i->quantize_tensor(q->ctx, &qt, &p.fmt, whole, out, tp.n ? tp.p : NULL, &stats, err);
             if (st && err->status == BT_OK) bt_err_set(err, st, "%s: quantizer failed", t->name);
         }
         chunk = rows; /* done: skip the row loop */
     }
-    for (int64_t r0 = hess ? rows : 0; r0 < rows && st == BT_OK; r0 += chunk) {
+    for (int64_t r0 = hess || tp.n ? rows : 0; r0 < rows && st == BT_OK; r0 += chunk) {
         int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
         if (whole) {
             memcpy(buf, whole + r0 * cols, (size_t)nr * cols * sizeof(float));
@@ -242,6 +288,8 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
         ot.fmt = p.fmt;
         ot.data = out;
         ot.nbytes = rb * (size_t)rows;
+        ot.n_parts = tp.n;
+        for (uint32_t k = 0; k < tp.n; k++) { ot.parts[k] = tp.p[k]; ot.part_bytes[k] = tp.bytes[k]; }
         st = w->i->add(w->ctx, &ot, err);
         if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer failed", t->name);
         row->bytes_out = ot.nbytes;
@@ -249,6 +297,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     }
     bt_reader_release(r, idx);
     free(out); free(buf); free(tmp); free(whole);
+    parts_free(&tp);
     bt_fmt_str(&p.fmt, row->type_out, sizeof(row->type_out));
     row->bpw = bt_fmt_bpw(&p.fmt, cols);
     row->rel_rmse = stats.ref2 > 0 ? sqrt(stats.err2 / stats.ref2) : 0;

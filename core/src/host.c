@@ -54,6 +54,8 @@ static const struct bt_host host = {
     .so_quantize  = bt_so_quantize,
     .hess_mul     = bt_hessian_mul,
     .spd_solve    = bt_spd_solve,
+    .format       = bt_format_get,
+    .format_by_name = bt_format_by_name,
 };
 
 const struct bt_host *bt_host(void) { return &host; }

@@ -2,6 +2,7 @@
  * validate the descriptor (ABI version, struct sizes, name, kind, interface) and keep it.
  * Refused files are recorded with the reason; the rest still load. */
 #include "bt/bt.h"
+#include "bt_types.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -30,6 +31,8 @@ struct bt_registry {
     uint32_t                nrej, caprej;
     char                  **dirs;       /* directories already scanned (realpath) */
     uint32_t                ndirs;
+    struct bt_format      **fmts;       /* per entry: the registered copy of a format plugin's
+                                         * descriptor (NULL for other kinds) */
 };
 
 const char *bt_kind_name(uint32_t kind) {
@@ -38,6 +41,7 @@ const char *bt_kind_name(uint32_t kind) {
     case BT_KIND_WRITER: return "writer";
     case BT_KIND_QUANTIZER: return "quantizer";
     case BT_KIND_BACKEND: return "backend";
+    case BT_KIND_FORMAT: return "format";
     default: return "?";
     }
 }
@@ -50,12 +54,17 @@ bt_status bt_registry_new(bt_registry **out) {
 void bt_registry_free(bt_registry *reg) {
     if (!reg) return;
     for (uint32_t i = 0; i < reg->n; i++) {
+        if (reg->fmts && reg->fmts[i]) {
+            bt_format_unregister(reg->fmts[i]->type);
+            free(reg->fmts[i]);
+        }
         free(reg->e[i].path);
         if (reg->handles[i]) dlclose(reg->handles[i]);
     }
     for (uint32_t i = 0; i < reg->nrej; i++) free(reg->rejects[i]);
     for (uint32_t i = 0; i < reg->ndirs; i++) free(reg->dirs[i]);
     free(reg->e);
+    free(reg->fmts);
     free(reg->handles);
     free(reg->rejects);
     free(reg->dirs);
@@ -129,6 +138,7 @@ static const char *check_iface(const struct bt_plugin *d) {
             return "backend interface lacks a required function";
         return NULL;
     }
+    case BT_KIND_FORMAT: return bt_format_check(d->iface);
     default: return "unknown plugin kind";
     }
 }
@@ -202,9 +212,24 @@ bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err)
         struct bt_plugin_entry *ne = realloc(reg->e, nc * sizeof(*ne));
         if (ne) reg->e = ne;
         void **nh = ne ? realloc(reg->handles, nc * sizeof(*nh)) : NULL;
-        if (!nh) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto fail; }
-        reg->handles = nh;
+        if (nh) reg->handles = nh;
+        struct bt_format **nf = nh ? realloc(reg->fmts, nc * sizeof(*nf)) : NULL;
+        if (!nf) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto fail; }
+        reg->fmts = nf;
         reg->cap = nc;
+    }
+    reg->fmts[reg->n] = NULL;
+    if (d->kind == BT_KIND_FORMAT) { /* a copy gets its id (the plugin's table may be read-only) */
+        struct bt_format *f = malloc(sizeof *f);
+        if (!f) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto fail; }
+        memcpy(f, d->iface, sizeof *f);
+        if (bt_format_register(f, NULL) != BT_OK) {
+            free(f);
+            refuse(reg, err, BT_E_PLUGIN, path, "%sno free format id (at most %ld formats)", "",
+                   BT_TYPE_MAX - BT_TYPE_USER, 0);
+            goto fail;
+        }
+        reg->fmts[reg->n] = f;
     }
     reg->e[reg->n].desc = d;
     reg->e[reg->n].path = strdup(path);

@@ -25,7 +25,22 @@ static inline float bt_bf16_to_f32(uint16_t h) {
 }
 uint16_t bt_f32_to_bf16(float f);
 
-/* ---- type traits ------------------------------------------------------------------------- */
+/* ---- formats (bt_formats.c: descriptors of the built-in formats and registered ones) ------- */
+const struct bt_format *bt_format_get(uint32_t type);        /* NULL if unknown */
+const struct bt_format *bt_format_by_name(const char *name); /* case-insensitive; NULL if none */
+/* NULL if f is a valid new format, else why not */
+const char *bt_format_check(const struct bt_format *f);
+/* add f to this library's table: f->type gets an id >= BT_TYPE_USER */
+bt_status bt_format_register(struct bt_format *f, uint32_t *type);
+void      bt_format_unregister(uint32_t type);
+/* elements and bytes per block of fmt; 0 if fmt is unknown or its parameters invalid */
+int       bt_fmt_geometry(const struct bt_tfmt *fmt, uint32_t *block, uint32_t *block_bytes);
+uint32_t  bt_fmt_n_parts(const struct bt_tfmt *fmt); /* extra per-tensor parts */
+/* decode with the tensor's extra parts (NULL for formats without) */
+bt_status bt_to_f32_parts(const struct bt_tfmt *fmt, const void *const *parts, const void *src,
+                          float *dst, int64_t n);
+
+/* ---- type traits (through the descriptors) ---------------------------------------------- */
 const char *bt_type_name(uint32_t type);            /* "f32", "tq2_0", ... or "?" */
 int         bt_type_from_name(const char *name);    /* BT_TYPE_* or -1 (case-insensitive) */
 uint32_t    bt_type_block(uint32_t type);           /* elements per block (1 for scalars) */

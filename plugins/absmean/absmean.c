@@ -157,7 +157,8 @@ static bt_status am_quantize(void *ctx, const struct bt_qtensor *t, const struct
 
 /* second order (t->hess set): GPTQ ternary on the host engine, one plane, joint scale refit */
 static bt_status am_quantize_tensor(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
-                                    const float *src, void *dst, struct bt_qstats *stats, bt_err *err) {
+                                    const float *src, void *dst, void *const *parts, struct bt_qstats *stats, bt_err *err) {
+    (void)parts; /* MTQ has no extra parts */
     struct absmean *a = ctx;
     if (!t->hess) return am_quantize(ctx, t, fmt, src, t->rows, dst, stats, err);
     size_t rb = a->host->row_bytes(fmt, t->cols);

@@ -354,7 +354,8 @@ static bt_status so_run(struct residual *q, const struct bt_qtensor *t, const fl
 }
 
 static bt_status residual_quantize_tensor(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
-                                          const float *src, void *dst, struct bt_qstats *stats, bt_err *err) {
+                                          const float *src, void *dst, void *const *parts, struct bt_qstats *stats, bt_err *err) {
+    (void)parts; /* MTQ has no extra parts */
     struct residual *q = ctx;
     if (!t->hess) return residual_quantize(ctx, t, fmt, src, t->rows, dst, stats, err);
     const struct bt_host *h = q->host;

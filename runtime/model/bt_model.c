@@ -104,12 +104,10 @@ static void shape_str(const struct bt_tensor *t, char *buf, size_t n) {
     if (o < n) snprintf(buf + o, n - o, "}");
 }
 
-/* formats with an integer-dot kernel use int8 activations when act_q8 is on */
+/* formats with integer-dot products (BT_FMT_INTDOT) use int8 activations when act_q8 is on */
 static int use_q8(const bt_model *m, const struct bt_tfmt *f, int64_t cols) {
-    uint32_t ty = f->type;
-    int intdot = ty == BT_TYPE_TQ1_0 || ty == BT_TYPE_TQ2_0 || ty == BT_TYPE_MTQ ||
-                 ty == BT_TYPE_Q8_0 || ty == BT_TYPE_Q4_0;
-    return intdot && m->opts.act_q8 && cols % BT_ACT_Q8_BLOCK == 0;
+    const struct bt_format *d = bt_format_get(f->type);
+    return d && (d->flags & BT_FMT_INTDOT) && m->opts.act_q8 && cols % BT_ACT_Q8_BLOCK == 0;
 }
 
 /* look up name, check it is 2-D {rows, cols} (rows < 0: any), fill a linear view */
@@ -139,7 +137,7 @@ static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t c
                           (unsigned long long)t.nbytes);
     w->q8 = use_q8(m, &t.fmt, w->cols);
     if (tout) *tout = t;
-    return bt_lin_upload(m, w, t.data, err);
+    return bt_lin_upload(m, w, t.data, &t, err);
 }
 
 bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, const void *data,
@@ -148,11 +146,15 @@ bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, c
     if (!rb || (uint64_t)rb * (uint64_t)w->rows > nbytes)
         return bt_err_set(err, BT_E_FORMAT, "model: new data for '%s' (%s) has %llu bytes", w->name,
                           bt_type_name(fmt->type), (unsigned long long)nbytes);
+    if (bt_fmt_n_parts(fmt))
+        return bt_err_set(err, BT_E_UNSUPPORTED, "model: '%s': formats with extra parts (%s) cannot "
+                          "be swapped in", w->name, bt_type_name(fmt->type));
     struct bt_lin nw = *w;
+    memset(nw.parts, 0, sizeof nw.parts);
     nw.fmt       = *fmt;
     nw.row_bytes = rb;
     nw.q8        = use_q8(m, fmt, w->cols);
-    bt_status st = bt_lin_upload(m, &nw, data, err);
+    bt_status st = bt_lin_upload(m, &nw, data, NULL, err);
     if (st) return st;
     bt_lin_free(m, w);
     *w = nw;

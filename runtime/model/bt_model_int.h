@@ -17,7 +17,8 @@ struct bt_lin {
     int64_t        cols;      /* input features */
     size_t         row_bytes; /* bytes per packed row */
     bt_buf        *buf;       /* the weights: the reader's mapping wrapped, or uploaded */
-    int            owned;     /* 1 if buf is freed with this weight (0: an alias, e.g. tied) */
+    bt_buf        *parts[BT_MAX_PARTS]; /* the format's extra parts (codebooks), uploaded */
+    int            owned;     /* 1 if the buffers are freed with this weight (0: an alias) */
     int            q8;        /* 1: products use int8 activations (integer-dot formats, act_q8) */
 };
 
@@ -78,8 +79,10 @@ bt_status bt_ops_flush(bt_model *m, bt_err *err); /* run and clear the pending o
  * previous product with the same X slot */
 bt_status bt_ops_matmul(bt_model *m, const struct bt_lin *w, int xslot, int64_t xrow0,
                         int dslot, int64_t drow0, int ntok, int same, bt_err *err);
-/* weights into backend memory (wrapped if the backend can, else uploaded) */
-bt_status bt_lin_upload(bt_model *m, struct bt_lin *w, const void *data, bt_err *err);
+/* weights into backend memory (rows wrapped if the backend can, else uploaded; extra parts of
+ * t, if any, uploaded); t may be NULL for formats without parts */
+bt_status bt_lin_upload(bt_model *m, struct bt_lin *w, const void *data,
+                        const struct bt_tensor *t, bt_err *err);
 void      bt_lin_free(bt_model *m, struct bt_lin *w);
 /* rows ids[0..n) of w decoded to f32 into dst (n x cols; n <= n_batch), via the backend */
 bt_status bt_lin_rows_f32(bt_model *m, const struct bt_lin *w, const int32_t *ids, int n,

@@ -29,10 +29,13 @@ bt_status bt_model_tok_init(bt_model *m, bt_err *err) {
         snprintf(m->tok_err, sizeof m->tok_err, "model: no tokenizer.ggml.tokens metadata");
     } else {
         struct bt_tokenizer *tok = NULL;
-        if (bt_tokenizer_from_kvs(kvs, k, &tok, m->tok_err, sizeof m->tok_err) == BT_OK)
+        bt_err terr;
+        if (bt_tokenizer_from_kvs(kvs, k, &tok, &terr) == BT_OK) {
             m->tok = tok;
-        else
+        } else {
+            snprintf(m->tok_err, sizeof m->tok_err, "%.*s", (int)sizeof m->tok_err - 1, terr.msg);
             bt_log(BT_LOG_WARN, "%s", m->tok_err);
+        }
     }
     free(kvs);
 #else

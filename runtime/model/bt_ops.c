@@ -14,26 +14,24 @@ static struct bt_tfmt f32_fmt(void) {
 }
 
 struct bt_view bt_act_view(const bt_model *m, int slot, int64_t row0, int64_t nrows) {
-    struct bt_view v = {m->act, m->act_off[slot] + (uint64_t)(row0 * m->act_cols[slot]) * 4u,
-                        f32_fmt(), nrows, m->act_cols[slot]};
-    return v;
+    return bt_view_of(m->act, m->act_off[slot] + (uint64_t)(row0 * m->act_cols[slot]) * 4u,
+                      f32_fmt(), nrows, m->act_cols[slot]);
 }
 
 struct bt_view bt_par_view(const bt_model *m, uint64_t off, int64_t n) {
-    struct bt_view v = {m->par, off, f32_fmt(), 1, n};
-    return v;
+    return bt_view_of(m->par, off, f32_fmt(), 1, n);
 }
 
 struct bt_view bt_kv_view(const bt_model *m, int val, int layer) {
     int64_t nkv = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
     uint64_t per = (uint64_t)m->n_ctx * (uint64_t)nkv * 4u;
-    struct bt_view v = {m->kv, ((uint64_t)val * (uint64_t)m->hp.n_layer + (uint64_t)layer) * per,
-                        f32_fmt(), m->n_ctx, nkv};
-    return v;
+    return bt_view_of(m->kv, ((uint64_t)val * (uint64_t)m->hp.n_layer + (uint64_t)layer) * per,
+                      f32_fmt(), m->n_ctx, nkv);
 }
 
 struct bt_view bt_lin_view(const struct bt_lin *w) {
-    struct bt_view v = {w->buf, 0, w->fmt, w->rows, w->cols};
+    struct bt_view v = bt_view_of(w->buf, 0, w->fmt, w->rows, w->cols);
+    for (int k = 0; k < BT_MAX_PARTS; k++) v.parts[k] = w->parts[k];
     return v;
 }
 
@@ -78,8 +76,22 @@ bt_status bt_ops_matmul(bt_model *m, const struct bt_lin *w, int xslot, int64_t 
 }
 
 /* ---- weights ---------------------------------------------------------------------------------- */
-bt_status bt_lin_upload(bt_model *m, struct bt_lin *w, const void *data, bt_err *err) {
+static bt_status upload(bt_model *m, const void *data, uint64_t n, bt_buf **out, bt_err *err) {
+    bt_status st = bt_be_alloc(m->b, n, BT_BUF_WEIGHTS, out, err);
+    if (!st && (st = bt_be_write(m->b, *out, 0, data, n, err))) {
+        bt_be_free(m->b, *out);
+        *out = NULL;
+    }
+    return st;
+}
+
+bt_status bt_lin_upload(bt_model *m, struct bt_lin *w, const void *data,
+                        const struct bt_tensor *t, bt_err *err) {
     uint64_t n = (uint64_t)w->row_bytes * (uint64_t)w->rows;
+    uint32_t np = bt_fmt_n_parts(&w->fmt);
+    if (np && (!t || t->n_parts != np))
+        return bt_err_set(err, BT_E_FORMAT, "model: tensor '%s' (%s) needs %u extra parts, has %u",
+                          w->name, bt_type_name(w->fmt.type), np, t ? t->n_parts : 0);
     bt_buf *b = NULL;
     bt_status st = bt_be_wrap(m->b, data, n, &b, err);
     if (st == BT_E_UNSUPPORTED) {
@@ -90,11 +102,17 @@ bt_status bt_lin_upload(bt_model *m, struct bt_lin *w, const void *data, bt_err 
     }
     w->buf = b;
     w->owned = 1;
+    for (uint32_t k = 0; k < np; k++)
+        if ((st = upload(m, t->parts[k], t->part_bytes[k], &w->parts[k], err))) return st;
     return BT_OK;
 }
 
 void bt_lin_free(bt_model *m, struct bt_lin *w) {
-    if (w->owned) bt_be_free(m->b, w->buf);
+    if (w->owned) {
+        bt_be_free(m->b, w->buf);
+        for (int k = 0; k < BT_MAX_PARTS; k++) bt_be_free(m->b, w->parts[k]);
+    }
+    memset(w->parts, 0, sizeof w->parts);
     w->buf = NULL;
     w->owned = 0;
 }

@@ -1,6 +1,5 @@
 /* bt_tokenizer.c - builds a BPE tokenizer from GGUF tokenizer metadata; byte-level (GPT-2 /
  * Llama-3) and SentencePiece-style construction, special tokens and decoding pieces. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +11,6 @@ static const char regex_llama3[] =
     "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char regex_gpt2[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-
-static bt_status fail(char *err, size_t errlen, bt_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 static const struct bt_kv *kv_find(const struct bt_kv *kvs, uint32_t n, const char *key) {
     for (uint32_t i = 0; i < n; i++)
@@ -142,10 +131,9 @@ static void sort_specials(struct bt_special *s, uint32_t n, const char *arena) {
 }
 
 /* merges "a b" -> pair map; missing pieces are skipped */
-static bt_status build_merges(struct bt_tokenizer *t, const struct bt_kv *mk, char *err,
-                              size_t errlen) {
+static bt_status build_merges(struct bt_tokenizer *t, const struct bt_kv *mk, bt_err *err) {
     const char *const *ms = (const char *const *)mk->v.arr;
-    if (bt_pairmap_init(&t->pairs, (uint32_t)mk->n)) return fail(err, errlen, BT_E_NOMEM, "tokenizer: out of memory");
+    if (bt_pairmap_init(&t->pairs, (uint32_t)mk->n)) return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
     char *buf = NULL;
     size_t cap = 0;
     for (uint64_t r = 0; r < mk->n; r++) {
@@ -154,14 +142,14 @@ static bt_status build_merges(struct bt_tokenizer *t, const struct bt_kv *mk, ch
         const char *sp = strchr(m + 1, ' ');
         if (!sp) {
             free(buf);
-            return fail(err, errlen, BT_E_FORMAT, "tokenizer: merge %llu '%s' has no space",
-                        (unsigned long long)r, m);
+            return bt_err_set(err, BT_E_FORMAT, "tokenizer: merge %llu '%s' has no space",
+                              (unsigned long long)r, m);
         }
         size_t la = (size_t)(sp - m), lb = strlen(sp + 1);
         if (la + lb + 1 > cap) {
             cap = 2 * (la + lb + 1);
             char *nb = realloc(buf, cap);
-            if (!nb) { free(buf); return fail(err, errlen, BT_E_NOMEM, "tokenizer: out of memory"); }
+            if (!nb) { free(buf); return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory"); }
             buf = nb;
         }
         memcpy(buf, m, la);
@@ -171,7 +159,7 @@ static bt_status build_merges(struct bt_tokenizer *t, const struct bt_kv *mk, ch
         if (a < 0 || b < 0 || o < 0) continue;
         if (bt_pairmap_put(&t->pairs, a, b, (int32_t)r, o)) {
             free(buf);
-            return fail(err, errlen, BT_E_NOMEM, "tokenizer: out of memory");
+            return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
         }
     }
     free(buf);
@@ -186,13 +174,12 @@ static int cmp_score_desc(const void *a, const void *b) {
     return x[1] < y[1] ? -1 : x[1] > y[1];
 }
 
-static bt_status build_from_scores(struct bt_tokenizer *t, const struct bt_kv *sk, char *err,
-                                   size_t errlen) {
+static bt_status build_from_scores(struct bt_tokenizer *t, const struct bt_kv *sk, bt_err *err) {
     uint32_t n = t->n_vocab;
     double *ord = malloc((size_t)n * 2 * sizeof(*ord));
     if (!ord || bt_pairmap_init(&t->pairs, n)) {
         free(ord);
-        return fail(err, errlen, BT_E_NOMEM, "tokenizer: out of memory");
+        return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
     }
     for (uint32_t i = 0; i < n; i++) {
         ord[2 * i] = sk ? arr_f(sk, i) : 0.0;
@@ -210,7 +197,7 @@ static bt_status build_from_scores(struct bt_tokenizer *t, const struct bt_kv *s
             if (a < 0 || b < 0) continue;
             if (bt_pairmap_put(&t->pairs, a, b, (int32_t)r, (int32_t)id)) {
                 free(ord);
-                return fail(err, errlen, BT_E_NOMEM, "tokenizer: out of memory");
+                return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
             }
         }
     }
@@ -218,8 +205,7 @@ static bt_status build_from_scores(struct bt_tokenizer *t, const struct bt_kv *s
     return BT_OK;
 }
 
-static bt_status build_regex(struct bt_tokenizer *t, const char *pattern, char *err,
-                             size_t errlen) {
+static bt_status build_regex(struct bt_tokenizer *t, const char *pattern, bt_err *err) {
     int ec;
     PCRE2_SIZE eo;
     t->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec,
@@ -227,46 +213,46 @@ static bt_status build_regex(struct bt_tokenizer *t, const char *pattern, char *
     if (!t->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof(msg));
-        return fail(err, errlen, BT_E_FORMAT, "tokenizer: pre-tokenizer regex error at %zu: %s",
-                    (size_t)eo, (const char *)msg);
+        return bt_err_set(err, BT_E_FORMAT, "tokenizer: pre-tokenizer regex error at %zu: %s",
+                          (size_t)eo, (const char *)msg);
     }
     (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
     t->md = pcre2_match_data_create_from_pattern(t->re, NULL);
-    if (!t->md) return fail(err, errlen, BT_E_NOMEM, "tokenizer: out of memory");
+    if (!t->md) return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
     return BT_OK;
 }
 
 bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t nkv, struct bt_tokenizer **out,
-                                char *err, size_t errlen) {
-    if (err && errlen) err[0] = 0;
-    if (!out) return fail(err, errlen, BT_E_INVAL, "tokenizer: no output pointer");
+                                bt_err *err) {
+    if (err) bt_err_clear(err);
+    if (!out) return bt_err_set(err, BT_E_INVAL, "tokenizer: no output pointer");
     *out = NULL;
     const struct bt_kv *mk = kv_find(kvs, nkv, "tokenizer.ggml.model");
     if (!mk || mk->type != BT_KV_STRING || !mk->v.s)
-        return fail(err, errlen, BT_E_FORMAT, "tokenizer: tokenizer.ggml.model is missing");
+        return bt_err_set(err, BT_E_FORMAT, "tokenizer: tokenizer.ggml.model is missing");
     uint32_t mode = strcmp(mk->v.s, "gpt2") == 0 ? BT_TOK_GPT2
                     : strcmp(mk->v.s, "llama") == 0 ? BT_TOK_SPM : 0;
     if (!mode)
-        return fail(err, errlen, BT_E_UNSUPPORTED, "tokenizer: tokenizer model '%s' is not supported",
-                    mk->v.s);
+        return bt_err_set(err, BT_E_UNSUPPORTED, "tokenizer: tokenizer model '%s' is not supported",
+                          mk->v.s);
     const struct bt_kv *tk = kv_find(kvs, nkv, "tokenizer.ggml.tokens");
     if (!kv_is_strarr(tk) || tk->n == 0 || tk->n >= (1u << 30))
-        return fail(err, errlen, BT_E_FORMAT, "tokenizer: tokenizer.ggml.tokens is missing or not a string array");
+        return bt_err_set(err, BT_E_FORMAT, "tokenizer: tokenizer.ggml.tokens is missing or not a string array");
     const struct bt_kv *tt = kv_find(kvs, nkv, "tokenizer.ggml.token_type");
     const struct bt_kv *merges = kv_find(kvs, nkv, "tokenizer.ggml.merges");
     const struct bt_kv *scores = kv_find(kvs, nkv, "tokenizer.ggml.scores");
     if (tt && (!kv_is_numarr(tt) || tt->n != tk->n))
-        return fail(err, errlen, BT_E_FORMAT, "tokenizer: tokenizer.ggml.token_type has %llu entries, expected %llu",
-                    (unsigned long long)(tt->type == BT_KV_ARRAY ? tt->n : 0), (unsigned long long)tk->n);
+        return bt_err_set(err, BT_E_FORMAT, "tokenizer: tokenizer.ggml.token_type has %llu entries, expected %llu",
+                          (unsigned long long)(tt->type == BT_KV_ARRAY ? tt->n : 0), (unsigned long long)tk->n);
     if (scores && (!kv_is_numarr(scores) || scores->n != tk->n))
-        return fail(err, errlen, BT_E_FORMAT, "tokenizer: tokenizer.ggml.scores does not match the vocabulary");
+        return bt_err_set(err, BT_E_FORMAT, "tokenizer: tokenizer.ggml.scores does not match the vocabulary");
     if (merges && !kv_is_strarr(merges))
-        return fail(err, errlen, BT_E_FORMAT, "tokenizer: tokenizer.ggml.merges is not a string array");
+        return bt_err_set(err, BT_E_FORMAT, "tokenizer: tokenizer.ggml.merges is not a string array");
     if (mode == BT_TOK_GPT2 && !merges)
-        return fail(err, errlen, BT_E_FORMAT, "tokenizer: gpt2 tokenizer without tokenizer.ggml.merges");
+        return bt_err_set(err, BT_E_FORMAT, "tokenizer: gpt2 tokenizer without tokenizer.ggml.merges");
 
     struct bt_tokenizer *t = calloc(1, sizeof(*t));
-    if (!t) return fail(err, errlen, BT_E_NOMEM, "tokenizer: out of memory");
+    if (!t) return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
     bt_status st = BT_E_NOMEM;
     uint32_t n = (uint32_t)tk->n;
     const char *const *toks = (const char *const *)tk->v.arr;
@@ -275,7 +261,7 @@ bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t nkv, struct bt
     t->bos = t->eos = t->unk = -1;
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++) total += (toks[i] ? strlen(toks[i]) : 0) + 1;
-    if (total >= UINT32_MAX) { st = fail(err, errlen, BT_E_FORMAT, "tokenizer: vocabulary too large"); goto fail; }
+    if (total >= UINT32_MAX) { st = bt_err_set(err, BT_E_FORMAT, "tokenizer: vocabulary too large"); goto fail; }
     t->text = malloc(total);
     t->piece = malloc(total);
     t->text_off = malloc(n * sizeof(uint32_t));
@@ -315,8 +301,8 @@ bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t nkv, struct bt
     }
 
     /* merges */
-    if (merges) st = build_merges(t, merges, err, errlen);
-    else st = build_from_scores(t, scores, err, errlen);
+    if (merges) st = build_merges(t, merges, err);
+    else st = build_from_scores(t, scores, err);
     if (st) goto fail;
 
     /* specials: control and user-defined tokens, matched verbatim */
@@ -361,16 +347,16 @@ bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t nkv, struct bt
         else if (llama3) pattern = regex_llama3;
         else if (strcmp(pname, "default") == 0 || strcmp(pname, "gpt2") == 0) pattern = regex_gpt2;
         else {
-            st = fail(err, errlen, BT_E_UNSUPPORTED,
-                      "tokenizer: pre-tokenizer '%s' is not supported (no bt.tokenizer.regex)", pname);
+            st = bt_err_set(err, BT_E_UNSUPPORTED,
+                            "tokenizer: pre-tokenizer '%s' is not supported (no bt.tokenizer.regex)", pname);
             goto fail;
         }
-        if ((st = build_regex(t, pattern, err, errlen))) goto fail;
+        if ((st = build_regex(t, pattern, err))) goto fail;
     }
     *out = t;
     return BT_OK;
 nomem:
-    st = fail(err, errlen, BT_E_NOMEM, "tokenizer: out of memory");
+    st = bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
 fail:
     bt_tokenizer_free(t);
     return st;

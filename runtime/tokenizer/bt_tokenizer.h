@@ -6,19 +6,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bt/bt_plugin.h"
+#include "bt/bt.h" /* bt_err (status + msg), bt_err_set/bt_err_clear (bt_types) */
 
 struct bt_tokenizer;
 
 /* Builds a tokenizer from metadata key/values (copied; kvs may be freed afterwards).
  * Reads tokenizer.ggml.{model,tokens,token_type,merges,scores,pre,bos_token_id,eos_token_id,
  * unknown_token_id,add_bos_token,add_space_prefix} and bt.tokenizer.{regex,ignore_merges}.
- * On failure *out = NULL and errbuf holds "tokenizer: ...". */
+ * err is cleared on entry; on failure *out = NULL and err holds the status and
+ * "tokenizer: ...". err may be NULL. */
 bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t n, struct bt_tokenizer **out,
-                                char *errbuf, size_t errlen);
-/* dir/tokenizer.json (+ dir/tokenizer_config.json) through bt_hf_tokenizer_kvs. */
-bt_status bt_tokenizer_from_hf_dir(const char *dir, struct bt_tokenizer **out, char *errbuf,
-                                   size_t errlen);
+                                bt_err *err);
+/* dir/tokenizer.json (+ dir/tokenizer_config.json) through bt_hf_tokenizer_kvs; err as above
+ * (messages from bt_hf_tokenizer_kvs are passed through unchanged). */
+bt_status bt_tokenizer_from_hf_dir(const char *dir, struct bt_tokenizer **out, bt_err *err);
 void bt_tokenizer_free(struct bt_tokenizer *tok); /* NULL is a no-op */
 
 /* Encodes len bytes of text (any bytes: invalid UTF-8 and NULs are encoded losslessly through

@@ -7,21 +7,23 @@
 #include "bt_tokenizer.h"
 #include "hf_tokenizer.h"
 
-bt_status bt_tokenizer_from_hf_dir(const char *dir, struct bt_tokenizer **out, char *errbuf,
-                                   size_t errlen) {
+bt_status bt_tokenizer_from_hf_dir(const char *dir, struct bt_tokenizer **out, bt_err *err) {
+    if (err) bt_err_clear(err);
     if (out) *out = NULL;
-    if (!dir || !out) {
-        if (errbuf && errlen) snprintf(errbuf, errlen, "tokenizer: no folder or output pointer");
-        return BT_E_INVAL;
-    }
+    if (!dir || !out) return bt_err_set(err, BT_E_INVAL, "tokenizer: no folder or output pointer");
     size_t dl = strlen(dir);
     char *path = malloc(dl + 32);
-    if (!path) return BT_E_NOMEM;
+    if (!path) return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
     snprintf(path, dl + 32, "%s%stokenizer.json", dir, dl && dir[dl - 1] == '/' ? "" : "/");
     struct bt_kvlist kvs = {0};
-    bt_status st = bt_hf_tokenizer_kvs(path, &kvs, errbuf, errlen);
+    /* bt_hf_tokenizer_kvs still reports through a plain buffer: let it write err->msg directly */
+    bt_status st = bt_hf_tokenizer_kvs(path, &kvs, err ? err->msg : NULL, err ? sizeof(err->msg) : 0);
     free(path);
-    if (st == BT_OK) st = bt_tokenizer_from_kvs(kvs.kv, kvs.n, out, errbuf, errlen);
+    if (st != BT_OK) {
+        if (err) err->status = st;
+    } else {
+        st = bt_tokenizer_from_kvs(kvs.kv, kvs.n, out, err); /* clears a warning left in msg */
+    }
     bt_kvlist_free(&kvs);
     return st;
 }

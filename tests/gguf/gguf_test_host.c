@@ -73,6 +73,8 @@ const struct bt_host th_host = {
     .opt_float = th_opt_float,
     .row_bytes = bt_fmt_row_bytes,
     .to_f32 = bt_to_f32,
+    .format = bt_format_get,
+    .format_by_name = bt_format_by_name,
 };
 
 const struct bt_plugin *th_load(const char *path, uint32_t kind) {

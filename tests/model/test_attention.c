@@ -59,10 +59,10 @@ static int attn_run(struct bt_backend *b, const struct prob *p, const float *q, 
     struct bt_op op;
     memset(&op, 0, sizeof op);
     op.code = BT_OP_ATTN;
-    op.dst = (struct bt_view){bo, 0, f32, ntok, (int64_t)nq};
-    op.src[0] = (struct bt_view){bq, 0, f32, ntok, (int64_t)nq};
-    op.src[1] = (struct bt_view){bk, 0, f32, p->n_ctx, (int64_t)nkv};
-    op.src[2] = (struct bt_view){bv, 0, f32, p->n_ctx, (int64_t)nkv};
+    op.dst = bt_view_of(bo, 0, f32, ntok, (int64_t)nq);
+    op.src[0] = bt_view_of(bq, 0, f32, ntok, (int64_t)nq);
+    op.src[1] = bt_view_of(bk, 0, f32, p->n_ctx, (int64_t)nkv);
+    op.src[2] = bt_view_of(bv, 0, f32, p->n_ctx, (int64_t)nkv);
     op.n_head = p->nh;
     op.n_head_kv = p->nkvh;
     op.head_dim = p->hd;

@@ -28,7 +28,7 @@ static void run_op(struct bt_backend *b, struct bt_op *op, float *io, int64_t n,
     CHECK_EQ(bt_be_write(b, bx, 0, io, (uint64_t)n * 4, &err), BT_OK);
     CHECK_EQ(bt_be_write(b, bp, 0, par, (uint64_t)npar * 4, &err), BT_OK);
     struct bt_tfmt f32 = {BT_TYPE_F32, 0, 0, 0};
-    struct bt_view x = {bx, 0, f32, 1, n}, p = {bp, 0, f32, 1, npar};
+    struct bt_view x = bt_view_of(bx, 0, f32, 1, n), p = bt_view_of(bp, 0, f32, 1, npar);
     op->dst = op->src[0] = x;
     op->src[1] = p;
     CHECK_EQ(bt_be_run(b, op, 1, &err), BT_OK);

@@ -59,6 +59,8 @@ static const struct bt_host test_host = {
     .opt_float = h_opt_float,
     .row_bytes = bt_fmt_row_bytes,
     .to_f32 = bt_to_f32,
+    .format = bt_format_get,
+    .format_by_name = bt_format_by_name,
 };
 
 /* ---- printing ------------------------------------------------------------------------------- */

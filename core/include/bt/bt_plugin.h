@@ -68,6 +68,50 @@ struct bt_tfmt {
     uint32_t layout;   /* BT_TYPE_MTQ: 0 = 2-bit interleaved, 1 = compact base-3; else 0 */
 };
 
+/* ---- formats as data -----------------------------------------------------------------------
+ * Every storage format is described by a struct bt_format. The built-in ones (BT_TYPE_F32 ..
+ * BT_TYPE_MTQ) live in the core; a format plugin (kind BT_KIND_FORMAT, iface = its struct
+ * bt_format) adds one, and the core gives it an id >= BT_TYPE_USER when it loads (files name a
+ * plugin format, never its id). struct bt_tfmt is {type, three parameters the descriptor
+ * interprets} (MTQ: planes, block, layout). A format may have per-tensor parts beside its packed
+ * rows (e.g. a codebook): part_info names them and gives their sizes; tensors carry them in
+ * struct bt_tensor.parts, backends in struct bt_view.parts. Kernels for a format live in the
+ * backends, which say what they run through supports_op. Plugins find any format (built-in or
+ * registered) through host->format / host->format_by_name. docs/plugin-abi.md: "Writing a
+ * format". */
+#define BT_TYPE_USER   32 /* first id given to format plugins */
+#define BT_TYPE_MAX    64 /* ids are < BT_TYPE_MAX */
+#define BT_MAX_PARTS   4  /* extra parts per tensor */
+#define BT_GGUF_NONE   0xffffffffu
+enum {
+    BT_FMT_WEIGHT = 1u, /* a weight format (readers, quantizers and backends deal in it) */
+    BT_FMT_INTDOT = 2u, /* products run integer dots: they take int8 activations (BT_ACT_Q8) */
+    BT_FMT_PARAMS = 4u, /* the bt_tfmt parameters matter (else they must be 0) */
+};
+struct bt_format {
+    uint32_t    struct_size;
+    uint32_t    type;      /* built-ins: BT_TYPE_*; plugins: 0 (the core assigns the id) */
+    const char *name;      /* "tq2_0", "mtq": [a-z0-9_]+, unique */
+    uint32_t    flags;     /* BT_FMT_* */
+    uint32_t    gguf_type; /* ggml type id in GGUF, or BT_GGUF_NONE: stored as I8 rows of the
+                            * packed bytes with a bt.fmt.<tensor> key (docs/formats.md) */
+    /* elements and bytes per block of a row for fmt's parameters; 0 if they are invalid */
+    int (*geometry)(const struct bt_tfmt *fmt, uint32_t *block, uint32_t *block_bytes);
+    /* decode n elements (whole blocks, any number of rows); parts: the tensor's extra parts
+     * (NULL when the format has none) */
+    bt_status (*to_f32)(const struct bt_tfmt *fmt, const void *const *parts, const void *src,
+                        float *dst, int64_t n);
+    /* (optional) round-to-nearest encode of n elements (whole blocks, no extra parts) */
+    bt_status (*from_f32)(const struct bt_tfmt *fmt, const float *src, void *dst, int64_t n);
+    /* (optional) the name with its parameters, e.g. "mtq3x256c" (default: name) */
+    void (*describe)(const struct bt_tfmt *fmt, char *buf, size_t n);
+    /* (optional, default: none) extra parts of a rows x cols tensor: how many (< BT_MAX_PARTS),
+     * and part k's name ([a-z0-9_]+, e.g. "codebook") and size in bytes */
+    uint32_t (*n_parts)(const struct bt_tfmt *fmt);
+    bt_status (*part_info)(const struct bt_tfmt *fmt, int64_t rows, int64_t cols, uint32_t k,
+                           const char **name, uint64_t *nbytes);
+};
+
 /* ---- metadata key/values (GGUF value-type vocabulary) --------------------------------- */
 enum {
     BT_KV_U8 = 0, BT_KV_I8 = 1, BT_KV_U16 = 2, BT_KV_I16 = 3, BT_KV_U32 = 4, BT_KV_I32 = 5,
@@ -115,6 +159,11 @@ struct bt_tensor {
     const void    *data;      /* raw bytes (mmap); NULL if the reader cannot map it */
     uint64_t       nbytes;
     uint32_t       flags;     /* BT_TENSOR_* */
+    /* the format's extra parts (struct bt_format.part_info), e.g. a codebook; n_parts = 0 for
+     * formats without */
+    uint32_t       n_parts;
+    const void    *parts[BT_MAX_PARTS];
+    uint64_t       part_bytes[BT_MAX_PARTS];
 };
 #define BT_TENSOR_ROPE_HALVES 1u /* q/k rows in HF rotate-half order (needs permuting for GGUF) */
 
@@ -184,6 +233,9 @@ struct bt_host {
     /* solve A x = b for a symmetric positive definite A (n x n, row-major f64, destroyed);
      * b is replaced by x. BT_E_INVAL if A is not positive definite. */
     bt_status (*spd_solve)(int64_t n, double *A, double *b);
+    /* formats: the descriptor of a type id, or by name (NULL if unknown) */
+    const struct bt_format *(*format)(uint32_t type);
+    const struct bt_format *(*format_by_name)(const char *name);
 };
 
 /* ---- options a plugin declares (drive INI validation and `bt-pipeline plugins`) --------- */
@@ -201,7 +253,8 @@ struct bt_option {
 };
 
 /* ---- plugin kinds -------------------------------------------------------------------------*/
-enum { BT_KIND_READER = 1, BT_KIND_WRITER = 2, BT_KIND_QUANTIZER = 3, BT_KIND_BACKEND = 4 };
+enum { BT_KIND_READER = 1, BT_KIND_WRITER = 2, BT_KIND_QUANTIZER = 3, BT_KIND_BACKEND = 4,
+       BT_KIND_FORMAT = 5 /* iface = struct bt_format */ };
 
 /* Reader: opens a model, lists tensors and metadata. Instance state is ctx (ctx_size bytes,
  * zeroed, owned by the core). A failed open leaves nothing allocated; close is then not called. */
@@ -275,12 +328,14 @@ struct bt_quantizer_i {
      * core for global budget allocation (budget_bpw / budget_bytes). */
     int (*error_curve)(void *ctx, const struct bt_qtensor *t, const float *src, int64_t nrows,
                        double err2[8], bt_err *err);
-    /* (optional, ABI 1.1) the whole tensor at once: src is t->rows x t->cols f32, dst gets
-     * t->rows packed rows of fmt. Required for second_order (t->hess set): the column loop
+    /* (optional) the whole tensor at once: src is t->rows x t->cols f32, dst gets t->rows
+     * packed rows of fmt, parts[k] the format's extra part k (struct bt_format.part_info sizes;
+     * NULL when it has none): required for formats with parts (codebooks). Required for second_order (t->hess set): the column loop
      * needs every row of a column. With t->hess set, error_curve should return the
      * Hessian-weighted error tr(E H E^T) of the second-order result. */
     bt_status (*quantize_tensor)(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
-                                 const float *src, void *dst, struct bt_qstats *stats, bt_err *err);
+                                 const float *src, void *dst, void *const *parts,
+                                 struct bt_qstats *stats, bt_err *err);
 };
 
 /* ---- backends (ABI 2) ---------------------------------------------------------------------
@@ -301,7 +356,16 @@ struct bt_view {
     uint64_t       off;
     struct bt_tfmt fmt;
     int64_t        rows, cols;
+    bt_buf        *parts[BT_MAX_PARTS]; /* a weight's extra parts (whole buffers), in the order of
+                                         * its format's part_info; NULL for formats without */
 };
+
+/* a view without extra parts */
+static inline struct bt_view bt_view_of(bt_buf *buf, uint64_t off, struct bt_tfmt fmt, int64_t rows,
+                                        int64_t cols) {
+    struct bt_view v = {buf, off, fmt, rows, cols, {NULL, NULL, NULL, NULL}};
+    return v;
+}
 
 /* Ops. W = a weight view in any supported format; every other view is F32 unless noted.
  * "ntok" = dst.rows. Aliasing: dst may be the same view as src[0] where marked (in place). */
