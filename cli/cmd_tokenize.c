@@ -13,13 +13,11 @@
 /* tokenizer for a model path: HF folder directly, otherwise from a reader's metadata */
 static bt_status load_tokenizer(const char *model, const struct bt_cli_opts *o, struct bt_tokenizer **tok,
                                 bt_err *err) {
-    char path[4096], msg[512] = "";
+    char path[4096];
     struct stat sb;
     snprintf(path, sizeof(path), "%s/tokenizer.json", model);
     if (stat(path, &sb) == 0) {
-        bt_status st = bt_tokenizer_from_hf_dir(model, tok, msg, sizeof(msg));
-        if (st) bt_err_set(err, st, "%s", msg);
-        return st;
+        return bt_tokenizer_from_hf_dir(model, tok, err);
     }
     bt_registry *reg = bt_cli_registry(o);
     if (!reg) return bt_err_set(err, BT_E_NOMEM, "out of memory");
@@ -31,8 +29,10 @@ static bt_status load_tokenizer(const char *model, const struct bt_cli_opts *o, 
         uint32_t k = 0;
         for (uint32_t i = 0; kvs && i < n; i++)
             if (r->i->kv_get(r->ctx, i, &kvs[k]) == BT_OK) k++;
-        st = kvs ? bt_tokenizer_from_kvs(kvs, k, tok, msg, sizeof(msg)) : BT_E_NOMEM;
-        if (st) bt_err_set(err, st, "%s: %s", model, msg);
+        bt_err terr;
+        bt_err_clear(&terr);
+        st = kvs ? bt_tokenizer_from_kvs(kvs, k, tok, &terr) : BT_E_NOMEM;
+        if (st) bt_err_set(err, st, "%s: %s", model, terr.msg);
         free(kvs);
         bt_reader_close(r);
     }

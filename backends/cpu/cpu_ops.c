@@ -302,6 +302,7 @@ static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *e
 bt_status bt_cpu_run(void *ctx, const struct bt_op *ops, uint32_t n, bt_err *err) {
     struct bt_cpu_ctx *c = ctx;
     if (!ops && n) return c->host->set_error(err, BT_E_INVAL, "cpu: run with a NULL op list");
+    c->q8_src = NULL; /* BT_OPF_SAME_INPUT refers to a product earlier in this list only */
     for (uint32_t i = 0; i < n; i++) {
         bt_status st = run_one(c, &ops[i], err);
         if (st) return st;

@@ -1,6 +1,7 @@
-/* budget.c - global plane allocation for multi-plane quantizers: estimate each tensor's error
- * curve (1..N planes) on a fixed row sample, then add planes where they remove the most error
- * per byte until the budget (bits/weight or total bytes) is used. The error is the squared
+/* budget.c - global format allocation: for every tensor whose format the quantizer leaves open,
+ * its candidate formats (error_curve: e.g. MTQ with 1..N planes) and their errors on a fixed
+ * row sample; then step tensors up to larger candidates where that removes the most error per
+ * byte until the budget (bits/weight or total bytes) is used. The error is the squared
  * error (column-weighted with a calibration file), or with second_order the Hessian-weighted
  * error tr(E H E^T) of the second-order result, which is the tensor's output error on the
  * calibration activations: by default relative to the tensor's output energy tr(W H W^T) and
@@ -16,12 +17,13 @@
 #define SAMPLE_ROWS 128
 
 struct cand {
-    uint32_t idx;         /* tensor index */
-    int      n_max;       /* curve length */
-    int      n;           /* current planes */
-    double   err2[8];     /* estimated full-tensor squared error for 1..n_max planes */
-    double   bytes[8];    /* output bytes for 1..n_max planes */
-    int64_t  weights;     /* rows * cols */
+    uint32_t       idx;                     /* tensor index */
+    int            n_max;                   /* candidates */
+    int            n;                       /* current choice + 1 */
+    struct bt_tfmt fmt[BT_MAX_CANDIDATES];  /* the quantizer's candidates, smallest first */
+    double         err2[BT_MAX_CANDIDATES]; /* estimated full-tensor squared error of each */
+    double         bytes[BT_MAX_CANDIDATES]; /* output bytes of each */
+    int64_t        weights;                 /* rows * cols */
 };
 
 /* error curve of one tensor on SAMPLE_ROWS evenly spaced rows, scaled to the whole tensor */
@@ -42,8 +44,9 @@ static bt_status curve(struct bt_convert_args *a, struct bt_reader *r, struct bt
         st = bt_convert_hessian(a, t, &h, err);
         struct bt_qtensor qt = {.name = t->name, .rows = rows, .cols = cols, .want = p->fmt,
                                 .col_weight = a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL, .hess = h};
-        int n = st ? 0 : q->i->error_curve(q->ctx, &qt, buf, ns, c->err2, err);
-        if (n < 1 || n > 8) st = err->status ? err->status : bt_err_set(err, BT_E_PLUGIN, "%s: error_curve failed", t->name);
+        int n = st ? 0 : q->i->error_curve(q->ctx, &qt, buf, ns, c->fmt, c->err2, err);
+        if (n < 1 || n > BT_MAX_CANDIDATES)
+            st = err->status ? err->status : bt_err_set(err, BT_E_PLUGIN, "%s: error_curve failed", t->name);
         c->n_max = n;
         double scale = (double)rows / (double)ns;
         if (h && n >= 1 && a->budget_relative) { /* fraction of the output energy lost x weights */
@@ -54,11 +57,15 @@ static bt_status curve(struct bt_convert_args *a, struct bt_reader *r, struct bt
             free(Y);
             if (ref > 0) scale = (double)rows * (double)cols / ref;
         }
-        for (int k = 0; k < n; k++) {
-            struct bt_tfmt f = p->fmt;
-            f.planes = (uint32_t)(k + 1);
+        for (int k = 0; k < n && !st; k++) {
             c->err2[k] *= scale;
-            c->bytes[k] = (double)bt_fmt_row_bytes(&f, cols) * (double)rows;
+            c->bytes[k] = (double)bt_fmt_row_bytes(&c->fmt[k], cols) * (double)rows;
+            if (!(c->bytes[k] > 0) || (k && c->bytes[k] < c->bytes[k - 1])) {
+                char fs[32];
+                bt_fmt_str(&c->fmt[k], fs, sizeof fs);
+                st = bt_err_set(err, BT_E_PLUGIN, "%s: error_curve candidate %d (%s) cannot hold %lld "
+                                "columns or is smaller than the one before", t->name, k, fs, (long long)cols);
+            }
         }
         c->weights = rows * cols;
     }
@@ -68,10 +75,10 @@ static bt_status curve(struct bt_convert_args *a, struct bt_reader *r, struct bt
 }
 
 bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
-                             uint32_t *planes, bt_err *err) {
+                             struct bt_tfmt *chosen, bt_err *err) {
     const struct bt_quantizer_i *qi = q->i;
     if (!BT_HAS(qi, error_curve))
-        return bt_err_set(err, BT_E_INVAL, "[quantize] budget_bpw/budget_bytes need a quantizer with a variable plane count ('%s' has none)",
+        return bt_err_set(err, BT_E_INVAL, "[quantize] budget_bpw/budget_bytes need a quantizer that offers candidate formats (error_curve; '%s' has none)",
                           q->entry->desc->name);
     uint32_t nt = r->i->tensor_count(r->ctx);
     struct cand *c = calloc(nt + 1, sizeof(*c));
@@ -83,8 +90,9 @@ bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, str
         struct bt_tensor t;
         struct tensor_plan p;
         if ((st = r->i->tensor_get(r->ctx, i, &t, err))) break;
-        if ((st = bt_convert_plan(a, q, NULL, &t, 0, &p, err))) break;
-        if (p.quantize && p.fmt.type == BT_TYPE_MTQ && p.fmt.planes == 0) {
+        if ((st = bt_convert_plan(a, q, NULL, &t, NULL, &p, err))) break;
+        uint32_t gb, gbb;
+        if (p.quantize && !bt_fmt_geometry(&p.fmt, &gb, &gbb)) { /* left open by the quantizer */
             c[nc].idx = i;
             c[nc].n = 1;
             st = curve(a, r, q, i, &t, &p, &c[nc], err);
@@ -95,13 +103,13 @@ bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, str
         }
     }
     if (st == BT_OK && nc == 0)
-        st = bt_err_set(err, BT_E_INVAL, "[quantize] budget given but no tensor has a free plane count (use bases = auto)");
+        st = bt_err_set(err, BT_E_INVAL, "[quantize] budget given but the quantizer leaves no tensor's format open (residual: use bases = auto)");
     double budget = 0, used = 0;
     if (st == BT_OK) {
         budget = a->budget_bpw > 0 ? a->budget_bpw * q_weights / 8.0 : (double)a->budget_bytes - fixed_bytes;
         for (int k = 0; k < nc; k++) used += c[k].bytes[0];
         if (used > budget)
-            st = bt_err_set(err, BT_E_INVAL, "[quantize] budget too small: one plane per tensor already needs %.4f bits/weight (%.0f bytes; budget %.0f)",
+            st = bt_err_set(err, BT_E_INVAL, "[quantize] budget too small: the smallest format of every tensor already needs %.4f bits/weight (%.0f bytes; budget %.0f)",
                             8.0 * used / q_weights, used + (a->budget_bpw > 0 ? 0 : fixed_bytes),
                             a->budget_bpw > 0 ? budget : (double)a->budget_bytes);
     }
@@ -122,7 +130,7 @@ bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, str
         c[best].n++;
     }
     if (st == BT_OK) {
-        for (int k = 0; k < nc; k++) planes[c[k].idx] = (uint32_t)c[k].n;
+        for (int k = 0; k < nc; k++) chosen[c[k].idx] = c[k].fmt[c[k].n - 1];
         bt_log(BT_LOG_INFO, "budget: %d tensors, %.4f bits/weight used of %.4f", nc, 8.0 * used / q_weights,
                8.0 * budget / q_weights);
     }

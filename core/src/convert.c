@@ -70,7 +70,7 @@ static int all_finite(const float *x, int64_t n) {
 
 
 bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
-                          const struct bt_tensor *t, uint32_t want_planes, struct tensor_plan *p,
+                          const struct bt_tensor *t, const struct bt_tfmt *chosen, struct tensor_plan *p,
                           bt_err *err) {
     memset(p, 0, sizeof(*p));
     int64_t cols = bt_tensor_cols(t);
@@ -87,13 +87,14 @@ bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, str
         struct bt_qtensor qt = {.name = t->name, .rows = bt_tensor_rows(t), .cols = cols};
         int ty = bt_type_from_name(a->type);
         qt.want = bt_fmt(ty < 0 ? BT_TYPE_TQ2_0 : (uint32_t)ty);
-        qt.want.planes = want_planes;
+        if (chosen) { qt.want = *chosen; qt.want_exact = 1; }
         qt.col_weight = a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL;
         bt_err e2;
         bt_err_clear(&e2);
         bt_status st = q->i->plan(q->ctx, &qt, &p->fmt, &e2);
         if (st == BT_OK) {
-            if (w && p->fmt.planes != 0 && !bt_writer_supports(w, &p->fmt)) {
+            uint32_t gb, gbb;
+            if (w && bt_fmt_geometry(&p->fmt, &gb, &gbb) && !bt_writer_supports(w, &p->fmt)) {
                 char fs[32];
                 bt_fmt_str(&p->fmt, fs, sizeof(fs));
                 return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer '%s' cannot store %s", t->name, w->entry->desc->name, fs);
@@ -115,14 +116,15 @@ bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, str
     return BT_OK;
 }
 
-/* plan()==planes 0: the quantizer decides from the whole tensor (bases = auto, target_rmse) */
-static bt_status decide_planes(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
+/* plan() left the format open: the quantizer decides from the whole tensor (bases = auto,
+ * target_rmse) */
+static bt_status decide_fmt(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
                                uint32_t idx, const struct bt_tensor *t, struct tensor_plan *p,
                                float *whole, bt_err *err) {
     int64_t rows = bt_tensor_rows(t), cols = bt_tensor_cols(t);
     const struct bt_quantizer_i *qi = q->i;
     if (!BT_HAS(qi, decide))
-        return bt_err_set(err, BT_E_PLUGIN, "%s: quantizer '%s' asked to decide the plane count but has no decide()",
+        return bt_err_set(err, BT_E_PLUGIN, "%s: quantizer '%s' left the format open but has no decide()",
                           t->name, q->entry->desc->name);
     struct read_job j = {r, idx, 0, cols, whole, BT_OK, {0, ""}};
     bt_parallel_for(rows, 1, read_rows, &j);
@@ -131,7 +133,9 @@ static bt_status decide_planes(struct bt_convert_args *a, struct bt_reader *r, s
                             .col_weight = a->colw_fn ? a->colw_fn(a->colw_ctx, t->name, cols) : NULL};
     bt_status st = qi->decide(q->ctx, &qt, whole, &p->fmt, err);
     if (st) return err->status ? st : bt_err_set(err, st, "%s: decide failed", t->name);
-    if (!p->fmt.planes) return bt_err_set(err, BT_E_PLUGIN, "%s: decide() chose no plane count", t->name);
+    uint32_t gb, gbb;
+    if (!bt_fmt_geometry(&p->fmt, &gb, &gbb))
+        return bt_err_set(err, BT_E_PLUGIN, "%s: decide() left the format incomplete", t->name);
     return BT_OK;
 }
 
@@ -198,16 +202,17 @@ static bt_status parts_alloc(const struct bt_tfmt *fmt, int64_t rows, int64_t co
 
 static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
                                 struct bt_writer *w, uint32_t idx, const struct bt_tensor *t,
-                                uint32_t want_planes, struct bt_report_row *row, bt_err *err) {
+                                const struct bt_tfmt *chosen, struct bt_report_row *row, bt_err *err) {
     struct tensor_plan p;
-    bt_status st = bt_convert_plan(a, q, w, t, want_planes, &p, err);
+    bt_status st = bt_convert_plan(a, q, w, t, chosen, &p, err);
     if (st) return st;
     int64_t rows = bt_tensor_rows(t), cols = bt_tensor_cols(t);
     float *whole = NULL;
-    if (p.quantize && p.fmt.planes == 0 && p.fmt.type == BT_TYPE_MTQ) {
+    uint32_t gb, gbb;
+    if (p.quantize && !bt_fmt_geometry(&p.fmt, &gb, &gbb)) {
         if (!(whole = malloc((size_t)rows * cols * sizeof(float))))
             return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", t->name);
-        if ((st = decide_planes(a, r, q, idx, t, &p, whole, err))) { free(whole); return st; }
+        if ((st = decide_fmt(a, r, q, idx, t, &p, whole, err))) { free(whole); return st; }
         if (!bt_writer_supports(w, &p.fmt)) {
             free(whole);
             return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer cannot store the chosen format", t->name);
@@ -377,7 +382,8 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     struct bt_quantizer *q = NULL;
     struct bt_writer *w = NULL;
     struct bt_kv *kvs = NULL;
-    uint32_t *planes = NULL, *order = NULL;
+    struct bt_tfmt *chosen = NULL;
+    uint32_t *order = NULL;
     struct bt_report rep;
     memset(&rep, 0, sizeof(rep));
     double t0 = now();
@@ -401,8 +407,9 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     }
     if (q && a->entry_fn && (st = check_calibration(a, r, nt, err))) goto done;
     if (q && (a->budget_bpw > 0 || a->budget_bytes > 0)) {
-        if (!(planes = calloc(nt + 1, sizeof(*planes)))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
-        if ((st = bt_budget_allocate(a, r, q, planes, err))) goto done;
+        if (!(chosen = calloc(nt + 1, sizeof(*chosen)))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
+        for (uint32_t i = 0; i < nt; i++) chosen[i].type = UINT32_MAX; /* none */
+        if ((st = bt_budget_allocate(a, r, q, chosen, err))) goto done;
     }
     kvs = calloc(n_kv + 2, sizeof(*kvs));
     if (!kvs) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
@@ -431,7 +438,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
         bt_fmt_str(&t.fmt, row.type_in, sizeof(row.type_in));
         row.bytes_in = t.nbytes;
         double ts = now();
-        st = convert_tensor(a, r, q, w, i, &t, planes ? planes[i] : 0, &row, err);
+        st = convert_tensor(a, r, q, w, i, &t, chosen && chosen[i].type != UINT32_MAX ? &chosen[i] : NULL, &row, err);
         row.seconds = now() - ts;
         if (st == BT_OK) st = bt_report_add(&rep, &row) ? bt_err_set(err, BT_E_NOMEM, "out of memory") : BT_OK;
         if (st == BT_OK && a->progress && !a->quiet)
@@ -456,7 +463,7 @@ done:
     bt_optset_free(a->quant_opts);
     bt_optset_free(a->writer_opts);
     free(kvs);
-    free(planes);
+    free(chosen);
     free(order);
     bt_report_free(&rep);
     return st;

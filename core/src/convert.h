@@ -39,7 +39,7 @@ struct bt_convert_args {
 };
 
 struct tensor_plan {
-    struct bt_tfmt fmt;      /* output format (planes 0 = quantizer decides) */
+    struct bt_tfmt fmt;      /* output format (invalid geometry: the quantizer decides) */
     int            quantize; /* 1 if the quantizer handles it */
     char           note[96]; /* why it was kept */
 };
@@ -47,13 +47,14 @@ struct tensor_plan {
 bt_status bt_convert(struct bt_convert_args *a, bt_err *err);
 /* the output format of t (quantize or keep); w may be NULL (no writer check) */
 bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
-                          const struct bt_tensor *t, uint32_t want_planes, struct tensor_plan *p,
+                          const struct bt_tensor *t, const struct bt_tfmt *chosen, struct tensor_plan *p,
                           bt_err *err);
 /* the prepared Hessian of t's input (cached across tensors sharing an input), or NULL without
  * second_order; an error when second_order is on and the calibration has none for t */
 bt_status bt_convert_hessian(struct bt_convert_args *a, const struct bt_tensor *t, const struct bt_hessian **h,
                              bt_err *err);
-/* budget allocation: planes[i] for every tensor (0 = not an auto-plane tensor) */
+/* budget allocation: chosen[i] for every tensor whose format the quantizer leaves open (others
+ * untouched) */
 bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
-                             uint32_t *planes, bt_err *err);
+                             struct bt_tfmt *chosen, bt_err *err);
 #endif

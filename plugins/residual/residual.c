@@ -79,18 +79,16 @@ static bt_status residual_open(void *ctx, const struct bt_host *host, const bt_o
 
 static void residual_close(void *ctx) { (void)ctx; }
 
-/* Output format: t->want picks the family (MTQ, or TQ2_0/TQ1_0 for one plane). Planes:
- * want.planes when the core set it (budget allocation), else the bases option; bases=auto
- * without a core choice gives planes = 0 ("decide from the data": decide() follows). */
-static bt_status residual_plan(void *ctx, const struct bt_qtensor *t, struct bt_tfmt *out,
-                               bt_err *err) {
-    struct residual *q = ctx;
+/* Output format for N planes: t->want picks the family (MTQ, or TQ2_0/TQ1_0 for one plane);
+ * N = 0 (bases=auto) gives MTQ with planes = 0, which is not complete: decide() or the core's
+ * budget (error_curve candidates) follows. */
+static bt_status fmt_for(struct residual *q, const struct bt_qtensor *t, int N, struct bt_tfmt *out,
+                         bt_err *err) {
     const struct bt_host *h = q->host;
     uint32_t wt = t->want.type;
-    int N = t->want.planes ? (int)t->want.planes : q->bases;
     if (N < 0 || N > BT_MTQ_MAX_PLANES)
-        return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': %u planes asked, "
-                            "the most is %d", t->name, t->want.planes, BT_MTQ_MAX_PLANES);
+        return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': %d planes asked, "
+                            "the most is %d", t->name, N, BT_MTQ_MAX_PLANES);
     if (wt == BT_TYPE_TQ2_0 || wt == BT_TYPE_TQ1_0) {
         if (N != 1)
             return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': %s holds one plane, "
@@ -114,6 +112,24 @@ static bt_status residual_plan(void *ctx, const struct bt_qtensor *t, struct bt_
     out->block = (uint32_t)q->block;
     out->layout = (uint32_t)q->layout;
     return BT_OK;
+}
+
+static bt_status residual_plan(void *ctx, const struct bt_qtensor *t, struct bt_tfmt *out,
+                               bt_err *err) {
+    struct residual *q = ctx;
+    if (t->want_exact) { /* one of our error_curve candidates, chosen by the core */
+        if (t->want.type != BT_TYPE_MTQ && t->want.type != BT_TYPE_TQ2_0 && t->want.type != BT_TYPE_TQ1_0)
+            return q->host->set_error(err, BT_E_INVAL, "residual: tensor '%s': cannot produce the "
+                                      "chosen format", t->name);
+        if (!q->host->row_bytes(&t->want, t->cols) ||
+            (t->want.type == BT_TYPE_MTQ && t->want.planes > BT_MTQ_MAX_PLANES))
+            return q->host->set_error(err, BT_E_INVAL, "residual: tensor '%s': the chosen format "
+                                      "(%u planes) is not valid for %lld columns", t->name,
+                                      t->want.planes, (long long)t->cols);
+        *out = t->want;
+        return BT_OK;
+    }
+    return fmt_for(q, t, q->bases, out, err);
 }
 
 /* ---- parallel row work ---------------------------------------------------------------------- */
@@ -300,7 +316,7 @@ static bt_status residual_decide(void *ctx, const struct bt_qtensor *t, const fl
     const struct bt_host *h = q->host;
     if (!(q->target > 0))
         return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': bases=auto without "
-                            "target_rmse needs the core's budget allocation (want.planes)",
+                            "target_rmse needs the core's budget allocation (budget_bpw)",
                             t->name);
     if (out->type != BT_TYPE_MTQ)
         return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': decide needs an mtq "
@@ -325,9 +341,9 @@ static bt_status residual_decide(void *ctx, const struct bt_qtensor *t, const fl
 /* err2[k] = weighted squared error (as decide) of the nrows rows with k + 1 planes, for
  * k + 1 = 1..max_bases; returns max_bases. */
 static int residual_error_curve(void *ctx, const struct bt_qtensor *t, const float *src,
-                                int64_t nrows, double err2[8], bt_err *err) {
+                                int64_t nrows, double err2[BT_MAX_CANDIDATES], bt_err *err) {
     struct residual *q = ctx;
-    int n = q->max_bases < 8 ? q->max_bases : 8;
+    int n = q->max_bases < BT_MAX_CANDIDATES ? q->max_bases : BT_MAX_CANDIDATES;
     for (int N = 1; N <= n; N++) {
         double r;
         if (planes_error(q, t, src, nrows, N, &err2[N - 1], &r, err) != BT_OK) return -1;
@@ -391,8 +407,8 @@ static bt_status residual_quantize_tensor(void *ctx, const struct bt_qtensor *t,
 
 /* with t->hess: err2[k] = tr(E H E^T) of the second-order result with k + 1 planes */
 static int residual_error_curve_so(struct residual *q, const struct bt_qtensor *t, const float *src,
-                                   int64_t nrows, double err2[8], bt_err *err) {
-    int n = q->max_bases < 8 ? q->max_bases : 8;
+                                   int64_t nrows, double err2[BT_MAX_CANDIDATES], bt_err *err) {
+    int n = q->max_bases < BT_MAX_CANDIDATES ? q->max_bases : BT_MAX_CANDIDATES;
     for (int N = 1; N <= n; N++) {
         int8_t *codes;
         float *sc;
@@ -403,10 +419,18 @@ static int residual_error_curve_so(struct residual *q, const struct bt_qtensor *
     return n;
 }
 
+/* candidates: MTQ with 1..max_bases planes (the format plan gives for each count) */
 static int residual_error_curve_any(void *ctx, const struct bt_qtensor *t, const float *src,
-                                    int64_t nrows, double err2[8], bt_err *err) {
-    if (t->hess) return residual_error_curve_so(ctx, t, src, nrows, err2, err);
-    return residual_error_curve(ctx, t, src, nrows, err2, err);
+                                    int64_t nrows, struct bt_tfmt cand[BT_MAX_CANDIDATES],
+                                    double err2[BT_MAX_CANDIDATES], bt_err *err) {
+    struct residual *q = ctx;
+    struct bt_qtensor tm = *t;
+    tm.want = bt_fmt(BT_TYPE_MTQ); /* several planes: the MTQ family */
+    int n = t->hess ? residual_error_curve_so(ctx, t, src, nrows, err2, err)
+                    : residual_error_curve(ctx, t, src, nrows, err2, err);
+    for (int k = 0; k < n; k++)
+        if (fmt_for(q, &tm, k + 1, &cand[k], err) != BT_OK) return -1;
+    return n;
 }
 
 static const struct bt_quantizer_i residual_iface = {

@@ -86,7 +86,11 @@ static uint32_t g_wplanes;   /* want.planes of q_run's tensors (0 = the bases op
 /* quantize W (rows x cols) with the plugin; returns packed data (caller frees), fills fmt/stats */
 static uint8_t *q_run(void *ctx, uint32_t want, int64_t rows, int64_t cols, const float *W,
                       struct bt_tfmt *fmt, struct bt_qstats *st, bt_status *rc, bt_err *err) {
-    struct bt_qtensor t = {"blk.0.test.weight", rows, cols, {want, g_wplanes, 0, 0}, g_colw, NULL};
+    struct bt_qtensor t = {"blk.0.test.weight", rows, cols, {want, 0, 0, 0}, 0, g_colw, NULL};
+    if (g_wplanes) { /* as the core's budget hands back an error_curve candidate */
+        t.want = (struct bt_tfmt){want, g_wplanes, 256, 0};
+        t.want_exact = 1;
+    }
     *rc = qi->plan(ctx, &t, fmt, err);
     if (*rc != BT_OK) return NULL;
     size_t rb = bt_fmt_row_bytes(fmt, cols);
@@ -131,10 +135,11 @@ static void test_core_hooks(const float *W, int64_t R, int64_t C) {
     /* bases=auto without target: plan leaves the count to the core; decide refuses */
     void *qa = q_open(&o, &err, (const char *[]){"bases", "auto", NULL});
     CHECK(qa != NULL);
-    struct bt_qtensor t = {"blk.1.ffn_up.weight", R, C, {BT_TYPE_MTQ, 0, 0, 0}, NULL, NULL};
+    struct bt_qtensor t = {"blk.1.ffn_up.weight", R, C, {BT_TYPE_MTQ, 0, 0, 0}, 0, NULL, NULL};
     CHECK(qi->plan(qa, &t, &f, &err) == BT_OK && f.planes == 0 && f.block == 256);
     CHECK(qi->decide(qa, &t, W, &f, &err) == BT_E_INVAL && strstr(err.msg, "blk.1.ffn_up"));
-    t.want.planes = 3; /* the core's budget allocation wins over bases */
+    t.want = (struct bt_tfmt){BT_TYPE_MTQ, 3, 256, 0}; /* the core's budget choice wins over bases */
+    t.want_exact = 1;
     CHECK(qi->plan(qa, &t, &f, &err) == BT_OK && f.planes == 3);
     t.want.planes = 9;
     CHECK_EQ(qi->plan(qa, &t, &f, &err), BT_E_INVAL);
@@ -142,17 +147,20 @@ static void test_core_hooks(const float *W, int64_t R, int64_t C) {
     void *q2 = q_open(&o, &err, (const char *[]){"bases", "2", NULL});
     t.want.planes = 1;
     CHECK(qi->plan(q2, &t, &f, &err) == BT_OK && f.planes == 1);
-    t.want.type = BT_TYPE_TQ2_0;
+    t.want = bt_fmt(BT_TYPE_TQ2_0);
     CHECK(qi->plan(q2, &t, &f, &err) == BT_OK && f.type == BT_TYPE_TQ2_0);
-    t.want.type = BT_TYPE_MTQ;
-    t.want.planes = 0;
+    t.want = bt_fmt(BT_TYPE_MTQ);
+    t.want_exact = 0;
 
     /* error_curve: non-increasing, equal to quantize()'s error on the same rows */
     void *q4 = q_open(&o, &err, (const char *[]){"bases", "auto", "max_bases", "4", NULL});
     double curve[8] = {0};
+    struct bt_tfmt cand[8];
     int64_t sr = 16;
-    CHECK_EQ(qi->error_curve(q4, &t, W, sr, curve, &err), 4);
+    CHECK_EQ(qi->error_curve(q4, &t, W, sr, cand, curve, &err), 4);
     for (int k = 1; k < 4; k++) CHECK(curve[k] <= curve[k - 1]);
+    for (int k = 0; k < 4; k++) /* the candidates: MTQ with k+1 planes in the plugin's geometry */
+        CHECK(cand[k].type == BT_TYPE_MTQ && cand[k].planes == (uint32_t)k + 1 && cand[k].block == 256);
     for (int N = 1; N <= 4; N++) {
         g_wplanes = (uint32_t)N;
         uint8_t *d = q_run(q2, BT_TYPE_MTQ, sr, C, W, &f, &st, &rc, &err);
@@ -166,7 +174,7 @@ static void test_core_hooks(const float *W, int64_t R, int64_t C) {
     /* decide: the smallest N whose whole-tensor relative RMSE meets the target */
     double full[8], ref = 0;
     for (int64_t i = 0; i < R * C; i++) ref += (double)W[i] * W[i];
-    CHECK_EQ(qi->error_curve(q4, &t, W, R, full, &err), 4);
+    CHECK_EQ(qi->error_curve(q4, &t, W, R, cand, full, &err), 4);
     static const char *targets[4] = {"0.5", "0.2", "0.1", "0.01"};
     for (int k = 0; k < 4; k++) {
         void *qt = q_open(&o, &err, (const char *[]){"bases", "auto", "target_rmse", targets[k],
@@ -205,7 +213,7 @@ static void test_core_hooks(const float *W, int64_t R, int64_t C) {
         /* stats stay unweighted */
         CHECK_NEAR(sw.err2, werr(W, dw, &f, sr, C, NULL), 1e-6 * sw.err2);
         t.col_weight = cw;
-        CHECK_EQ(qi->error_curve(q4, &t, W, sr, curve, &err), 4);
+        CHECK_EQ(qi->error_curve(q4, &t, W, sr, cand, curve, &err), 4);
         CHECK_NEAR(curve[N - 1], ew, 1e-6 * ew);
         t.col_weight = NULL;
         /* thread-count independence with weights */
@@ -300,7 +308,7 @@ int main(int argc, char **argv) {
     CHECK(q_open(&o, &err, (const char *[]){"bases", "9", NULL}) == NULL && err.status == BT_E_INVAL);
     void *q2 = q_open(&o, &err, NULL);
     CHECK(q2 != NULL);
-    struct bt_qtensor tt = {"x", 4, 512, {BT_TYPE_MTQ, 0, 0, 0}, NULL, NULL};
+    struct bt_qtensor tt = {"x", 4, 512, {BT_TYPE_MTQ, 0, 0, 0}, 0, NULL, NULL};
     CHECK(qi->plan(q2, &tt, &f, &err) == BT_OK && f.type == BT_TYPE_MTQ && f.planes == 2 &&
           f.block == 256 && f.layout == 0);
     tt.cols = 300;

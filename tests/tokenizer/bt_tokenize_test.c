@@ -74,11 +74,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bt-tokenize-test [--special] MODEL_DIR FILE | --dump-kvs MODEL_DIR\n");
         return 2;
     }
-    char err[1024];
+    bt_err err;
     struct bt_tokenizer *tok = NULL;
-    bt_status st = bt_tokenizer_from_hf_dir(argv[a], &tok, err, sizeof(err));
+    bt_status st = bt_tokenizer_from_hf_dir(argv[a], &tok, &err);
     if (st) {
-        fprintf(stderr, "bt-tokenize-test: %s\n", err);
+        fprintf(stderr, "bt-tokenize-test: %s\n", err.msg);
         return 1;
     }
     size_t len = 0;

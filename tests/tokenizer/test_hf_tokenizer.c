@@ -36,6 +36,7 @@ static bt_status kvs_of(const char *name, const char *json, char *err, size_t er
 
 static void test_bt_tiny(const char *shared) {
     char path[4200], err[1024];
+    bt_err terr;
     snprintf(path, sizeof(path), "%s/models/bt-tiny/tokenizer.json", shared);
     struct bt_kvlist l = {0};
     bt_status st = bt_hf_tokenizer_kvs(path, &l, err, sizeof(err));
@@ -93,9 +94,9 @@ static void test_bt_tiny(const char *shared) {
 
     /* the same kvs build the tokenizer; the folder helper gives the same result */
     struct bt_tokenizer *a = NULL, *b = NULL;
-    CHECK_EQ(bt_tokenizer_from_kvs(l.kv, l.n, &a, err, sizeof(err)), BT_OK);
+    CHECK_EQ(bt_tokenizer_from_kvs(l.kv, l.n, &a, &terr), BT_OK);
     snprintf(path, sizeof(path), "%s/models/bt-tiny", shared);
-    CHECK_EQ(bt_tokenizer_from_hf_dir(path, &b, err, sizeof(err)), BT_OK);
+    CHECK_EQ(bt_tokenizer_from_hf_dir(path, &b, &terr), BT_OK);
     if (a && b) {
         CHECK_EQ(bt_tokenizer_n_vocab(a), 8192);
         CHECK_EQ(bt_tokenizer_bos(a), 0);
@@ -116,6 +117,7 @@ static void test_bt_tiny(const char *shared) {
 
 static void test_errors(const char *shared) {
     char err[1024];
+    bt_err terr;
     CHECK_EQ(kvs_of("t1.json", "{\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}}", err, sizeof(err)),
              BT_E_UNSUPPORTED);
     CHECK(strcmp(err, "tokenizer.json: model type Unigram is not supported") == 0);
@@ -151,6 +153,11 @@ static void test_errors(const char *shared) {
     struct bt_kvlist l = {0};
     CHECK_EQ(bt_hf_tokenizer_kvs("/nonexistent/tokenizer.json", &l, err, sizeof(err)), BT_E_IO);
     CHECK(strstr(err, "/nonexistent/tokenizer.json") != NULL);
+    /* the folder helper passes that message and status through bt_err */
+    struct bt_tokenizer *nt = NULL;
+    CHECK_EQ(bt_tokenizer_from_hf_dir("/nonexistent", &nt, &terr), BT_E_IO);
+    CHECK(nt == NULL && terr.status == BT_E_IO);
+    CHECK(strstr(terr.msg, "/nonexistent/tokenizer.json") != NULL);
     bt_kvlist_free(&l);
 
     /* the real file truncated at many points: clean errors, never a crash */
@@ -172,23 +179,26 @@ static void test_errors(const char *shared) {
     /* from_kvs on bad metadata */
     struct bt_tokenizer *t = NULL;
     struct bt_kvlist k = {0};
-    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, err, sizeof(err)), BT_E_FORMAT);
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_FORMAT);
     bt_kvlist_str(&k, "tokenizer.ggml.model", "bert");
-    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, err, sizeof(err)), BT_E_UNSUPPORTED);
-    CHECK(strstr(err, "bert") != NULL);
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_UNSUPPORTED);
+    CHECK(strstr(terr.msg, "bert") != NULL);
+    CHECK_EQ(terr.status, BT_E_UNSUPPORTED);
     bt_kvlist_str(&k, "tokenizer.ggml.model", "gpt2");
     bt_kvlist_u32(&k, "tokenizer.ggml.tokens", 3);
-    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, err, sizeof(err)), BT_E_FORMAT);
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_FORMAT);
     const char *toks[] = {"a", "b", "ab"};
     bt_kvlist_strarr(&k, "tokenizer.ggml.tokens", toks, 3);
-    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, err, sizeof(err)), BT_E_FORMAT); /* no merges */
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_FORMAT); /* no merges */
     const char *merges[] = {"a b"};
     bt_kvlist_strarr(&k, "tokenizer.ggml.merges", merges, 1);
     bt_kvlist_str(&k, "tokenizer.ggml.pre", "qwen2");
-    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, err, sizeof(err)), BT_E_UNSUPPORTED);
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_UNSUPPORTED);
     bt_kvlist_str(&k, "bt.tokenizer.regex", "(unclosed");
-    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, err, sizeof(err)), BT_E_FORMAT);
-    CHECK(strstr(err, "regex") != NULL);
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_FORMAT);
+    CHECK(strstr(terr.msg, "regex") != NULL);
+    CHECK(strncmp(terr.msg, "tokenizer: ", 11) == 0);
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, NULL), BT_E_FORMAT); /* err may be NULL */
     CHECK(t == NULL);
     bt_kvlist_free(&k);
 }
@@ -236,6 +246,7 @@ static void check_spm(struct bt_tokenizer *t, const char *what) {
 
 static void test_spm(void) {
     char *j = malloc(16384), err[1024];
+    bt_err terr;
     size_t o = (size_t)snprintf(j, 16384, "%s", spm_json_head);
     for (int b = 0; b < 256; b++) o += (size_t)snprintf(j + o, 16384 - o, "\"<0x%02X>\":%d,", b, 3 + b);
     snprintf(j + o, 16384 - o, "%s", spm_json_tail);
@@ -251,7 +262,7 @@ static void test_spm(void) {
     kv = bt_kvlist_find(&l, "tokenizer.ggml.scores");
     CHECK(kv && kv->n == 272 && ((const float *)kv->v.arr)[268] == -5.0f);
     struct bt_tokenizer *t = NULL;
-    CHECK_EQ(bt_tokenizer_from_kvs(l.kv, l.n, &t, err, sizeof(err)), BT_OK);
+    CHECK_EQ(bt_tokenizer_from_kvs(l.kv, l.n, &t, &terr), BT_OK);
     if (t) check_spm(t, "merges");
     bt_tokenizer_free(t);
     /* as a llama.cpp GGUF would carry it: scores, no merges */
@@ -259,7 +270,7 @@ static void test_spm(void) {
     for (uint32_t i = 0; i < l.n; i++)
         if (strcmp(l.kv[i].key, "tokenizer.ggml.merges") != 0) bt_kvlist_add(&g, &l.kv[i]);
     t = NULL;
-    CHECK_EQ(bt_tokenizer_from_kvs(g.kv, g.n, &t, err, sizeof(err)), BT_OK);
+    CHECK_EQ(bt_tokenizer_from_kvs(g.kv, g.n, &t, &terr), BT_OK);
     if (t) check_spm(t, "scores");
     bt_tokenizer_free(t);
     bt_kvlist_free(&g);

@@ -45,7 +45,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_tok_kjv SHARED_DIR\n");
         return 2;
     }
-    char path[4096], err[1024];
+    char path[4096];
+    bt_err err;
     snprintf(path, sizeof(path), "%s/data/eval_kjv.tokens.json", argv[1]);
     json_object *ref = json_object_from_file(path);
     CHECK(ref != NULL);
@@ -59,10 +60,10 @@ int main(int argc, char **argv) {
     CHECK(text != NULL);
     snprintf(path, sizeof(path), "%s/models/bt-tiny", argv[1]);
     struct bt_tokenizer *tok = NULL;
-    bt_status st = bt_tokenizer_from_hf_dir(path, &tok, err, sizeof(err));
+    bt_status st = bt_tokenizer_from_hf_dir(path, &tok, &err);
     CHECK_EQ(st, BT_OK);
     if (st || !text || !whole || !para) {
-        fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "%s\n", err.msg);
         TEST_DONE();
     }
     CHECK_EQ(bt_tokenizer_bos(tok), json_object_get_int(json_object_object_get(ref, "bos_id")));
@@ -111,7 +112,7 @@ int main(int argc, char **argv) {
     double best_cold = cold, best_warm = 1e9;
     for (int r = 0; r < 3; r++) {
         tok = NULL;
-        if (bt_tokenizer_from_hf_dir(path, &tok, err, sizeof(err))) break;
+        if (bt_tokenizer_from_hf_dir(path, &tok, &err)) break;
         t0 = now();
         bt_tokenizer_encode(tok, text, len, 0, &ids, &n);
         double c = now() - t0;
@@ -126,7 +127,7 @@ int main(int argc, char **argv) {
     }
     t0 = now();
     tok = NULL;
-    bt_tokenizer_from_hf_dir(path, &tok, err, sizeof(err));
+    bt_tokenizer_from_hf_dir(path, &tok, &err);
     double load = now() - t0;
     bt_tokenizer_free(tok);
     fprintf(stderr, "encode speed on %zu bytes: %.1f MB/s cold cache, %.1f MB/s warm; load %.1f ms\n",

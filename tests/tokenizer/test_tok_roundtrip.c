@@ -59,11 +59,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_tok_roundtrip SHARED_DIR\n");
         return 2;
     }
-    char path[4096], err[1024];
+    char path[4096];
+    bt_err err;
     snprintf(path, sizeof(path), "%s/models/bt-tiny", argv[1]);
     struct bt_tokenizer *t = NULL;
-    CHECK_EQ(bt_tokenizer_from_hf_dir(path, &t, err, sizeof(err)), BT_OK);
-    if (!t) { fprintf(stderr, "%s\n", err); TEST_DONE(); }
+    CHECK_EQ(bt_tokenizer_from_hf_dir(path, &t, &err), BT_OK);
+    if (!t) { fprintf(stderr, "%s\n", err.msg); TEST_DONE(); }
 
     /* eval text */
     snprintf(path, sizeof(path), "%s/data/eval_kjv.txt", argv[1]);

@@ -290,17 +290,19 @@ struct bt_writer_i {
     int (*supports)(void *ctx, const struct bt_tfmt *fmt);
 };
 
-/* Quantizer: turns f32 rows into a packed format, chunk by chunk. */
+/* Quantizer: turns f32 rows into a packed format, chunk by chunk (or a whole tensor). */
+#define BT_MAX_CANDIDATES 8
 struct bt_qtensor {
     const char *name;       /* canonical name */
     int64_t     rows, cols; /* the tensor as a (rows x cols) matrix, cols contiguous */
-    struct bt_tfmt want;    /* format requested by [output] type; want.planes != 0 means the
-                             * core chose the plane count (budget allocation) */
+    struct bt_tfmt want;    /* format requested by [output] type (plan refines it) */
+    uint32_t    want_exact; /* 1: the core chose `want` itself, one of this quantizer's
+                             * error_curve candidates (budget allocation): plan returns it */
     const float *col_weight; /* (cols) per-input-column error weights from calibration, E[x_j^2]
                               * = diag(X^T X) / rows, or NULL: minimize sum_j w_j (W-What)_ij^2 */
-    /* ABI 1.1: the input Hessian when [quantize] second_order is on and the calibration file
-     * has the full matrix for this tensor, else NULL. A plugin that sees it should quantize
-     * with host->so_quantize (via quantize_tensor) and report errors weighted by it. */
+    /* the input Hessian when [quantize] second_order is on and the calibration file has the
+     * full matrix for this tensor, else NULL. A plugin that sees it should quantize with
+     * host->so_quantize (via quantize_tensor) and report errors weighted by it. */
     const bt_hessian *hess;
 };
 struct bt_qstats {
@@ -318,16 +320,19 @@ struct bt_quantizer_i {
     bt_status (*quantize)(void *ctx, const struct bt_qtensor *t, const struct bt_tfmt *fmt,
                           const float *src, int64_t nrows, void *dst, struct bt_qstats *stats,
                           bt_err *err);
-    /* (optional) when plan() returned fmt->planes == 0 ("decide from the data"): called once
-     * with the whole tensor (t->rows x t->cols f32); sets out->planes (and may refine the rest
-     * of out). The core then calls quantize with *out. */
+    /* (optional) when plan() returned a format that is not complete yet (its geometry is
+     * invalid, e.g. MTQ with planes = 0: "decide from the data"): called once with the whole
+     * tensor (t->rows x t->cols f32); completes *out. The core then calls quantize with *out. */
     bt_status (*decide)(void *ctx, const struct bt_qtensor *t, const float *src,
                         struct bt_tfmt *out, bt_err *err);
-    /* (optional) squared error of nrows sample rows for 1, 2, ... planes: fills err2[k] for
-     * k + 1 planes and returns how many entries it filled (1..8), or < 0 on error. Used by the
-     * core for global budget allocation (budget_bpw / budget_bytes). */
+    /* (optional) the formats this quantizer could give t, smallest first, and the squared
+     * error of nrows sample rows for each: fills cand[k] and err2[k] and returns how many
+     * (1..BT_MAX_CANDIDATES), or < 0 on error. Called for tensors whose plan() is not complete;
+     * the core's budget allocation (budget_bpw / budget_bytes) picks one per tensor and hands
+     * it back as t->want with want_exact = 1. */
     int (*error_curve)(void *ctx, const struct bt_qtensor *t, const float *src, int64_t nrows,
-                       double err2[8], bt_err *err);
+                       struct bt_tfmt cand[BT_MAX_CANDIDATES], double err2[BT_MAX_CANDIDATES],
+                       bt_err *err);
     /* (optional) the whole tensor at once: src is t->rows x t->cols f32, dst gets t->rows
      * packed rows of fmt, parts[k] the format's extra part k (struct bt_format.part_info sizes;
      * NULL when it has none): required for formats with parts (codebooks). Required for second_order (t->hess set): the column loop
@@ -396,9 +401,9 @@ enum {
 enum { BT_ACT_F32 = 0, BT_ACT_Q8 = 1 };
 #define BT_ACT_Q8_BLOCK 256
 /* op flags */
-#define BT_OPF_SAME_INPUT 1u /* MATMUL: src1 holds the same values as in the previous MATMUL of
-                              * this backend with the same src1 view (a backend may reuse its int8
-                              * quantization) */
+#define BT_OPF_SAME_INPUT 1u /* MATMUL: src1 holds the same values as in an earlier MATMUL of
+                              * the same run() list with the same src1 view (a backend may reuse
+                              * its int8 quantization) */
 
 struct bt_op {
     uint32_t       code;   /* BT_OP_* */
