@@ -138,8 +138,16 @@ int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
         bt_fmt_str(&t.fmt, ty, sizeof(ty));
         printf("  %-40s %-10s %-18s %12llu", t.name, ty, sh, (unsigned long long)t.nbytes);
         if (t.fmt.type == BT_TYPE_MTQ)
-            printf("  %u planes, %u-element blocks, %s layout, %.4f bpw", t.fmt.planes, t.fmt.block,
-                   t.fmt.layout ? "compact" : "interleaved", bt_fmt_bpw(&t.fmt, bt_tensor_cols(&t)));
+            printf("  %u planes, %u-element blocks, %s layout", t.fmt.planes, t.fmt.block,
+                   t.fmt.layout ? "compact" : "interleaved");
+        if (bt_type_block(t.fmt.type) != 1) printf("  %.4f bpw", bt_fmt_bpw(&t.fmt, bt_tensor_cols(&t)));
+        for (uint32_t k = 0; k < t.n_parts && k < BT_MAX_PARTS; k++) {
+            const char *pn = "?";
+            uint64_t pb = 0;
+            const struct bt_format *f = bt_format_get(t.fmt.type);
+            if (f && f->part_info) f->part_info(&t.fmt, bt_tensor_rows(&t), bt_tensor_cols(&t), k, &pn, &pb);
+            printf("  + %s (%llu bytes)", pn, (unsigned long long)t.part_bytes[k]);
+        }
         if (t.src_name && strcmp(t.src_name, t.name)) printf("  (%s)", t.src_name);
         printf("\n");
         if (t.fmt.type == BT_TYPE_MTQ && t.data) print_mtq_scales(&t);
