@@ -25,6 +25,10 @@ static const char *op_check(const struct bt_op *op) {
     const struct bt_view *d = &op->dst, *s0 = &op->src[0], *s1 = &op->src[1], *s2 = &op->src[2];
     if (op->code == 0 || op->code >= BT_OP_COUNT) return "unknown op code";
     if (d->rows <= 0 || d->cols <= 0) return "empty destination";
+    int nsrc = op->code == BT_OP_ATTN ? 3 : (op->code == BT_OP_GET_ROWS || op->code == BT_OP_CPY ||
+                                            op->code == BT_OP_DEQUANT) ? 1 : 2;
+    if (!d->buf || !s0->buf || (nsrc > 1 && !s1->buf) || (nsrc > 2 && !s2->buf))
+        return "a view has no buffer";
     int weights = op->code == BT_OP_GET_ROWS || op->code == BT_OP_MATMUL || op->code == BT_OP_DEQUANT;
     if (weights) {
         if (!bt_cpu_fmt_ok(&s0->fmt)) return "weight format not supported";
@@ -248,8 +252,11 @@ static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *e
     char fs[32] = "";
     if (why) {
         bt_fmt_str(&op->src[0].fmt, fs, sizeof fs);
-        return c->host->set_error(err, BT_E_UNSUPPORTED, "cpu: op %s (code %u) on %s: %s",
-                                  op_name(op->code), op->code, fs, why);
+        return c->host->set_error(err, BT_E_UNSUPPORTED, "cpu: op %s (code %u) on %s: %s (dst %lldx%lld, "
+                                  "src0 %lldx%lld, src1 %lldx%lld)", op_name(op->code), op->code, fs, why,
+                                  (long long)op->dst.rows, (long long)op->dst.cols,
+                                  (long long)op->src[0].rows, (long long)op->src[0].cols,
+                                  (long long)op->src[1].rows, (long long)op->src[1].cols);
     }
     void *d = NULL, *a = NULL, *b = NULL, *w = NULL;
     bt_status st = view_ptr(c, op, "dst", &op->dst, 1, &d, err);
