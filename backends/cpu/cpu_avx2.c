@@ -524,9 +524,46 @@ AI void f32_float_tile(uint32_t type, const uint8_t *W, size_t rb, const int R, 
     }
 }
 
+/* one row, 4 accumulators over 32-column steps, prefetching 1 KiB ahead in the one sequential
+ * stream that consecutive short rows form (4 interleaved row streams of <= 2 KiB each defeat the
+ * hardware prefetcher: measured 5.7 vs 8.4 GB/s on 512-column F16 rows beyond the cache) */
+AI float f32_float_row1(uint32_t type, const uint8_t *row, int64_t cols, const float *x) {
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const int esz = type == BT_TYPE_F32 ? 4 : 2;
+    int64_t i = 0;
+    for (; i + 32 <= cols; i += 32) {
+        _mm_prefetch((const char *)row + (size_t)esz * (size_t)i + 1024, _MM_HINT_T0);
+        if (esz == 4) _mm_prefetch((const char *)row + 4 * (size_t)i + 1088, _MM_HINT_T0);
+        for (int h = 0; h < 2; h++) {
+            __m256 x0 = _mm256_loadu_ps(x + i + 16 * h), x1 = _mm256_loadu_ps(x + i + 16 * h + 8);
+            if (type == BT_TYPE_BF16) {
+                __m256 p0 = _mm256_permute2f128_ps(x0, x1, 0x20), p1 = _mm256_permute2f128_ps(x0, x1, 0x31);
+                x0 = p0;
+                x1 = p1;
+            }
+            __m256 lo, hi;
+            load16(type, row, i + 16 * h, &lo, &hi);
+            a[2 * h] = _mm256_fmadd_ps(lo, x0, a[2 * h]);
+            a[2 * h + 1] = _mm256_fmadd_ps(hi, x1, a[2 * h + 1]);
+        }
+    }
+    __m256 acc = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+    for (; i + 8 <= cols; i += 8) acc = _mm256_fmadd_ps(load8(type, row, i), _mm256_loadu_ps(x + i), acc);
+    float t = 0.0f;
+    for (; i < cols; i++) t += load1(type, row, i) * x[i];
+    return hsum8(acc) + t;
+}
+
+/* rows of at most 2 KiB: one row at a time (one sequential stream); longer rows: 4-row tiles
+ * sharing the x loads. The choice depends on the row size only, so every row gets the same
+ * arithmetic whatever the thread split. */
 AI void f32_float_rows(uint32_t type, const uint8_t *W, size_t rb, int64_t nrows, int64_t cols,
                        const float *x, float *y) {
     int64_t r = 0;
+    if (rb <= 2048) {
+        for (; r < nrows; r++) y[r] = f32_float_row1(type, W + (size_t)r * rb, cols, x);
+        return;
+    }
     for (; r + 4 <= nrows; r += 4) f32_float_tile(type, W + (size_t)r * rb, rb, 4, cols, x, y + r);
     for (; r < nrows; r++) f32_float_tile(type, W + (size_t)r * rb, rb, 1, cols, x, y + r);
 }
