@@ -1,29 +1,27 @@
-/* gguf_common.c - ggml type table, bt <-> ggml type mapping and a name hash set shared by the
- * gguf reader and writer plugins (see gguf_common.h). */
+/* gguf_common.c - ggml type table, format lookups through the host (bt <-> ggml mapping from
+ * the struct bt_format descriptors) and a name hash set shared by the gguf reader and writer
+ * plugins (see gguf_common.h). */
 #include "gguf_common.h"
+#include "bt_types.h"
 
+#include <stdio.h>
 #include <string.h>
 
-/* Names of all ggml ids up to GGML_TYPE_COUNT; block/bytes only for the types bt handles. */
+/* Names and block geometry of all ggml ids up to GGML_TYPE_COUNT (ggml.c type_traits; gguf-py
+ * GGML_QUANT_SIZES). Ids without a name were removed from ggml. */
 static const struct gguf_type_info types[GGML_TYPE_COUNT] = {
-    [0] = {"f32", 1, 4, BT_TYPE_F32},          [1] = {"f16", 1, 2, BT_TYPE_F16},
-    [2] = {"q4_0", 32, 18, BT_TYPE_Q4_0},      [3] = {"q4_1", 0, 0, -1},
-    [6] = {"q5_0", 0, 0, -1},                  [7] = {"q5_1", 0, 0, -1},
-    [8] = {"q8_0", 32, 34, BT_TYPE_Q8_0},      [9] = {"q8_1", 0, 0, -1},
-    [10] = {"q2_K", 0, 0, -1},                 [11] = {"q3_K", 0, 0, -1},
-    [12] = {"q4_K", 0, 0, -1},                 [13] = {"q5_K", 0, 0, -1},
-    [14] = {"q6_K", 0, 0, -1},                 [15] = {"q8_K", 0, 0, -1},
-    [16] = {"iq2_xxs", 0, 0, -1},              [17] = {"iq2_xs", 0, 0, -1},
-    [18] = {"iq3_xxs", 0, 0, -1},              [19] = {"iq1_s", 0, 0, -1},
-    [20] = {"iq4_nl", 0, 0, -1},               [21] = {"iq3_s", 0, 0, -1},
-    [22] = {"iq2_s", 0, 0, -1},                [23] = {"iq4_xs", 0, 0, -1},
-    [24] = {"i8", 1, 1, BT_TYPE_I8},           [25] = {"i16", 1, 2, BT_TYPE_I16},
-    [26] = {"i32", 1, 4, BT_TYPE_I32},         [27] = {"i64", 1, 8, BT_TYPE_I64},
-    [28] = {"f64", 1, 8, BT_TYPE_F64},         [29] = {"iq1_m", 0, 0, -1},
-    [30] = {"bf16", 1, 2, BT_TYPE_BF16},       [34] = {"tq1_0", 256, 54, BT_TYPE_TQ1_0},
-    [35] = {"tq2_0", 256, 66, BT_TYPE_TQ2_0},  [39] = {"mxfp4", 0, 0, -1},
-    [40] = {"nvfp4", 0, 0, -1},                [41] = {"q1_0", 0, 0, -1},
-    [42] = {"q2_0", 0, 0, -1},
+    [0] = {"f32", 1, 4},          [1] = {"f16", 1, 2},         [2] = {"q4_0", 32, 18},
+    [3] = {"q4_1", 32, 20},       [6] = {"q5_0", 32, 22},      [7] = {"q5_1", 32, 24},
+    [8] = {"q8_0", 32, 34},       [9] = {"q8_1", 32, 40},      [10] = {"q2_K", 256, 84},
+    [11] = {"q3_K", 256, 110},    [12] = {"q4_K", 256, 144},   [13] = {"q5_K", 256, 176},
+    [14] = {"q6_K", 256, 210},    [15] = {"q8_K", 256, 292},   [16] = {"iq2_xxs", 256, 66},
+    [17] = {"iq2_xs", 256, 74},   [18] = {"iq3_xxs", 256, 98}, [19] = {"iq1_s", 256, 50},
+    [20] = {"iq4_nl", 32, 18},    [21] = {"iq3_s", 256, 110},  [22] = {"iq2_s", 256, 82},
+    [23] = {"iq4_xs", 256, 136},  [24] = {"i8", 1, 1},         [25] = {"i16", 1, 2},
+    [26] = {"i32", 1, 4},         [27] = {"i64", 1, 8},        [28] = {"f64", 1, 8},
+    [29] = {"iq1_m", 256, 56},    [30] = {"bf16", 1, 2},       [34] = {"tq1_0", 256, 54},
+    [35] = {"tq2_0", 256, 66},    [39] = {"mxfp4", 32, 17},    [40] = {"nvfp4", 64, 36},
+    [41] = {"q1_0", 128, 18},     [42] = {"q2_0", 0, 0},
 };
 
 const struct gguf_type_info *gguf_type(uint32_t id) {
@@ -31,11 +29,53 @@ const struct gguf_type_info *gguf_type(uint32_t id) {
     return &types[id];
 }
 
-int gguf_type_from_bt(uint32_t bt_type) {
-    if (bt_type == BT_TYPE_MTQ) return GGML_I8;
-    for (int i = 0; i < GGML_TYPE_COUNT; i++)
-        if (types[i].name && types[i].bt == (int32_t)bt_type) return i;
-    return -1;
+/* ---- formats ----------------------------------------------------------------------------------- */
+/* an ABI 2 host always has format/format_by_name; the fallback (this plugin's own bt_types copy,
+ * built-ins only) keeps hand-made test hosts working */
+const struct bt_format *gguf_fmt(const struct bt_host *h, uint32_t type) {
+    return h && h->format ? h->format(type) : bt_format_get(type);
+}
+
+const struct bt_format *gguf_fmt_by_name(const struct bt_host *h, const char *name) {
+    return h && h->format_by_name ? h->format_by_name(name) : bt_format_by_name(name);
+}
+
+int gguf_fmt_geom(const struct bt_format *f, const struct bt_tfmt *fmt, uint32_t *block,
+                  uint32_t *bytes) {
+    *block = *bytes = 0;
+    if (!f || !f->geometry || !f->geometry(fmt, block, bytes) || !*block || !*bytes) return 0;
+    return 1;
+}
+
+uint64_t gguf_row_bytes(const struct bt_host *h, const struct bt_tfmt *fmt, int64_t cols) {
+    uint32_t b, bb;
+    if (cols <= 0 || !gguf_fmt_geom(gguf_fmt(h, fmt->type), fmt, &b, &bb) || cols % b) return 0;
+    return (uint64_t)(cols / b) * bb;
+}
+
+uint32_t gguf_fmt_parts(const struct bt_format *f, const struct bt_tfmt *fmt) {
+    return f && f->n_parts ? f->n_parts(fmt) : 0;
+}
+
+const struct bt_format *gguf_fmt_of_ggml(const struct bt_host *h, uint32_t id, uint32_t *block,
+                                         uint32_t *bytes) {
+    const struct gguf_type_info *ti = gguf_type(id);
+    for (uint32_t t = 0; t < BT_TYPE_MAX; t++) {
+        const struct bt_format *f = gguf_fmt(h, t);
+        struct bt_tfmt fmt = {t, 0, 0, 0};
+        if (!f || f->gguf_type != id || !gguf_fmt_geom(f, &fmt, block, bytes)) continue;
+        if (ti && ti->block && (ti->block != *block || ti->bytes != *bytes)) continue;
+        return f;
+    }
+    *block = *bytes = 0;
+    return NULL;
+}
+
+void gguf_fmt_str(const struct bt_host *h, const struct bt_tfmt *fmt, char *buf, size_t n) {
+    const struct bt_format *f = gguf_fmt(h, fmt->type);
+    if (!f) snprintf(buf, n, "type %u", fmt->type);
+    else if (f->describe) f->describe(fmt, buf, n);
+    else snprintf(buf, n, "%s", f->name);
 }
 
 size_t gguf_kv_scalar_size(uint32_t t) { return bt_kv_scalar_size(t); }

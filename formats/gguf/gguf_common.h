@@ -1,5 +1,6 @@
 /* gguf_common.h - GGUF v3 constants and helpers shared by the gguf reader and writer plugins:
- * ggml type table, bt <-> ggml type mapping, KV value sizes and a small name hash set. */
+ * ggml type table, format lookups through the host (bt <-> ggml via struct bt_format), KV value
+ * sizes and a small name hash set. */
 #ifndef BT_GGUF_COMMON_H
 #define BT_GGUF_COMMON_H
 
@@ -15,6 +16,8 @@
 #define GGUF_MAX_STRING        (1ull << 30)     /* gguf.cpp caps strings at 1 GiB */
 #define GGUF_MAX_ARRAY         (1ull << 30)     /* ... and arrays at 2^30 elements */
 #define GGUF_MTQ_PREFIX        "bt.mtq."        /* KV carrying the MTQ geometry of an I8 tensor */
+#define GGUF_FMT_PREFIX        "bt.fmt."        /* KV naming the bt format of an I8 tensor */
+#define GGUF_FMT_ARGS_PREFIX   "bt.fmt_args."   /* KV u32[4]: its parameters and logical cols */
 #define GGUF_ZSTD_PREFIX       "bt.zstd."       /* KV restoring the info of a zstd-compressed tensor */
 #define GGUF_ZSTD_NV           7u               /* u64[7]: ggml type, n_dims, ne0..ne3, raw bytes */
 #define GGUF_COMPRESSION_KEY   "bt.compression" /* "zstd" when some tensors are compressed */
@@ -27,18 +30,33 @@ enum {
     GGML_TQ2_0 = 35, GGML_TYPE_COUNT = 43,
 };
 
-/* One ggml type as the reader/writer sees it. */
+/* One ggml type as ggml defines it (which bt format reads it is the formats' business). */
 struct gguf_type_info {
     const char *name;   /* "q4_K", ...; NULL for unknown/removed ids */
-    uint32_t    block;  /* elements per block; 0 = removed id */
+    uint32_t    block;  /* elements per block; 0 = geometry not known here */
     uint32_t    bytes;  /* bytes per block */
-    int32_t     bt;     /* BT_TYPE_* this maps to, or -1 if bt cannot handle it */
 };
 
 /* type info for a ggml id; NULL if the id is unknown or removed */
 const struct gguf_type_info *gguf_type(uint32_t ggml_id);
-/* ggml id for a bt storage type (BT_TYPE_MTQ -> GGML_I8), or -1 */
-int gguf_type_from_bt(uint32_t bt_type);
+
+/* ---- formats through the host (the core's table: built-ins and plugin formats) ------------ */
+/* descriptor of a bt type id / format name; NULL if unknown */
+const struct bt_format *gguf_fmt(const struct bt_host *h, uint32_t type);
+const struct bt_format *gguf_fmt_by_name(const struct bt_host *h, const char *name);
+/* block geometry of fmt (its descriptor f); 0 if f is NULL or the parameters are invalid */
+int gguf_fmt_geom(const struct bt_format *f, const struct bt_tfmt *fmt, uint32_t *block,
+                  uint32_t *bytes);
+/* bytes of a row of cols elements of fmt; 0 if invalid (unknown, bad parameters, part blocks) */
+uint64_t gguf_row_bytes(const struct bt_host *h, const struct bt_tfmt *fmt, int64_t cols);
+/* extra parts of fmt (descriptor f) */
+uint32_t gguf_fmt_parts(const struct bt_format *f, const struct bt_tfmt *fmt);
+/* the bt format that reads ggml type id: the lowest type id whose descriptor has gguf_type ==
+ * id and whose (parameter-free) geometry matches ggml's; NULL if none. *block / *bytes get it. */
+const struct bt_format *gguf_fmt_of_ggml(const struct bt_host *h, uint32_t id, uint32_t *block,
+                                         uint32_t *bytes);
+/* format description ("tq2_0", "mtq2x64", "type 40" for unknown ids) */
+void gguf_fmt_str(const struct bt_host *h, const struct bt_tfmt *fmt, char *buf, size_t n);
 /* size of a scalar GGUF value type (BT_KV_*); 0 for STRING/ARRAY/unknown */
 size_t gguf_kv_scalar_size(uint32_t kv_type);
 /* 1 if the key is a valid GGUF key for us: non-empty, < 65536 bytes */

@@ -1,9 +1,10 @@
 /* gguf_reader.c - the "gguf" reader plugin: maps a GGUF v2/v3 file, validates it strictly
  * (every length, type, offset and count is checked against the file) and exposes its tensors
  * as views into the map (zstd-compressed ones: decompressed on first get, freed on release)
- * and its metadata as owned, NUL-terminated bt_kv entries. */
+ * and its metadata as owned, NUL-terminated bt_kv entries. bt formats of I8 tensors (bt.mtq /
+ * bt.fmt keys) and extra parts: gguf_reader_fmt.c. */
 #define _GNU_SOURCE
-#include "gguf_common.h"
+#include "gguf_reader.h"
 #include "bt_types.h"
 
 #include <errno.h>
@@ -15,35 +16,6 @@
 #include <unistd.h>
 #include <zstd.h>
 #include <zstd_errors.h>
-
-/* One tensor of the file. */
-struct gr_tensor {
-    char          *name;     /* owned, NUL-terminated */
-    struct bt_tfmt fmt;      /* bt storage format (MTQ from a bt.mtq.<name> key) */
-    uint32_t       ggml;     /* ggml type id in the file */
-    uint32_t       n_dims;   /* 1..4 */
-    int64_t        shape[4]; /* numpy order (outermost first) */
-    uint64_t       offset;   /* blob offset relative to the data section */
-    uint64_t       nbytes;   /* data size (uncompressed) */
-    uint64_t       zbytes;   /* size of the zstd frame stored in the file; 0 = stored raw */
-    uint8_t       *zdata;    /* decompressed data (host->alloc) once got, until release */
-};
-
-/* Reader instance state (ctx_size bytes, zeroed by the core). */
-struct gr_ctx {
-    const struct bt_host *host;   /* host services */
-    char                 *path;   /* file path (owned) */
-    const uint8_t        *map;    /* whole file, read-only */
-    size_t                size;   /* file size in bytes */
-    struct bt_kv         *kv;     /* n_kv entries; kv[i].key starts the entry's owned block */
-    uint32_t              n_kv;   /* KVs parsed so far */
-    struct gr_tensor     *t;      /* n_t tensors */
-    uint32_t              n_t;    /* tensors parsed so far */
-    uint64_t              data;   /* file offset of the data section */
-    uint32_t              align;  /* general.alignment or 32 */
-    pthread_mutex_t       lock;   /* guards zdata (tensor_get may run on several threads) */
-    int                   locked; /* lock is initialized */
-};
 
 /* A bounds-checked read cursor over the map. */
 struct gr_cur {
@@ -255,9 +227,11 @@ static bt_status parse_tensor(struct gr_ctx *g, struct gr_cur *c, uint64_t i, ui
     if (!ti)
         return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': unknown ggml type %u",
                             g->path, t->name, ty);
-    if (ti->bt < 0)
+    uint32_t blk = 0, bytes = 0;
+    const struct bt_format *f = gguf_fmt_of_ggml(h, ty, &blk, &bytes);
+    if (!f)
         return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': ggml type %s is not "
-                            "supported by bt", g->path, t->name, ti->name);
+                            "supported by bt (no format maps to it)", g->path, t->name, ti->name);
     uint64_t numel = 1;
     for (uint32_t d = 0; d < 4; d++) {
         if (ne[d] > (uint64_t)INT64_MAX || (ne[d] && numel > (uint64_t)INT64_MAX / ne[d]))
@@ -265,24 +239,24 @@ static bt_status parse_tensor(struct gr_ctx *g, struct gr_cur *c, uint64_t i, ui
                                 t->name);
         numel *= ne[d];
     }
-    if (ne[0] % ti->block)
+    if (ne[0] % blk)
         return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': ne0 = %llu is not a "
                             "multiple of the %s block (%u)", g->path, t->name,
-                            (unsigned long long)ne[0], ti->name, ti->block);
-    uint64_t nb = numel / ti->block;
-    if (nb > (uint64_t)INT64_MAX / ti->bytes)
+                            (unsigned long long)ne[0], ti->name, blk);
+    uint64_t nb = numel / blk;
+    if (nb > (uint64_t)INT64_MAX / bytes)
         return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': size overflows", g->path,
                             t->name);
     if (off != expect)
         return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s' has offset %llu, expected "
                             "%llu", g->path, t->name, (unsigned long long)off,
                             (unsigned long long)expect);
-    t->fmt = bt_fmt((uint32_t)ti->bt);
+    t->fmt = bt_fmt(f->type);
     t->ggml = ty;
     t->n_dims = nd ? nd : 1; /* a 0-dim tensor is a scalar of shape (1,) */
     for (uint32_t d = 0; d < t->n_dims; d++) t->shape[d] = (int64_t)ne[t->n_dims - 1 - d];
     t->offset = off;
-    t->nbytes = nb * ti->bytes;
+    t->nbytes = nb * bytes;
     return BT_OK;
 trunc:
     return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': info is truncated", g->path,
@@ -293,15 +267,16 @@ trunc:
  * frame header; on success t describes the uncompressed tensor */
 static bt_status zstd_info(struct gr_ctx *g, struct gr_tensor *t, const uint64_t *v, bt_err *err) {
     const struct bt_host *h = g->host;
-    const struct gguf_type_info *ti = v[0] < GGML_TYPE_COUNT ? gguf_type((uint32_t)v[0]) : NULL;
+    uint32_t blk = 0, bytes = 0;
+    const struct bt_format *f = v[0] < GGML_TYPE_COUNT ? gguf_fmt_of_ggml(h, (uint32_t)v[0], &blk, &bytes) : NULL;
     uint64_t numel = 1, nd = v[1], raw = 0;
-    int bad = !ti || ti->bt < 0 || !ti->block || nd < 1 || nd > 4;
+    int bad = !f || nd < 1 || nd > 4;
     for (uint32_t d = 0; d < 4 && !bad; d++) {
         uint64_t ne = v[2 + d];
         bad = d >= nd ? ne != 1 : ne == 0 || ne > ((uint64_t)1 << 40) || numel > (UINT64_MAX >> 8) / ne;
         numel *= ne;
     }
-    if (!bad && !(v[2] % ti->block)) raw = numel / ti->block * ti->bytes;
+    if (!bad && !(v[2] % blk)) raw = numel / blk * bytes;
     if (!raw || raw != v[6] || raw > (uint64_t)INT64_MAX)
         return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': key '%s%s' = [type %llu, "
                             "%llu dims, %llu x %llu x %llu x %llu, %llu bytes] is not a valid "
@@ -326,7 +301,7 @@ static bt_status zstd_info(struct gr_ctx *g, struct gr_tensor *t, const uint64_t
     t->zbytes = t->nbytes;
     t->nbytes = raw;
     t->ggml = (uint32_t)v[0];
-    t->fmt = bt_fmt((uint32_t)ti->bt);
+    t->fmt = bt_fmt(f->type);
     t->n_dims = (uint32_t)nd;
     for (uint32_t d = 0; d < nd; d++) t->shape[d] = (int64_t)v[2 + nd - 1 - d];
     return BT_OK;
@@ -367,34 +342,6 @@ static bt_status apply_zstd(struct gr_ctx *g, const struct gguf_nameset *names, 
     return BT_OK;
 }
 
-/* apply bt.mtq.<name> = [planes, block, layout, cols] keys to their I8 tensors */
-static bt_status apply_mtq(struct gr_ctx *g, const struct gguf_nameset *names, bt_err *err) {
-    const struct bt_host *h = g->host;
-    size_t pl = strlen(GGUF_MTQ_PREFIX);
-    for (uint32_t i = 0; i < g->n_kv; i++) {
-        const struct bt_kv *kv = &g->kv[i];
-        if (strncmp(kv->key, GGUF_MTQ_PREFIX, pl) != 0) continue;
-        const char *tn = kv->key + pl;
-        int64_t ti = gguf_nameset_get(names, tn, strlen(tn));
-        if (kv->type != BT_KV_ARRAY || kv->arr_type != BT_KV_U32 || kv->n != 4 || ti < 0)
-            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%s' must be a u32[4] array "
-                                "naming an existing tensor", g->path, kv->key);
-        struct gr_tensor *t = &g->t[ti];
-        uint32_t v[4];
-        memcpy(v, kv->v.arr, sizeof(v));
-        struct bt_tfmt f = {BT_TYPE_MTQ, v[0], v[1], v[2]};
-        size_t rb = bt_mtq_block_bytes(v[0], v[1], v[2]) ? bt_fmt_row_bytes(&f, v[3]) : 0;
-        if (t->ggml != GGML_I8 || !rb || rb != (uint64_t)t->shape[t->n_dims - 1])
-            return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': MTQ geometry %u/%u/%u "
-                                "cols %u does not match its i8 row of %lld bytes", g->path,
-                                t->name, v[0], v[1], v[2], v[3],
-                                (long long)t->shape[t->n_dims - 1]);
-        t->fmt = f;
-        t->shape[t->n_dims - 1] = v[3];
-    }
-    return BT_OK;
-}
-
 static bt_status parse_tensors(struct gr_ctx *g, struct gr_cur *c, uint64_t n_t, bt_err *err) {
     const struct bt_host *h = g->host;
     struct gguf_nameset names;
@@ -426,7 +373,7 @@ static bt_status parse_tensors(struct gr_ctx *g, struct gr_cur *c, uint64_t n_t,
                               (unsigned long long)t->nbytes, (unsigned long long)g->size);
     }
     if (!st) st = apply_zstd(g, &names, err);
-    if (!st) st = apply_mtq(g, &names, err);
+    if (!st) st = gr_apply_formats(g, &names, err);
     gguf_nameset_free(&names, h);
     return st;
 }
@@ -442,6 +389,7 @@ static void gr_close(void *ctx) {
         h->free(g->t[i].zdata);
     }
     if (g->locked) pthread_mutex_destroy(&g->lock);
+    h->free(g->vis);
     h->free(g->kv);
     h->free(g->t);
     if (g->map) munmap((void *)g->map, g->size);
@@ -524,7 +472,7 @@ static bt_status gr_open(void *ctx, const struct bt_host *host, const bt_optset 
     return BT_OK;
 }
 
-static uint32_t gr_tensor_count(void *ctx) { return ((struct gr_ctx *)ctx)->n_t; }
+static uint32_t gr_tensor_count(void *ctx) { return ((struct gr_ctx *)ctx)->n_vis; }
 static uint32_t gr_kv_count(void *ctx) { return ((struct gr_ctx *)ctx)->n_kv; }
 
 /* decompress tensor t into t->zdata (lock held) */
@@ -547,19 +495,28 @@ static bt_status inflate(struct gr_ctx *g, struct gr_tensor *t, bt_err *err) {
     return BT_OK;
 }
 
-static bt_status gr_tensor_get(void *ctx, uint32_t i, struct bt_tensor *out, bt_err *err) {
+/* the bytes of tensor t: the map, or its decompressed copy (made once, whichever thread asks
+ * first) */
+static bt_status tensor_bytes(struct gr_ctx *g, struct gr_tensor *t, const uint8_t **data,
+                              bt_err *err) {
+    *data = g->map + g->data + t->offset;
+    if (!t->zbytes) return BT_OK;
+    pthread_mutex_lock(&g->lock);
+    bt_status st = t->zdata ? BT_OK : inflate(g, t, err);
+    *data = t->zdata;
+    pthread_mutex_unlock(&g->lock);
+    return st;
+}
+
+bt_status gr_tensor_get(void *ctx, uint32_t i, struct bt_tensor *out, bt_err *err) {
     struct gr_ctx *g = ctx;
-    if (i >= g->n_t)
+    if (i >= g->n_vis)
         return g->host->set_error(err, BT_E_INVAL, "gguf: %s: tensor index %u out of range", g->path, i);
-    struct gr_tensor *t = &g->t[i];
-    const uint8_t *data = g->map + g->data + t->offset;
-    if (t->zbytes) { /* lazily decompressed, once, whichever thread asks first */
-        pthread_mutex_lock(&g->lock);
-        bt_status st = t->zdata ? BT_OK : inflate(g, t, err);
-        data = t->zdata;
-        pthread_mutex_unlock(&g->lock);
-        if (st) return st;
-    }
+    struct gr_tensor *t = &g->t[g->vis[i]];
+    const uint8_t *data, *pdata[BT_MAX_PARTS];
+    bt_status st = tensor_bytes(g, t, &data, err);
+    for (uint32_t k = 0; !st && k < t->n_parts; k++) st = tensor_bytes(g, &g->t[t->part[k]], &pdata[k], err);
+    if (st) return st;
     memset(out, 0, sizeof(*out));
     out->name = out->src_name = t->name;
     out->fmt = t->fmt;
@@ -567,6 +524,11 @@ static bt_status gr_tensor_get(void *ctx, uint32_t i, struct bt_tensor *out, bt_
     memcpy(out->shape, t->shape, sizeof(out->shape));
     out->data = data;
     out->nbytes = t->nbytes;
+    out->n_parts = t->n_parts;
+    for (uint32_t k = 0; k < t->n_parts; k++) {
+        out->parts[k] = pdata[k];
+        out->part_bytes[k] = g->t[t->part[k]].nbytes;
+    }
     return BT_OK;
 }
 
@@ -577,22 +539,30 @@ static bt_status gr_kv_get(void *ctx, uint32_t i, struct bt_kv *out) {
     return BT_OK;
 }
 
-static void gr_release(void *ctx, uint32_t i) {
-    struct gr_ctx *g = ctx;
-    if (i >= g->n_t || !g->t[i].nbytes) return;
-    if (g->t[i].zbytes) { /* drop the decompressed copy; a later get decompresses again */
+static void release_one(struct gr_ctx *g, struct gr_tensor *t) {
+    if (!t->nbytes) return;
+    if (t->zbytes) { /* drop the decompressed copy; a later get decompresses again */
         pthread_mutex_lock(&g->lock);
-        g->host->free(g->t[i].zdata);
-        g->t[i].zdata = NULL;
+        g->host->free(t->zdata);
+        t->zdata = NULL;
         pthread_mutex_unlock(&g->lock);
         return;
     }
     uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)(g->map + g->data + g->t[i].offset);
-    uintptr_t b = a + g->t[i].nbytes;
+    uintptr_t a = (uintptr_t)(g->map + g->data + t->offset);
+    uintptr_t b = a + t->nbytes;
     a &= ~(pg - 1);
     b = (b + pg - 1) & ~(pg - 1);
     madvise((void *)a, (size_t)(b - a), MADV_DONTNEED); /* read-only file pages: refault on use */
+}
+
+/* tensor i and its parts are done */
+static void gr_release(void *ctx, uint32_t i) {
+    struct gr_ctx *g = ctx;
+    if (i >= g->n_vis) return;
+    struct gr_tensor *t = &g->t[g->vis[i]];
+    release_one(g, t);
+    for (uint32_t k = 0; k < t->n_parts; k++) release_one(g, &g->t[t->part[k]]);
 }
 
 static const struct bt_reader_i gr_iface = {
@@ -604,7 +574,7 @@ static const struct bt_reader_i gr_iface = {
     .tensor_get = gr_tensor_get,
     .kv_count = gr_kv_count,
     .kv_get = gr_kv_get,
-    .read_f32 = NULL, /* the core converts with host->to_f32 */
+    .read_f32 = gr_read_f32, /* decodes through the descriptor, with the tensor's parts */
     .release = gr_release,
 };
 
@@ -615,7 +585,7 @@ static const struct bt_plugin gr_desc = {
     .version = "0.1.0",
     .kind = BT_KIND_READER,
     .caps = 0,
-    .description = "GGUF v2/v3 reader (strict), incl. TQ1_0/TQ2_0 and bt MTQ tensors",
+    .description = "GGUF v2/v3 reader (strict), incl. TQ1_0/TQ2_0, bt MTQ and plugin formats",
     .options = NULL,
     .iface = &gr_iface,
     .ctx_size = sizeof(struct gr_ctx),

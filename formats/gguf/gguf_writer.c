@@ -1,10 +1,10 @@
 /* gguf_writer.c - the "gguf" writer plugin: streams tensors into a spill file next to the
  * target, then writes a GGUF v3 file (header, KVs, tensor infos, padded blobs) to a temp file
  * and renames it into place. Q/K rows flagged ROPE_HALVES are permuted to GGUF order; with
- * compress = zstd each tensor blob is one zstd frame (I8 tensor + bt.zstd.<name> key). */
+ * compress = zstd each tensor blob is one zstd frame (I8 tensor + bt.zstd.<name> key). How a
+ * format is stored (descriptors, extra parts, format keys): gguf_writer_fmt.c. */
 #define _GNU_SOURCE
-#include "gguf_common.h"
-#include "gguf_sink.h"
+#include "gguf_writer.h"
 #include "bt_types.h"
 
 #include <errno.h>
@@ -16,53 +16,6 @@
 #include <unistd.h>
 #include <zstd.h>
 #include <zstd_errors.h>
-
-#define GW_BUF_SIZE       ((size_t)4 << 20) /* write buffer of the spill / output sinks */
-#define GW_ZSTD_LEVEL_DEF 3                 /* default compress_level (see README) */
-
-/* One tensor added so far. */
-struct gw_tensor {
-    char          *name;     /* owned copy (host->alloc) */
-    uint32_t       ggml;     /* ggml type id written to the file */
-    uint32_t       n_dims;   /* 1..4 */
-    uint64_t       ne[4];    /* GGUF dims, ne[0] innermost */
-    uint64_t       nbytes;   /* blob size (the zstd frame's size if raw != 0) */
-    uint64_t       raw;      /* uncompressed size if the blob is a zstd frame, else 0 */
-    uint64_t       offset;   /* offset of the blob in the data section */
-    struct bt_tfmt fmt;      /* bt format (type MTQ carries the geometry) */
-    int64_t        cols;     /* logical columns (numpy shape[last]) */
-};
-
-/* Writer instance state (ctx_size bytes, zeroed by the core). */
-struct gw_ctx {
-    const struct bt_host *host;      /* host services */
-    char                 *path;      /* final output path (owned) */
-    char                 *spill;     /* spill file path (owned); NULL once removed */
-    char                 *tmp;       /* temp output path during finish (owned) */
-    struct gguf_sink      data;      /* spill sink (fd >= 0 while open) */
-    struct gguf_sink      kvs;       /* serialized input KVs (memory) */
-    uint32_t              n_kv;      /* KVs in kvs */
-    int                   has_align; /* general.alignment was given (rewritten in place) */
-    int                   has_ftype; /* general.file_type was given */
-    int                   has_qver;  /* general.quantization_version was given */
-    uint64_t             *heads;     /* <arch>.attention.head_count (per layer or 1 value) */
-    uint64_t              n_heads;   /* entries in heads (0 = key absent) */
-    uint64_t             *heads_kv;  /* <arch>.attention.head_count_kv */
-    uint64_t              n_heads_kv;/* entries in heads_kv */
-    struct gw_tensor     *t;         /* tensors added */
-    uint32_t              nt, cap;   /* count / capacity of t */
-    struct gguf_nameset   names;     /* tensor names (borrowed from t[].name) */
-    uint32_t              align;     /* data alignment */
-    uint32_t              expect;    /* n_tensors announced at open (0 = unknown) */
-    int                   failed;    /* an add failed: finish refuses */
-    int                   finished;  /* output renamed into place */
-    ZSTD_CCtx            *zc;        /* compressor (compress = zstd), else NULL */
-    uint8_t              *zout;      /* compressor output chunk (host->alloc) */
-    size_t                zout_cap;  /* bytes of zout */
-    int                   zlevel;    /* zstd level 1..22 */
-    int                   zon;       /* the current tensor's bytes go through zc */
-    size_t                zerr;      /* first zstd error code of the current tensor, 0 if none */
-};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 static char *dup_str(const struct bt_host *h, const char *s) {
@@ -183,8 +136,10 @@ static bt_status take_kvs(struct gw_ctx *c, const struct bt_kv *kvs, uint32_t n_
             break;
         }
         if (dup) { st = h->set_error(err, BT_E_INVAL, "gguf: %s: duplicate key '%s'", c->path, kv->key); break; }
-        /* MTQ geometry keys are regenerated at finish from the tensors */
-        if (strncmp(kv->key, GGUF_MTQ_PREFIX, strlen(GGUF_MTQ_PREFIX)) == 0) continue;
+        /* format keys (MTQ geometry, bt.fmt*) are regenerated at finish from the tensors */
+        if (strncmp(kv->key, GGUF_MTQ_PREFIX, strlen(GGUF_MTQ_PREFIX)) == 0 ||
+            strncmp(kv->key, GGUF_FMT_PREFIX, strlen(GGUF_FMT_PREFIX)) == 0 ||
+            strncmp(kv->key, GGUF_FMT_ARGS_PREFIX, strlen(GGUF_FMT_ARGS_PREFIX)) == 0) continue;
         /* compression keys describe the blobs of the file read, not ours: regenerated too */
         if (strncmp(kv->key, GGUF_ZSTD_PREFIX, strlen(GGUF_ZSTD_PREFIX)) == 0 ||
             strcmp(kv->key, GGUF_COMPRESSION_KEY) == 0) continue;
@@ -289,55 +244,6 @@ static uint64_t rope_heads(const struct gw_ctx *c, const char *name, const char 
     return v[n > 1 ? layer : 0];
 }
 
-/* check t and fill the record r (without offset); returns status with err set */
-static bt_status make_record(struct gw_ctx *c, const struct bt_tensor *t, struct gw_tensor *r,
-                             bt_err *err) {
-    const struct bt_host *h = c->host;
-    const char *nm = t->name;
-    size_t nlen = nm ? strlen(nm) : 0;
-    if (!nlen || nlen >= GGUF_MAX_NAME)
-        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor name '%s' must be 1..%u bytes",
-                            c->path, nm ? nm : "(null)", GGUF_MAX_NAME - 1);
-    if (gguf_nameset_get(&c->names, nm, nlen) >= 0)
-        return h->set_error(err, BT_E_INVAL, "gguf: %s: duplicate tensor '%s'", c->path, nm);
-    int g = gguf_type_from_bt(t->fmt.type);
-    if (g < 0 || (t->fmt.type == BT_TYPE_MTQ &&
-                  !bt_mtq_block_bytes(t->fmt.planes, t->fmt.block, t->fmt.layout))) {
-        char fs[64];
-        bt_fmt_str(&t->fmt, fs, sizeof(fs));
-        return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': type %s cannot be "
-                            "stored in GGUF", c->path, nm, fs);
-    }
-    if (t->n_dims < 1 || t->n_dims > BT_MAX_DIMS)
-        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': %u dims (1..4 allowed)",
-                            c->path, nm, t->n_dims);
-    uint64_t rows = 1;
-    for (uint32_t d = 0; d < t->n_dims; d++) {
-        if (t->shape[d] <= 0 || t->shape[d] > (int64_t)1 << 40)
-            return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': bad dim %lld", c->path,
-                                nm, (long long)t->shape[d]);
-        if (d + 1 < t->n_dims) rows *= (uint64_t)t->shape[d];
-    }
-    int64_t cols = t->shape[t->n_dims - 1];
-    size_t rb = bt_fmt_row_bytes(&t->fmt, cols);
-    if (!rb || rows > UINT64_MAX / rb / 2)
-        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': %lld columns is not a whole "
-                            "number of %s blocks", c->path, nm, (long long)cols, bt_type_name(t->fmt.type));
-    if (t->nbytes != rows * rb || (t->nbytes && !t->data))
-        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': %llu bytes given, %llu "
-                            "expected", c->path, nm, (unsigned long long)t->nbytes,
-                            (unsigned long long)(rows * rb));
-    memset(r, 0, sizeof(*r));
-    r->ggml = (uint32_t)g;
-    r->n_dims = t->n_dims;
-    for (uint32_t d = 0; d < t->n_dims; d++) r->ne[d] = (uint64_t)t->shape[t->n_dims - 1 - d];
-    if (t->fmt.type == BT_TYPE_MTQ) r->ne[0] = rb; /* stored as I8 rows of rb bytes */
-    r->nbytes = t->nbytes;
-    r->fmt = t->fmt;
-    r->cols = cols;
-    return BT_OK;
-}
-
 /* ---- zstd ----------------------------------------------------------------------------------- */
 /* the bytes of the current tensor: straight into the spill sink, or through the compressor */
 static void emit(struct gw_ctx *c, const void *p, size_t n) {
@@ -399,7 +305,9 @@ static bt_status spill_data(struct gw_ctx *c, const struct bt_tensor *t, bt_err 
     for (uint32_t d = 0; d + 1 < t->n_dims; d++) rows *= (uint64_t)t->shape[d];
     if (t->n_dims == 1) { /* a bias: permute single elements */
         rows = (uint64_t)t->shape[0];
-        if (bt_type_block(t->fmt.type) != 1) { nh = 0; why = "is a 1-D block-quantized tensor"; }
+        uint32_t b = 0, bb = 0;
+        gguf_fmt_geom(gguf_fmt(h, t->fmt.type), &t->fmt, &b, &bb);
+        if (b != 1) { nh = 0; why = "is a 1-D block-quantized tensor"; }
     }
     uint64_t rsz = t->nbytes / rows;
     if (!nh)
@@ -417,19 +325,15 @@ static bt_status spill_data(struct gw_ctx *c, const struct bt_tensor *t, bt_err 
     return BT_OK;
 }
 
-static bt_status gw_add(void *ctx, const struct bt_tensor *t, bt_err *err) {
-    struct gw_ctx *c = ctx;
+/* append the record r (checked, without offset) and t's bytes (zstd frame if it pays off) */
+static bt_status store(struct gw_ctx *c, struct gw_tensor r, const struct bt_tensor *t,
+                       bt_err *err) {
     const struct bt_host *h = c->host;
-    struct gw_tensor r;
-    bt_status st = BT_E_INVAL;
-    if (c->finished || c->data.fd < 0)
-        return h->set_error(err, BT_E_INVAL, "gguf: %s: add after finish", c->path);
-    if (!t) { st = h->set_error(err, st, "gguf: %s: NULL tensor", c->path); goto fail; }
-    if ((st = make_record(c, t, &r, err))) goto fail;
+    bt_status st;
     if (c->nt == c->cap) {
         uint32_t nc = c->cap ? 2 * c->cap : 64;
         struct gw_tensor *nt = h->alloc(nc * sizeof(*nt));
-        if (!nt) { st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", c->path); goto fail; }
+        if (!nt) return h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", c->path);
         if (c->nt) memcpy(nt, c->t, c->nt * sizeof(*nt));
         h->free(c->t);
         c->t = nt;
@@ -439,37 +343,61 @@ static bt_status gw_add(void *ctx, const struct bt_tensor *t, bt_err *err) {
     if (!(r.name = dup_str(h, t->name)) ||
         gguf_nameset_add(&c->names, h, r.name, strlen(r.name), c->nt, &dup) != BT_OK) {
         h->free(r.name);
-        st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", c->path);
-        goto fail;
+        return h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", c->path);
     }
     r.offset = c->data.total;
     c->t[c->nt++] = r;
     if (c->zc && t->nbytes) {
         zstd_begin(c, t->nbytes);
-        if ((st = spill_data(c, t, err))) goto fail;
+        if ((st = spill_data(c, t, err))) return st;
         zstd_end(c);
-        if (c->zerr) {
-            st = h->set_error(err, ZSTD_getErrorCode(c->zerr) == ZSTD_error_memory_allocation
-                              ? BT_E_NOMEM : BT_E_IO, "gguf: %s: tensor '%s': zstd: %s", c->path,
-                              t->name, ZSTD_getErrorName(c->zerr));
-            goto fail;
-        }
+        if (c->zerr)
+            return h->set_error(err, ZSTD_getErrorCode(c->zerr) == ZSTD_error_memory_allocation
+                                ? BT_E_NOMEM : BT_E_IO, "gguf: %s: tensor '%s': zstd: %s", c->path,
+                                t->name, ZSTD_getErrorName(c->zerr));
         uint64_t zb = c->data.total - r.offset;
         if (!c->data.err && zstd_pays(zb, t->nbytes)) {
             c->t[c->nt - 1].nbytes = zb;
             c->t[c->nt - 1].raw = t->nbytes;
         } else {
             spill_rewind(c, r.offset);
-            if (!c->data.err && (st = spill_data(c, t, err))) goto fail;
+            if (!c->data.err && (st = spill_data(c, t, err))) return st;
         }
     } else if ((st = spill_data(c, t, err))) {
-        goto fail;
+        return st;
     }
     gguf_put_zeros(&c->data, h, gguf_pad(c->data.total, c->align) - c->data.total);
-    if (c->data.err) {
-        st = h->set_error(err, BT_E_IO, "gguf: %s: tensor '%s': writing spill file '%s': %s",
-                          c->path, t->name, c->spill, strerror(c->data.err));
-        goto fail;
+    if (c->data.err)
+        return h->set_error(err, BT_E_IO, "gguf: %s: tensor '%s': writing spill file '%s': %s",
+                            c->path, t->name, c->spill, strerror(c->data.err));
+    return BT_OK;
+}
+
+/* a tensor, then each of its extra parts as a 1-D I8 tensor "<name>.<part>" right after it */
+static bt_status gw_add(void *ctx, const struct bt_tensor *t, bt_err *err) {
+    struct gw_ctx *c = ctx;
+    const struct bt_host *h = c->host;
+    struct gw_tensor r;
+    char pnames[BT_MAX_PARTS][GGUF_MAX_NAME];
+    bt_status st = BT_E_INVAL;
+    if (c->finished || c->data.fd < 0)
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: add after finish", c->path);
+    if (!t) { st = h->set_error(err, st, "gguf: %s: NULL tensor", c->path); goto fail; }
+    if ((st = gw_make_record(c, t, &r, pnames, err))) goto fail;
+    if ((st = store(c, r, t, err))) goto fail;
+    c->n_main++;
+    for (uint32_t k = 0; k < t->n_parts; k++) {
+        struct bt_tensor pt;
+        memset(&pt, 0, sizeof(pt));
+        pt.name = pt.src_name = pnames[k];
+        pt.fmt = bt_fmt(BT_TYPE_I8);
+        pt.n_dims = 1;
+        pt.shape[0] = (int64_t)t->part_bytes[k];
+        pt.data = t->parts[k];
+        pt.nbytes = t->part_bytes[k];
+        if ((st = gw_make_record(c, &pt, &r, NULL, err))) goto fail;
+        r.part = 1;
+        if ((st = store(c, r, &pt, err))) goto fail;
     }
     return BT_OK;
 fail:
@@ -479,9 +407,11 @@ fail:
 }
 
 /* ---- finish ------------------------------------------------------------------------------------ */
-static int is_quant(uint32_t bt_type) {
-    return bt_type == BT_TYPE_Q4_0 || bt_type == BT_TYPE_Q8_0 || bt_type == BT_TYPE_TQ1_0 ||
-           bt_type == BT_TYPE_TQ2_0 || bt_type == BT_TYPE_MTQ;
+/* a quantized weight format: a weight format other than F32/F16/BF16 */
+static int is_quant(const struct bt_host *h, uint32_t bt_type) {
+    const struct bt_format *f = gguf_fmt(h, bt_type);
+    return f && (f->flags & BT_FMT_WEIGHT) && bt_type != BT_TYPE_F32 && bt_type != BT_TYPE_F16 &&
+           bt_type != BT_TYPE_BF16;
 }
 
 /* llama ftype from the majority of >= 2-D tensors; -1 if none maps */
@@ -504,14 +434,13 @@ static int guess_ftype(const struct gw_ctx *c) {
 static void write_header(struct gw_ctx *c, struct gguf_sink *out) {
     const struct bt_host *h = c->host;
     int quant = 0, ft = c->has_ftype ? -1 : guess_ftype(c);
-    uint32_t n_mtq = 0, n_zstd = 0;
+    uint32_t n_zstd = 0;
     for (uint32_t i = 0; i < c->nt; i++) {
-        quant |= is_quant(c->t[i].fmt.type);
-        n_mtq += c->t[i].fmt.type == BT_TYPE_MTQ;
+        quant |= is_quant(h, c->t[i].fmt.type);
         n_zstd += c->t[i].raw != 0;
     }
-    uint64_t n_kv = c->n_kv + !c->has_align + (quant && !c->has_qver) + (ft >= 0) + n_mtq +
-                    (n_zstd ? 1 + n_zstd : 0);
+    uint64_t n_kv = c->n_kv + !c->has_align + (quant && !c->has_qver) + (ft >= 0) +
+                    gw_fmt_key_count(c) + (n_zstd ? 1 + n_zstd : 0);
     gguf_sink_put(out, h, GGUF_MAGIC, 4);
     gguf_put_u32(out, h, GGUF_VERSION);
     gguf_put_u64(out, h, c->nt);
@@ -520,20 +449,7 @@ static void write_header(struct gw_ctx *c, struct gguf_sink *out) {
     if (!c->has_align) gguf_put_key_u32(out, h, "general.alignment", c->align);
     if (quant && !c->has_qver) gguf_put_key_u32(out, h, "general.quantization_version", 2);
     if (ft >= 0) gguf_put_key_u32(out, h, "general.file_type", (uint32_t)ft);
-    for (uint32_t i = 0; i < c->nt; i++) {
-        const struct gw_tensor *t = &c->t[i];
-        if (t->fmt.type != BT_TYPE_MTQ) continue;
-        char key[128];
-        snprintf(key, sizeof(key), "%s%s", GGUF_MTQ_PREFIX, t->name);
-        gguf_put_str(out, h, key, strlen(key));
-        gguf_put_u32(out, h, BT_KV_ARRAY);
-        gguf_put_u32(out, h, BT_KV_U32);
-        gguf_put_u64(out, h, 4);
-        gguf_put_u32(out, h, t->fmt.planes);
-        gguf_put_u32(out, h, t->fmt.block);
-        gguf_put_u32(out, h, t->fmt.layout);
-        gguf_put_u32(out, h, (uint32_t)t->cols);
-    }
+    gw_put_fmt_keys(c, out);
     if (n_zstd) {
         gguf_put_str(out, h, GGUF_COMPRESSION_KEY, strlen(GGUF_COMPRESSION_KEY));
         gguf_put_u32(out, h, BT_KV_STRING);
@@ -594,8 +510,9 @@ static bt_status gw_finish(void *ctx, bt_err *err) {
     if (c->finished) return BT_OK;
     if (c->failed || c->data.fd < 0)
         return h->set_error(err, BT_E_INVAL, "gguf: %s: not written, an earlier tensor failed", c->path);
-    if (c->expect && c->nt != c->expect)
-        h->log(BT_LOG_WARN, "gguf: %s: %u tensors announced, %u written", c->path, c->expect, c->nt);
+    if (c->expect && c->n_main != c->expect)
+        h->log(BT_LOG_WARN, "gguf: %s: %u tensors announced, %u written", c->path, c->expect,
+               c->n_main);
     if (gguf_sink_flush(&c->data))
         return h->set_error(err, BT_E_IO, "gguf: %s: writing spill file '%s': %s", c->path,
                             c->spill, strerror(c->data.err));
@@ -671,11 +588,12 @@ static void gw_close(void *ctx) {
     memset(c, 0, sizeof(*c));
 }
 
+/* any format whose descriptor has a valid geometry for fmt and either a ggml type or the weight
+ * flag (stored as I8 rows + bt.fmt keys). A NULL / unopened ctx answers for the built-ins. */
 static int gw_supports(void *ctx, const struct bt_tfmt *fmt) {
-    (void)ctx;
-    if (!fmt) return 0;
-    if (fmt->type == BT_TYPE_MTQ) return bt_mtq_block_bytes(fmt->planes, fmt->block, fmt->layout) != 0;
-    return gguf_type_from_bt(fmt->type) >= 0;
+    const struct bt_host *h = ctx ? ((struct gw_ctx *)ctx)->host : NULL;
+    uint32_t ggml, how;
+    return fmt && !gw_store_how(h, fmt, &ggml, &how);
 }
 
 static const struct bt_option gw_options[] = {
@@ -702,7 +620,8 @@ static const struct bt_plugin gw_desc = {
     .version = "0.1.0",
     .kind = BT_KIND_WRITER,
     .caps = 0,
-    .description = "GGUF v3 writer (llama.cpp), incl. TQ1_0/TQ2_0 and bt MTQ as I8 + bt.mtq.* keys",
+    .description = "GGUF v3 writer (llama.cpp), incl. TQ1_0/TQ2_0; bt MTQ and plugin formats as I8 + "
+                   "bt.mtq.* / bt.fmt.* keys",
     .options = gw_options,
     .iface = &gw_iface,
     .ctx_size = sizeof(struct gw_ctx),

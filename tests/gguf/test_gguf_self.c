@@ -305,9 +305,11 @@ static void check_writer_errors(const struct bt_plugin *w, const struct sample *
     t.name = "a_name_that_is_exactly_sixty_four_bytes_long_xxxxxxxxxxxxxxxxxxx";
     bad_add(w, s, dir, &t, NULL, 0);
     t.name = "u8.tensor";
-    t.fmt = bt_fmt(BT_TYPE_U8);
+    t.fmt = bt_fmt(BT_TYPE_U8); /* no ggml type and not a weight format */
     bad_add(w, s, dir, &t, NULL, 0);
-    t.fmt = bt_fmt(BT_TYPE_Q8_K);
+    t.fmt = bt_fmt(BT_TYPE_USER + 5); /* no such format */
+    bad_add(w, s, dir, &t, NULL, 0);
+    t.fmt = bt_fmt(BT_TYPE_Q8_K); /* stored as ggml q8_K, but 8 columns are not whole blocks */
     bad_add(w, s, dir, &t, NULL, 0);
     t = s->t[sample_find(s, "f32.weight")];
     t.nbytes -= 4;
@@ -371,12 +373,17 @@ static void check_writer_errors(const struct bt_plugin *w, const struct sample *
     free(ctx);
     CHECK_EQ(dir_entries(dir), 0);
     CHECK_EQ(th_live, 0);
-    /* supports() */
+    /* supports(): every built-in with a ggml type or the weight flag (u8 has neither) */
     for (uint32_t ty = 0; ty < BT_TYPE_COUNT; ty++) {
         struct bt_tfmt f = {ty, ty == BT_TYPE_MTQ ? 2 : 0, ty == BT_TYPE_MTQ ? 64 : 0, 0};
-        int want = ty != BT_TYPE_U8 && ty != BT_TYPE_Q8_K;
+        int want = ty != BT_TYPE_U8;
         CHECK_EQ(wi->supports(NULL, &f), want);
     }
+    struct bt_tfmt bad_mtq = {BT_TYPE_MTQ, 9, 64, 0}, bad_f32 = {BT_TYPE_F32, 1, 0, 0};
+    struct bt_tfmt unknown = {BT_TYPE_USER + 5, 0, 0, 0};
+    CHECK_EQ(wi->supports(NULL, &bad_mtq), 0);
+    CHECK_EQ(wi->supports(NULL, &bad_f32), 0);
+    CHECK_EQ(wi->supports(NULL, &unknown), 0);
 }
 
 /* write failures (EFBIG via RLIMIT_FSIZE) in a child: error reported, nothing left behind */

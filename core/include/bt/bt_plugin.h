@@ -105,7 +105,7 @@ struct bt_format {
     bt_status (*from_f32)(const struct bt_tfmt *fmt, const float *src, void *dst, int64_t n);
     /* (optional) the name with its parameters, e.g. "mtq3x256c" (default: name) */
     void (*describe)(const struct bt_tfmt *fmt, char *buf, size_t n);
-    /* (optional, default: none) extra parts of a rows x cols tensor: how many (< BT_MAX_PARTS),
+    /* (optional, default: none) extra parts of a rows x cols tensor: how many (<= BT_MAX_PARTS),
      * and part k's name ([a-z0-9_]+, e.g. "codebook") and size in bytes */
     uint32_t (*n_parts)(const struct bt_tfmt *fmt);
     bt_status (*part_info)(const struct bt_tfmt *fmt, int64_t rows, int64_t cols, uint32_t k,
