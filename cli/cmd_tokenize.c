@@ -60,10 +60,7 @@ int bt_cli_tokenize(const struct bt_cli_opts *o, int argc, char **argv) {
     int32_t *ids = NULL;
     char *text = NULL;
     bt_status st = load_tokenizer(model, o, &tok, &err);
-    if (st == BT_OK) {
-        char msg[512];
-        if ((st = bt_file_read_all(file, &text, &len, msg, sizeof(msg)))) bt_err_set(&err, st, "%s", msg);
-    }
+    if (st == BT_OK) st = bt_file_read_all(file, &text, &len, &err);
     if (st == BT_OK) {
         st = bt_tokenizer_encode(tok, text, len, special, &ids, &n);
         if (st) bt_err_set(&err, st, "%s: cannot tokenize", file);

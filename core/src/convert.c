@@ -311,13 +311,6 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     return st;
 }
 
-/* create the folders leading to path (mkdir -p of its dirname) */
-static bt_status make_parent_dirs(const char *path, bt_err *err) {
-    char msg[512];
-    if (bt_file_make_parents(path, msg, sizeof(msg)) != 0) return bt_err_set(err, BT_E_IO, "%s", msg);
-    return BT_OK;
-}
-
 /* every tensor the calibration file names must be in the model, and each quantized 2-D tensor
  * with an entry must have the entry's input size (a file made for another model is refused) */
 static bt_status check_calibration(struct bt_convert_args *a, struct bt_reader *r, uint32_t nt, bt_err *err) {
@@ -417,7 +410,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     for (uint32_t i = 0; i < n_kv; i++)
         if (r->i->kv_get(r->ctx, i, &kvs[k]) == BT_OK && strncmp(kvs[k].key, "general.quantized_by", 20)) k++;
     kvs[k++] = (struct bt_kv){.key = "general.quantized_by", .type = BT_KV_STRING, .n = strlen("bt " BT_VERSION), .v.s = "bt " BT_VERSION};
-    if ((st = make_parent_dirs(a->out_path, err))) goto done;
+    if ((st = bt_file_make_parents(a->out_path, err))) goto done; /* mkdir -p of its folder */
     st = bt_writer_open(a->reg, a->writer, a->out_path, a->writer_opts, kvs, k, nt, &w, err);
     a->writer_opts = NULL;
     if (st) goto done;

@@ -1,6 +1,7 @@
 /* bt_file.c - file helpers shared across the tree: read a whole file into memory
  * (NUL-terminated, for the text/JSON readers) and create the folders leading to an output. */
 #include "bt_types.h"
+#include "bt/bt.h" /* struct bt_err, bt_err_set (bt_err.c, this library) */
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,14 +9,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errbuf, size_t errlen) {
+bt_status bt_file_read_all(const char *path, char **out, size_t *len, bt_err *err) {
     *out = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        if (errbuf && errlen) snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(e));
-        return BT_E_IO;
+        return bt_err_set(err, BT_E_IO, "%s: cannot open: %s", path, strerror(e));
     }
     char *buf = NULL;
     size_t n = 0, cap = 0;
@@ -26,8 +26,7 @@ bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errb
             if (!nb) {
                 free(buf);
                 fclose(f);
-                if (errbuf && errlen) snprintf(errbuf, errlen, "%s: out of memory", path);
-                return BT_E_NOMEM;
+                return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", path);
             }
             buf = nb;
             cap = nc;
@@ -40,8 +39,7 @@ bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errb
     fclose(f);
     if (bad) {
         free(buf);
-        if (errbuf && errlen) snprintf(errbuf, errlen, "%s: read error", path);
-        return BT_E_IO;
+        return bt_err_set(err, BT_E_IO, "%s: read error", path);
     }
     buf[n] = 0;
     *out = buf;
@@ -49,17 +47,16 @@ bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errb
     return BT_OK;
 }
 
-int bt_file_make_parents(const char *path, char *errbuf, size_t errlen) {
+bt_status bt_file_make_parents(const char *path, bt_err *err) {
     char buf[4096];
     snprintf(buf, sizeof(buf), "%s", path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            if (errbuf && errlen) snprintf(errbuf, errlen, "%s: cannot create folder %s: %s", path, buf, strerror(errno));
-            return -1;
-        }
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return bt_err_set(err, BT_E_IO, "%s: cannot create folder %s: %s", path, buf,
+                              strerror(errno));
         *p = '/';
     }
-    return 0;
+    return BT_OK;
 }

@@ -85,11 +85,11 @@ void bt_mtq_pack_block(const struct bt_tfmt *fmt, const int8_t *t, const float *
 void bt_mtq_unpack_block(const struct bt_tfmt *fmt, const uint8_t *src, int8_t *t, float *a);
 
 /* ---- files ------------------------------------------------------------------------------------ */
-/* read a whole file; *out is NUL-terminated, caller frees with free(). errbuf gets
- * "path: reason" on failure (BT_E_IO / BT_E_NOMEM). */
-bt_status bt_file_read_all(const char *path, char **out, size_t *len, char *errbuf, size_t errlen);
-/* mkdir -p of path's folder; 0 or -1 with a message naming path in errbuf */
-int bt_file_make_parents(const char *path, char *errbuf, size_t errlen);
+/* read a whole file; *out is NUL-terminated, caller frees with free(). On failure returns
+ * BT_E_IO / BT_E_NOMEM and err (may be NULL) gets that status and "path: reason". */
+bt_status bt_file_read_all(const char *path, char **out, size_t *len, bt_err *err);
+/* mkdir -p of path's folder; BT_OK, or BT_E_IO with a message naming path in err (may be NULL) */
+bt_status bt_file_make_parents(const char *path, bt_err *err);
 
 #ifdef __cplusplus
 }

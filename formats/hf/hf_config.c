@@ -1,6 +1,7 @@
 /* hf_config.c - read a Hugging Face config.json with json-c and turn it into GGUF llama.* key/values
  * (types as llama.cpp requires: u32 integers, f32 eps/theta). See hf_config.h. */
 #include "hf_config.h"
+#include "bt/bt.h" /* struct bt_err, bt_err_set (bt_types) */
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -14,23 +15,19 @@
 struct hfc {
     const char         *path;   /* config.json path for messages */
     struct json_object *root;   /* parsed document */
-    char               *err;    /* message buffer */
-    size_t              errlen; /* its size */
+    bt_err             *err;    /* where messages go (may be NULL) */
 };
 
+/* record st and "<path>: reason" in c->err */
 __attribute__((format(printf, 3, 4)))
 static bt_status hfc_fail(struct hfc *c, bt_status st, const char *fmt, ...) {
-    if (c->err && c->errlen) {
-        int k = snprintf(c->err, c->errlen, "%s: ", c->path);
-        if (k < 0) k = 0;
-        if ((size_t)k < c->errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return st;
+    if (!c->err) return st;
+    char reason[sizeof(c->err->msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    return bt_err_set(c->err, st, "%s: %s", c->path, reason);
 }
 
 /* member of obj, NULL if absent or JSON null */
@@ -221,8 +218,8 @@ static bt_status hfc_sizes(struct hfc *c, struct bt_hf_config *cfg) {
     return BT_OK;
 }
 
-struct json_object *bt_hf_json_read(const char *path, bt_status *st, char *errbuf, size_t errlen) {
-    struct hfc c = {path, NULL, errbuf, errlen};
+struct json_object *bt_hf_json_read(const char *path, bt_status *st, bt_err *err) {
+    struct hfc c = {path, NULL, err};
     FILE *f = fopen(path, "rb");
     if (!f) {
         *st = hfc_fail(&c, BT_E_IO, "cannot open: %s", strerror(errno));
@@ -272,13 +269,12 @@ struct json_object *bt_hf_json_read(const char *path, bt_status *st, char *errbu
     return o;
 }
 
-bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, char *errbuf,
-                            size_t errlen) {
-    struct hfc c = {path, NULL, errbuf, errlen};
+bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, bt_err *err) {
+    struct hfc c = {path, NULL, err};
     memset(cfg, 0, sizeof(*cfg));
-    if (errbuf && errlen) errbuf[0] = 0;
+    if (err) bt_err_clear(err);
     bt_status st = BT_OK;
-    c.root = bt_hf_json_read(path, &st, errbuf, errlen);
+    c.root = bt_hf_json_read(path, &st, err);
     if (!c.root) return st;
     if (!json_object_is_type(c.root, json_type_object))
         st = hfc_fail(&c, BT_E_FORMAT, "not a JSON object");
@@ -325,14 +321,12 @@ bt_status bt_hf_config_to_kvs(const struct bt_hf_config *cfg, struct bt_kvlist *
     return st;
 }
 
-bt_status bt_hf_config_kvs(const char *config_json_path, struct bt_kvlist *out, char *errbuf,
-                           size_t errlen) {
+bt_status bt_hf_config_kvs(const char *config_json_path, struct bt_kvlist *out, bt_err *err) {
     struct bt_hf_config cfg;
-    bt_status st = bt_hf_config_load(config_json_path, &cfg, errbuf, errlen);
+    bt_status st = bt_hf_config_load(config_json_path, &cfg, err);
     if (st != BT_OK) return st;
     st = bt_hf_config_to_kvs(&cfg, out);
-    if (st != BT_OK && errbuf && errlen)
-        snprintf(errbuf, errlen, "%s: out of memory", config_json_path);
+    if (st != BT_OK) bt_err_set(err, st, "%s: out of memory", config_json_path);
     return st;
 }
 

@@ -36,20 +36,19 @@ struct bt_hf_config {
 
 struct json_object;
 /* Parse the JSON file path with json-c (caller frees with json_object_put). NULL on failure with
- * *st = BT_E_IO / BT_E_FORMAT / BT_E_NOMEM and errbuf = "<path>: reason (byte offset)". */
-struct json_object *bt_hf_json_read(const char *path, bt_status *st, char *errbuf, size_t errlen);
+ * *st = BT_E_IO / BT_E_FORMAT / BT_E_NOMEM and err (may be NULL) = that status and
+ * "<path>: reason (byte offset)". err is not touched on success. */
+struct json_object *bt_hf_json_read(const char *path, bt_status *st, bt_err *err);
 
 /* Read and validate path (a config.json). BT_E_IO if unreadable, BT_E_FORMAT for bad JSON,
  * missing keys or wrong types, BT_E_UNSUPPORTED for architectures/features bt does not convert.
- * errbuf gets "<path>: reason" naming the key. */
-bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, char *errbuf,
-                            size_t errlen);
+ * err (may be NULL) is cleared, then gets the status and "<path>: reason" naming the key. */
+bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, bt_err *err);
 /* general.architecture, llama.* keys with the types llama.cpp requires, rope scaling (linear),
  * bt.tie_word_embeddings and tokenizer.ggml.{bos,eos}_token_id. BT_OK or BT_E_NOMEM. */
 bt_status bt_hf_config_to_kvs(const struct bt_hf_config *cfg, struct bt_kvlist *out);
 /* load + to_kvs */
-bt_status bt_hf_config_kvs(const char *config_json_path, struct bt_kvlist *out, char *errbuf,
-                           size_t errlen);
+bt_status bt_hf_config_kvs(const char *config_json_path, struct bt_kvlist *out, bt_err *err);
 /* Llama-3 rope frequency factors (rope_freqs.weight): dst[head_dim / 2] */
 void bt_hf_rope_llama3_factors(const struct bt_hf_config *cfg, float *dst);
 #endif

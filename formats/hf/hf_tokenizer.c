@@ -2,6 +2,7 @@
  * with json-c and emits the GGUF tokenizer metadata keys (see hf_tokenizer.h). */
 #include "hf_tokenizer.h"
 #include "bt_types.h"
+#include "bt/bt.h" /* struct bt_err, bt_err_set (bt_types) */
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -22,40 +23,48 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_BYTE = 6 }
 /* parse state shared by the helpers below */
 struct hf_ctx {
     const char *path;   /* tokenizer.json path, for messages */
-    char       *err;    /* caller's error buffer */
-    size_t      errlen; /* its size */
+    bt_err     *err;    /* caller's error sink (may be NULL) */
+    void (*log)(int level, const char *fmt, ...); /* where warnings go; NULL: into err->msg */
+    int         warned; /* a warning was given (only the first is kept) */
     char      **tok;    /* tokens by id (borrowed from the json tree) */
     int32_t    *ttype;  /* token types by id */
     float      *score;  /* scores by id (llama mode) */
     uint32_t    n;      /* number of ids (max id + 1) */
 };
 
+__attribute__((format(printf, 3, 4)))
 static bt_status fail(struct hf_ctx *c, bt_status st, const char *fmt, ...) {
-    if (c->err && c->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err, c->errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
-static void warn(struct hf_ctx *c, const char *fmt, ...) {
-    if (!c->err || !c->errlen || c->err[0]) return; /* keep the first warning */
+    if (!c->err) return st;
+    char msg[sizeof(c->err->msg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err, c->errlen, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    return bt_err_set(c->err, st, "%s", msg);
+}
+
+/* a warning: status stays BT_OK; only the first one is kept */
+__attribute__((format(printf, 2, 3)))
+static void warn(struct hf_ctx *c, const char *fmt, ...) {
+    if (c->warned || (!c->log && !c->err)) return;
+    c->warned = 1;
+    char msg[sizeof(c->err->msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->log) c->log(BT_LOG_WARN, "%s", msg);
+    else bt_err_set(c->err, BT_OK, "%s", msg);
 }
 
 /* reads and parses a json file; *obj NULL + BT_OK when missing and optional */
 static bt_status load_json(struct hf_ctx *c, const char *path, int optional, json_object **obj) {
     *obj = NULL;
     if (optional && access(path, F_OK) != 0 && errno == ENOENT) return BT_OK;
-    char *buf = NULL, msg[512];
+    char *buf = NULL;
     size_t len = 0;
-    bt_status st = bt_file_read_all(path, &buf, &len, msg, sizeof(msg));
-    if (st) return fail(c, st, "%s", msg);
+    bt_status st = bt_file_read_all(path, &buf, &len, c->err);
+    if (st) return st;
     json_tokener *jt = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
     if (!jt) { free(buf); return fail(c, BT_E_NOMEM, "%s: out of memory", path); }
     json_object *o = len <= (size_t)INT32_MAX ? json_tokener_parse_ex(jt, buf, (int)len) : NULL;
@@ -256,12 +265,16 @@ static int is_byte_token(const char *s) {
            strchr(hx, s[4]) && s[5] == '>';
 }
 
-bt_status bt_hf_tokenizer_kvs(const char *path, struct bt_kvlist *out, char *errbuf,
-                              size_t errlen) {
-    struct hf_ctx c = {.path = path, .err = errbuf, .errlen = errlen};
+bt_status bt_hf_tokenizer_kvs(const char *path, struct bt_kvlist *out, bt_err *err) {
+    if (err) bt_err_clear(err);
+    return bt_hf_tokenizer_kvs_log(path, out, err, NULL);
+}
+
+bt_status bt_hf_tokenizer_kvs_log(const char *path, struct bt_kvlist *out, bt_err *err,
+                                  void (*log)(int level, const char *fmt, ...)) {
+    struct hf_ctx c = {.path = path, .err = err, .log = log};
     json_object *root = NULL, *cfg = NULL;
     bt_status st;
-    if (errbuf && errlen) errbuf[0] = 0;
     if (!path || !out) return fail(&c, BT_E_INVAL, "tokenizer.json: no path or output list");
     if ((st = load_json(&c, path, 0, &root))) return st;
 

@@ -166,10 +166,8 @@ static bt_status st_shard_map(struct st_reader *r, struct st_shard *s, const cha
         return h->set_error(err, BT_E_IO, "%s: mmap failed: %s", s->path, strerror(e));
     }
     s->map = m;
-    char msg[1024];
-    bt_status st = bt_st_header_parse(s->map, s->size, s->path, &s->hdr, msg, sizeof(msg));
-    if (st != BT_OK) return h->set_error(err, st, "%s", msg);
-    return BT_OK;
+    /* the header parser (bt_types' bt_err_set) writes the host's err directly */
+    return bt_st_header_parse(s->map, s->size, s->path, &s->hdr, err);
 }
 
 /* ---- tensor list -------------------------------------------------------------------------------- */
@@ -226,10 +224,9 @@ static bt_status st_open_single(struct st_reader *r, const char *file, bt_err *e
 /* index: weight_map {tensor: shard file}; every listed tensor must be in its shard */
 static bt_status st_open_index(struct st_reader *r, const char *index_path, bt_err *err) {
     const struct bt_host *h = r->host;
-    char msg[1024];
     bt_status st = BT_OK;
-    struct json_object *root = bt_hf_json_read(index_path, &st, msg, sizeof(msg)), *wm = NULL;
-    if (!root) return h->set_error(err, st, "%s", msg);
+    struct json_object *root = bt_hf_json_read(index_path, &st, err), *wm = NULL;
+    if (!root) return st;
     if (!json_object_is_type(root, json_type_object) ||
         !json_object_object_get_ex(root, "weight_map", &wm) ||
         !json_object_is_type(wm, json_type_object) || json_object_object_length(wm) == 0)
@@ -319,7 +316,6 @@ static bt_status st_add_rope_freqs(struct st_reader *r, const struct bt_hf_confi
 /* ---- metadata ------------------------------------------------------------------------------------ */
 static bt_status st_metadata(struct st_reader *r, bt_err *err) {
     const struct bt_host *h = r->host;
-    char msg[1024];
     char *real = realpath(r->dir, NULL);
     const char *base = real ? real : r->dir;
     const char *slash = strrchr(base, '/');
@@ -334,8 +330,7 @@ static bt_status st_metadata(struct st_reader *r, bt_err *err) {
     if (!cfg_path || !tok_path) st = h->set_error(err, BT_E_NOMEM, "safetensors: out of memory");
     if (st == BT_OK && st_is_file(cfg_path)) {
         struct bt_hf_config cfg;
-        st = bt_hf_config_load(cfg_path, &cfg, msg, sizeof(msg));
-        if (st != BT_OK) st = h->set_error(err, st, "%s", msg);
+        st = bt_hf_config_load(cfg_path, &cfg, err);
         if (st == BT_OK && bt_hf_config_to_kvs(&cfg, &r->kv) != BT_OK)
             st = h->set_error(err, BT_E_NOMEM, "safetensors: out of memory");
         if (st == BT_OK && cfg.rope_type == BT_HF_ROPE_LLAMA3) st = st_add_rope_freqs(r, &cfg, err);
@@ -344,10 +339,8 @@ static bt_status st_metadata(struct st_reader *r, bt_err *err) {
     }
     if (st == BT_OK && st_is_file(tok_path)) {
 #ifdef BT_HAVE_HF_TOKENIZER
-        msg[0] = 0;
-        st = bt_hf_tokenizer_kvs(tok_path, &r->kv, msg, sizeof(msg));
-        if (st != BT_OK) st = h->set_error(err, st, "%s", msg[0] ? msg : tok_path);
-        else if (msg[0]) h->log(BT_LOG_WARN, "%s", msg);
+        /* errors into err (always with a message), the first warning to the host's log */
+        st = bt_hf_tokenizer_kvs_log(tok_path, &r->kv, err, h->log);
 #else
         h->log(BT_LOG_WARN, "%s: tokenizer support not built in; no tokenizer metadata", tok_path);
 #endif

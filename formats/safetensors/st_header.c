@@ -1,6 +1,7 @@
 /* st_header.c - parse and strictly validate a safetensors header (u64 length + JSON object)
  * from a memory image of the file, with json-c. Rules: docs/research/formats.md section 4.1. */
 #include "st_header.h"
+#include "bt/bt.h" /* struct bt_err, bt_err_set (bt_types) */
 
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -41,24 +42,20 @@ static const struct st_dtype *st_dtype_find(const char *s) {
 /* ---- helpers ----------------------------------------------------------------------------- */
 /* parser state shared by the validation steps */
 struct st_parse {
-    const char *file;   /* file name for messages */
-    char       *err;    /* message buffer */
-    size_t      errlen; /* its size */
+    const char *file; /* file name for messages */
+    bt_err     *err;  /* where the message goes (may be NULL) */
 };
 
+/* record st and "<file>: reason" in p->err */
 __attribute__((format(printf, 3, 4)))
 static bt_status st_fail(struct st_parse *p, bt_status st, const char *fmt, ...) {
-    if (p->err && p->errlen) {
-        int k = snprintf(p->err, p->errlen, "%s: ", p->file);
-        if (k < 0) k = 0;
-        if ((size_t)k < p->errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(p->err + k, p->errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return st;
+    if (!p->err) return st;
+    char reason[sizeof(p->err->msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    return bt_err_set(p->err, st, "%s: %s", p->file, reason);
 }
 
 static int st_is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -298,10 +295,10 @@ static bt_status st_entries(struct st_parse *p, struct json_object *root, struct
 }
 
 bt_status bt_st_header_parse(const uint8_t *buf, uint64_t len, const char *file,
-                             struct bt_st_header *out, char *errbuf, size_t errlen) {
-    struct st_parse p = {file ? file : "safetensors", errbuf, errlen};
+                             struct bt_st_header *out, bt_err *err) {
+    struct st_parse p = {file ? file : "safetensors", err};
     memset(out, 0, sizeof(*out));
-    if (errbuf && errlen) errbuf[0] = 0;
+    if (err) bt_err_clear(err);
     if (len < 8)
         return st_fail(&p, BT_E_FORMAT, "file is %llu bytes, too short for a safetensors header",
                        (unsigned long long)len);

@@ -27,10 +27,10 @@ struct bt_st_header {
 /* Parse and strictly validate the safetensors file image buf[0..len): header length, JSON
  * object, every entry (dtype, shape, data_offsets, size), no duplicates, no overlap, no holes,
  * data buffer fully covered. On failure returns BT_E_FORMAT (malformed) or BT_E_UNSUPPORTED
- * (valid dtype/rank bt does not handle), writes "<file>: reason" to errbuf and leaves *out
- * empty. file is only used in messages. */
+ * (valid dtype/rank bt does not handle), records that status and "<file>: reason" in err (may
+ * be NULL; cleared first) and leaves *out empty. file is only used in messages. */
 bt_status bt_st_header_parse(const uint8_t *buf, uint64_t len, const char *file,
-                             struct bt_st_header *out, char *errbuf, size_t errlen);
+                             struct bt_st_header *out, bt_err *err);
 /* free what parse allocated; safe on a zeroed or already freed header */
 void bt_st_header_free(struct bt_st_header *h);
 /* bytes per element of a BT_TYPE_* the parser produces (0 for others) */

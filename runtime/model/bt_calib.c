@@ -78,13 +78,9 @@ static bt_status cal_write(const struct cal_state *s, uint64_t ntok, uint32_t nw
     row = malloc((size_t)maxn * sizeof *row);
     if (!tmp || !row) { free(tmp); free(row); return bt_err_set(err, BT_E_NOMEM, "calibrate: out of memory"); }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    char msg[512];
-    bt_status st = BT_OK;
     FILE *f = NULL;
-    if (bt_file_make_parents(path, msg, sizeof(msg)) != 0) {
-        st = bt_err_set(err, BT_E_IO, "%s", msg);
-        goto done;
-    }
+    bt_status st = bt_file_make_parents(path, err);
+    if (st != BT_OK) goto done;
     f = fopen(tmp, "wb");
     if (!f) {
         st = bt_err_set(err, BT_E_IO, "%s: cannot create: %s", tmp, strerror(errno));

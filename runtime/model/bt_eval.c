@@ -47,10 +47,10 @@ static int64_t utf8_invalid_at(const unsigned char *s, size_t n) {
 bt_status bt_eval_read_text(const char *path, char **text, size_t *len, bt_err *err) {
     *text = NULL;
     *len  = 0;
-    char *buf = NULL, msg[512];
+    char *buf = NULL;
     size_t n = 0;
-    bt_status st = bt_file_read_all(path, &buf, &n, msg, sizeof(msg));
-    if (st) return bt_err_set(err, st, "%s", msg);
+    bt_status st = bt_file_read_all(path, &buf, &n, err);
+    if (st) return st;
     if (n == 0) { free(buf); return bt_err_set(err, BT_E_INVAL, "%s: text is empty", path); }
     int64_t at = utf8_invalid_at((const unsigned char *)buf, n);
     if (at >= 0) {

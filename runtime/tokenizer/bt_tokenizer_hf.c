@@ -16,14 +16,9 @@ bt_status bt_tokenizer_from_hf_dir(const char *dir, struct bt_tokenizer **out, b
     if (!path) return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
     snprintf(path, dl + 32, "%s%stokenizer.json", dir, dl && dir[dl - 1] == '/' ? "" : "/");
     struct bt_kvlist kvs = {0};
-    /* bt_hf_tokenizer_kvs still reports through a plain buffer: let it write err->msg directly */
-    bt_status st = bt_hf_tokenizer_kvs(path, &kvs, err ? err->msg : NULL, err ? sizeof(err->msg) : 0);
+    bt_status st = bt_hf_tokenizer_kvs(path, &kvs, err);
     free(path);
-    if (st != BT_OK) {
-        if (err) err->status = st;
-    } else {
-        st = bt_tokenizer_from_kvs(kvs.kv, kvs.n, out, err); /* clears a warning left in msg */
-    }
+    if (st == BT_OK) st = bt_tokenizer_from_kvs(kvs.kv, kvs.n, out, err); /* clears a warning left in msg */
     bt_kvlist_free(&kvs);
     return st;
 }

@@ -19,11 +19,6 @@
 
 #define BK_MAX_THREADS 64
 
-/* the error sink the plugins write into (opaque to them) */
-struct bt_err {
-    bt_status status;    /* last status set */
-    char      msg[1024]; /* last message */
-};
 
 static struct {
     pthread_mutex_t mu;       /* guards everything below */

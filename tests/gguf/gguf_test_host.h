@@ -10,11 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* same layout as the core's struct bt_err (core/include/bt/bt.h) */
-struct bt_err {
-    bt_status status;    /* BT_OK until an error is recorded */
-    char      msg[1024]; /* message */
-};
 
 /* the test's option set: only what the gguf plugins ask for */
 struct bt_optset {

@@ -12,8 +12,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-/* ---- a minimal host ------------------------------------------------------------------------ */
-struct bt_err { bt_status status; char msg[1024]; };
 struct bt_optset { const struct bt_option *table; const char *kv[16][2]; int n; };
 
 static int g_threads = 1;

@@ -1,14 +1,15 @@
 /* fuzz_st_header.c - libFuzzer target for the safetensors header parser (st_header.c): any byte
  * string must parse or fail cleanly, and an accepted header must be self-consistent. */
 #include "st_header.h"
+#include "bt/bt.h" /* struct bt_err */
 
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char err[256];
+    bt_err err;
     struct bt_st_header h;
-    bt_status st = bt_st_header_parse(data, size, "fuzz", &h, err, sizeof(err));
+    bt_status st = bt_st_header_parse(data, size, "fuzz", &h, &err);
     if (st == BT_OK) {
         /* invariants of an accepted header: entries tile the data buffer inside the input */
         uint64_t total = 0;
@@ -19,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             total += e->end - e->begin;
         }
         if (total != h.data_len || h.data_off + h.data_len != size) abort();
-    } else if (h.n != 0 || h.t != NULL || strlen(err) == 0) {
+    } else if (h.n != 0 || h.t != NULL || err.status != st || strlen(err.msg) == 0) {
         abort(); /* a failure leaves nothing behind and says why */
     }
     bt_st_header_free(&h);

@@ -2,6 +2,7 @@
  * fuzz seed corpus as a regular test). Files named ok_* must parse, bad_* must fail with a
  * message; others only must not crash. Usage: st_corpus <dir> */
 #include "st_header.h"
+#include "bt/bt.h" /* struct bt_err */
 
 #include <dirent.h>
 #include <stdio.h>
@@ -20,14 +21,14 @@ static int run_one(const char *dir, const char *name) {
     size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
     fclose(f);
     if (!buf || got != (size_t)n) { free(buf); fprintf(stderr, "%s: read failed\n", path); return 1; }
-    char err[512];
+    bt_err err;
     struct bt_st_header h;
-    bt_status st = bt_st_header_parse(buf, (uint64_t)n, name, &h, err, sizeof(err));
+    bt_status st = bt_st_header_parse(buf, (uint64_t)n, name, &h, &err);
     int bad = 0;
     if (strncmp(name, "ok_", 3) == 0 && st != BT_OK) bad = 1;
-    if (strncmp(name, "bad_", 4) == 0 && (st == BT_OK || !err[0])) bad = 1;
+    if (strncmp(name, "bad_", 4) == 0 && (st == BT_OK || err.status != st || !err.msg[0])) bad = 1;
     printf("%-40s %s%s%s (%u tensors)\n", name, st == BT_OK ? "ok" : "error: ",
-           st == BT_OK ? "" : err, bad ? "  <-- UNEXPECTED" : "", h.n);
+           st == BT_OK ? "" : err.msg, bad ? "  <-- UNEXPECTED" : "", h.n);
     bt_st_header_free(&h);
     free(buf);
     return bad;

@@ -11,15 +11,16 @@
 
 /* the kvs of DIR/tokenizer.json as one JSON object {key: value} */
 static int dump_kvs(const char *dir) {
-    char path[4096], err[1024];
+    char path[4096];
+    bt_err err;
     snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
     struct bt_kvlist l = {0};
-    if (bt_hf_tokenizer_kvs(path, &l, err, sizeof(err))) {
-        fprintf(stderr, "bt-tokenize-test: %s\n", err);
+    if (bt_hf_tokenizer_kvs(path, &l, &err)) {
+        fprintf(stderr, "bt-tokenize-test: %s\n", err.msg);
         bt_kvlist_free(&l);
         return 1;
     }
-    if (err[0]) fprintf(stderr, "bt-tokenize-test: warning: %s\n", err);
+    if (err.msg[0]) fprintf(stderr, "bt-tokenize-test: warning: %s\n", err.msg);
     json_object *o = json_object_new_object();
     for (uint32_t i = 0; i < l.n; i++) {
         const struct bt_kv *kv = &l.kv[i];

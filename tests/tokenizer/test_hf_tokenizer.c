@@ -4,6 +4,7 @@
  * usage: test_hf_tokenizer SHARED_DIR TMP_DIR */
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,23 +27,59 @@ static const char *write_tmp(const char *name, const char *data, size_t len) {
 }
 
 /* status and message of bt_hf_tokenizer_kvs on a tokenizer.json given as text */
-static bt_status kvs_of(const char *name, const char *json, char *err, size_t errlen) {
+static bt_status kvs_of(const char *name, const char *json, bt_err *err) {
     const char *p = write_tmp(name, json, strlen(json));
     struct bt_kvlist l = {0};
-    bt_status st = bt_hf_tokenizer_kvs(p, &l, err, errlen);
+    bt_status st = bt_hf_tokenizer_kvs(p, &l, err);
     bt_kvlist_free(&l);
     return st;
 }
 
+/* warnings: BT_OK with the first one in err->msg, or through the log function (plugins) */
+static char g_logged[1024];
+static int  g_nlogged;
+static void capture_log(int level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (level == BT_LOG_WARN) vsnprintf(g_logged, sizeof(g_logged), fmt, ap);
+    va_end(ap);
+    g_nlogged++;
+}
+
+static void test_warnings(void) {
+    static const char json[] =
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[],"
+        "\"byte_fallback\":true},\"pre_tokenizer\":{\"type\":\"Whitespace\"},"
+        "\"decoder\":{\"type\":\"ByteLevel\"}}";
+    static const char first[] = "tokenizer.json: byte_fallback is ignored for byte-level BPE";
+    bt_err err;
+    CHECK_EQ(kvs_of("warn.json", json, &err), BT_OK);
+    CHECK_EQ(err.status, BT_OK);
+    CHECK(strcmp(err.msg, first) == 0);
+    const char *p = write_tmp("warn.json", json, strlen(json));
+    struct bt_kvlist l = {0};
+    bt_err_set(&err, BT_OK, "untouched");
+    CHECK_EQ(bt_hf_tokenizer_kvs_log(p, &l, &err, capture_log), BT_OK);
+    CHECK(strcmp(err.msg, "untouched") == 0); /* the warning went to the log, once */
+    CHECK_EQ(g_nlogged, 1);
+    CHECK(strcmp(g_logged, first) == 0);
+    CHECK(bt_kvlist_find(&l, "tokenizer.ggml.tokens") != NULL);
+    bt_kvlist_free(&l);
+    CHECK_EQ(bt_hf_tokenizer_kvs_log("/nonexistent/tokenizer.json", &l, &err, capture_log), BT_E_IO);
+    CHECK(err.status == BT_E_IO && strstr(err.msg, "/nonexistent/tokenizer.json") != NULL);
+    bt_kvlist_free(&l);
+}
+
 static void test_bt_tiny(const char *shared) {
-    char path[4200], err[1024];
-    bt_err terr;
+    char path[4200];
+    bt_err err, terr;
     snprintf(path, sizeof(path), "%s/models/bt-tiny/tokenizer.json", shared);
     struct bt_kvlist l = {0};
-    bt_status st = bt_hf_tokenizer_kvs(path, &l, err, sizeof(err));
+    bt_status st = bt_hf_tokenizer_kvs(path, &l, &err);
     CHECK_EQ(st, BT_OK);
-    if (st) { fprintf(stderr, "%s\n", err); return; }
-    CHECK_EQ(err[0], 0); /* no warning for a known pre-tokenizer */
+    if (st) { fprintf(stderr, "%s\n", err.msg); return; }
+    CHECK_EQ(err.status, BT_OK);
+    CHECK_EQ(err.msg[0], 0); /* no warning for a known pre-tokenizer */
     json_object *root = json_object_from_file(path);
     CHECK(root != NULL);
     json_object *model = json_object_object_get(root, "model");
@@ -116,14 +153,14 @@ static void test_bt_tiny(const char *shared) {
 }
 
 static void test_errors(const char *shared) {
-    char err[1024];
-    bt_err terr;
-    CHECK_EQ(kvs_of("t1.json", "{\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}}", err, sizeof(err)),
+    bt_err err, terr;
+    CHECK_EQ(kvs_of("t1.json", "{\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}}", &err),
              BT_E_UNSUPPORTED);
-    CHECK(strcmp(err, "tokenizer.json: model type Unigram is not supported") == 0);
-    CHECK_EQ(kvs_of("t2.json", "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}}", err, sizeof(err)),
+    CHECK(strcmp(err.msg, "tokenizer.json: model type Unigram is not supported") == 0);
+    CHECK_EQ(err.status, BT_E_UNSUPPORTED);
+    CHECK_EQ(kvs_of("t2.json", "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}}", &err),
              BT_E_UNSUPPORTED);
-    CHECK(strcmp(err, "tokenizer.json: model type WordPiece is not supported") == 0);
+    CHECK(strcmp(err.msg, "tokenizer.json: model type WordPiece is not supported") == 0);
     /* malformed: each must fail cleanly with a message */
     static const char *const bad[] = {
         "", "{", "[]", "{\"model\": 5}", "{\"model\":{\"type\":\"BPE\"}}",
@@ -144,15 +181,16 @@ static void test_errors(const char *shared) {
         "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",                        /* negative id */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        err[0] = 0;
-        bt_status st = kvs_of("bad.json", bad[i], err, sizeof(err));
+        bt_status st = kvs_of("bad.json", bad[i], &err);
         CHECK(st == BT_E_FORMAT || st == BT_E_UNSUPPORTED);
-        CHECK(strncmp(err, "tokenizer.json", 14) == 0 || strstr(err, "bad.json") != NULL);
+        CHECK_EQ(err.status, st);
+        CHECK(strncmp(err.msg, "tokenizer.json", 14) == 0 || strstr(err.msg, "bad.json") != NULL);
         if (st == BT_OK) fprintf(stderr, "bad[%zu] accepted\n", i);
     }
     struct bt_kvlist l = {0};
-    CHECK_EQ(bt_hf_tokenizer_kvs("/nonexistent/tokenizer.json", &l, err, sizeof(err)), BT_E_IO);
-    CHECK(strstr(err, "/nonexistent/tokenizer.json") != NULL);
+    CHECK_EQ(bt_hf_tokenizer_kvs("/nonexistent/tokenizer.json", &l, &err), BT_E_IO);
+    CHECK(err.status == BT_E_IO && strstr(err.msg, "/nonexistent/tokenizer.json") != NULL);
+    CHECK_EQ(bt_hf_tokenizer_kvs("/nonexistent/tokenizer.json", &l, NULL), BT_E_IO); /* err may be NULL */
     /* the folder helper passes that message and status through bt_err */
     struct bt_tokenizer *nt = NULL;
     CHECK_EQ(bt_tokenizer_from_hf_dir("/nonexistent", &nt, &terr), BT_E_IO);
@@ -170,7 +208,7 @@ static void test_errors(const char *shared) {
     for (size_t cut = 1; full && cut < len; cut += len / 37 + 1) {
         const char *p = write_tmp("cut.json", full, cut);
         struct bt_kvlist c = {0};
-        if (bt_hf_tokenizer_kvs(p, &c, err, sizeof(err)) != BT_E_FORMAT) fails++;
+        if (bt_hf_tokenizer_kvs(p, &c, &err) != BT_E_FORMAT) fails++;
         bt_kvlist_free(&c);
     }
     CHECK_EQ(fails, 0);
@@ -245,15 +283,15 @@ static void check_spm(struct bt_tokenizer *t, const char *what) {
 }
 
 static void test_spm(void) {
-    char *j = malloc(16384), err[1024];
-    bt_err terr;
+    char *j = malloc(16384);
+    bt_err err, terr;
     size_t o = (size_t)snprintf(j, 16384, "%s", spm_json_head);
     for (int b = 0; b < 256; b++) o += (size_t)snprintf(j + o, 16384 - o, "\"<0x%02X>\":%d,", b, 3 + b);
     snprintf(j + o, 16384 - o, "%s", spm_json_tail);
     const char *p = write_tmp("tokenizer.json", j, strlen(j));
     free(j);
     struct bt_kvlist l = {0};
-    CHECK_EQ(bt_hf_tokenizer_kvs(p, &l, err, sizeof(err)), BT_OK);
+    CHECK_EQ(bt_hf_tokenizer_kvs(p, &l, &err), BT_OK);
     const struct bt_kv *kv = bt_kvlist_find(&l, "tokenizer.ggml.model");
     CHECK(kv && strcmp(kv->v.s, "llama") == 0);
     kv = bt_kvlist_find(&l, "tokenizer.ggml.token_type");
@@ -289,6 +327,7 @@ int main(int argc, char **argv) {
     }
     test_bt_tiny(argv[1]);
     test_errors(argv[1]);
+    test_warnings();
     test_spm();
     TEST_DONE();
 }

@@ -15,10 +15,6 @@ extern "C" {
 
 /* ---- errors -------------------------------------------------------------------------------- */
 /* The concrete error sink behind the opaque bt_err of the plugin ABI. */
-struct bt_err {
-    bt_status status;    /* BT_OK until an error is recorded */
-    char      msg[1024]; /* "file: reason", no trailing newline */
-};
 const char *bt_status_str(bt_status s);
 bt_status   bt_err_set(bt_err *err, bt_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -168,7 +168,14 @@ struct bt_tensor {
 #define BT_TENSOR_ROPE_HALVES 1u /* q/k rows in HF rotate-half order (needs permuting for GGUF) */
 
 /* ---- host services (core -> plugin) ---------------------------------------------------- */
-typedef struct bt_err    bt_err;    /* opaque error sink handed to every fallible call */
+/* The one error channel: every fallible call takes a bt_err and records a status and a message
+ * in it (host->set_error, or bt_err_set from bt_types for code that links it). Its layout is part
+ * of the ABI; err may be NULL where a caller does not want the message. */
+typedef struct bt_err bt_err;
+struct bt_err {
+    bt_status status;    /* BT_OK until an error is recorded */
+    char      msg[1024]; /* "file: reason", no trailing newline */
+};
 typedef struct bt_optset bt_optset; /* opaque validated option values */
 
 enum { BT_LOG_ERROR = 0, BT_LOG_WARN = 1, BT_LOG_INFO = 2, BT_LOG_DEBUG = 3 };
