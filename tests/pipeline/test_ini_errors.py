@@ -36,7 +36,15 @@ CASES = [
     ("syntax", GOOD.replace("[output]", "[output\n"), 7, "syntax error"),
     ("key_outside", "x = 1\n" + GOOD, 1, "outside of any [section]"),
     ("bad_writer_opt", GOOD + "alignment = 12x\n", 9, "expected an integer"),
+    # a backend's own options sit beside `backend =` in [pipeline], validated against its table
+    ("backend_opt_unknown", GOOD.replace("threads = 1", "threads = 1\nbackend = cpu\ndevice = 1"), 4,
+     "unknown key 'device' in [pipeline] (not an option of backend plugin 'cpu')"),
+    ("backend_opt_auto", GOOD.replace("threads = 1", "threads = 1\ndevice = 1"), 3, "unknown key 'device' in [pipeline]"),
 ]
+# with the opencl backend built, its options are accepted and range-checked
+if os.path.exists(os.path.join(os.path.dirname(BIN), "..", "lib", "bt", "libbt-backend-opencl.so")):
+    CASES.append(("opencl_bad_type", GOOD.replace("threads = 1", "threads = 1\nbackend = opencl\ndevice_type = tpu"), 4,
+                  "expected one of auto|gpu|cpu|all"))
 
 
 def main():
