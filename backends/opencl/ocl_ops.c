@@ -15,11 +15,6 @@ static const char *const op_names[BT_OP_COUNT] = {
 const char *bt_ocl_op_name(uint32_t code) { return code < BT_OP_COUNT ? op_names[code] : "unknown"; }
 
 /* ---- checks ---------------------------------------------------------------------------------- */
-static int is_f32(const struct bt_view *v) { return v->fmt.type == BT_TYPE_F32; }
-static int same_shape(const struct bt_view *a, const struct bt_view *b) {
-    return a->rows == b->rows && a->cols == b->cols;
-}
-
 /* bytes a view spans (0 if its shape is invalid for its format) */
 static uint64_t view_bytes(const struct bt_view *v) {
     if (v->rows <= 0 || v->cols <= 0) return 0;
@@ -46,91 +41,63 @@ static int dims_ok(const struct bt_view *v) {
            (uint64_t)v->rows * (uint64_t)v->cols < (1ull << 40);
 }
 
-/* NULL if op is well-formed and runnable here, else why not */
+/* NULL if op is well-formed and runnable here, else why not: the ABI's rules (bt_op_check),
+ * then this backend's limits (formats with kernels, sizes, alignment, overlapping views) */
 static const char *op_check(const struct bt_op *op) {
+    const char *why = bt_op_check(op);
+    if (why) return why;
     const struct bt_view *d = &op->dst, *s0 = &op->src[0], *s1 = &op->src[1], *s2 = &op->src[2];
-    if (op->code == 0 || op->code >= BT_OP_COUNT) return "unknown op code";
-    if (!dims_ok(d)) return "empty or oversized destination";
-    int weights = op->code == BT_OP_GET_ROWS || op->code == BT_OP_MATMUL || op->code == BT_OP_DEQUANT;
+    if (!dims_ok(d)) return "oversized destination";
+    int weights = bt_op_has_weights(op->code);
     if (weights) {
         if (!bt_ocl_fmt_ok(&s0->fmt)) return "weight format not supported";
-        if (!dims_ok(s0) || !bt_fmt_row_bytes(&s0->fmt, s0->cols))
-            return "weight columns are not a whole number of blocks";
+        if (!dims_ok(s0)) return "oversized weights";
         if (s0->off % (s0->fmt.type == BT_TYPE_F32 ? 4 : 2))
             return "weight view offset not aligned to 4 (F32) / 2 bytes";
-    } else {
-        if (op->code != BT_OP_KMEANS && !is_f32(s0)) return "source is not F32";
-        if (!dims_ok(s0)) return "empty or oversized source";
+    } else if (!dims_ok(s0)) {
+        return "oversized source";
     }
-    if (op->code != BT_OP_KMEANS && !is_f32(d)) return "destination is not F32";
     if (d->off % 4 || (!weights && s0->off % 4)) return "view offset not a multiple of 4 bytes";
     switch (op->code) {
     case BT_OP_GET_ROWS:
-        if (d->cols != s0->cols || !op->ids) return "shape mismatch or no ids";
-        if (overlap(d, s0)) return "destination overlaps the source";
-        return NULL;
+        return overlap(d, s0) ? "destination overlaps the source" : NULL;
     case BT_OP_RMSNORM:
-        if (!same_shape(d, s0) || !is_f32(s1) || s1->cols != d->cols || s1->rows < 1)
-            return "shape mismatch";
         if (s1->off % 4) return "view offset not a multiple of 4 bytes";
         if (!inplace_or_apart(d, s0) || overlap(d, s1)) return "destination partly overlaps a source";
         return NULL;
     case BT_OP_ROPE:
-        if (!same_shape(d, s0) || !is_f32(s1) || op->head_dim <= 0 || d->cols % op->head_dim ||
-            op->n_rot <= 0 || op->n_rot % 2 || op->n_rot > op->head_dim || op->n_rot > 2048 ||
-            s1->cols * 2 < op->n_rot || op->pos0 < 0 || s1->rows < 1)
-            return "shape or rotary parameters invalid";
         if (s1->off % 4) return "view offset not a multiple of 4 bytes";
         if ((int64_t)op->pos0 + d->rows > (1ll << 31)) return "positions out of range";
         if (!inplace_or_apart(d, s0) || overlap(d, s1)) return "destination partly overlaps a source";
         return NULL;
     case BT_OP_CPY:
-        if (!same_shape(d, s0)) return "shape mismatch";
         return inplace_or_apart(d, s0) ? NULL : "destination partly overlaps the source";
     case BT_OP_SWIGLU: case BT_OP_ADD:
-        if (!same_shape(d, s0) || !same_shape(d, s1) || !is_f32(s1)) return "shape mismatch";
         if (s1->off % 4) return "view offset not a multiple of 4 bytes";
         if (!inplace_or_apart(d, s0) || !inplace_or_apart(d, s1))
             return "destination partly overlaps a source";
         return NULL;
     case BT_OP_ATTN:
-        if (op->n_head <= 0 || op->n_head_kv <= 0 || op->head_dim <= 0 ||
-            op->n_head % op->n_head_kv || op->pos0 < 0)
-            return "head parameters invalid";
-        if (!same_shape(d, s0) || d->cols != (int64_t)op->n_head * op->head_dim ||
-            !is_f32(s1) || !is_f32(s2) || !same_shape(s1, s2) ||
-            s1->cols != (int64_t)op->n_head_kv * op->head_dim || s1->rows < op->pos0 + d->rows)
-            return "shape mismatch (queries, cache or positions beyond the cache)";
         if (op->head_dim > BT_OCL_HDMAX) return "head_dim above 512";
         if (d->rows > 65535 || op->n_head > 65535) return "too many queries or heads";
         if (s1->off % 4 || s2->off % 4) return "view offset not a multiple of 4 bytes";
         if (overlap(d, s0) || overlap(d, s1) || overlap(d, s2)) return "destination overlaps a source";
         return NULL;
     case BT_OP_MATMUL:
-        if (d->cols != s0->rows || !is_f32(s1) || s1->cols != s0->cols || s1->rows != d->rows)
-            return "shape mismatch";
-        if (op->act != BT_ACT_F32 && op->act != BT_ACT_Q8) return "unknown activation type";
-        if (op->act == BT_ACT_Q8 && s0->cols % BT_ACT_Q8_BLOCK)
-            return "int8 activations need columns in multiples of 256";
         if (s1->off % 4) return "view offset not a multiple of 4 bytes";
         if (d->rows > 65535 * (int64_t)BT_OCL_TN) return "too many tokens";
         if (overlap(d, s0) || overlap(d, s1)) return "destination overlaps a source";
         return NULL;
     case BT_OP_DEQUANT:
-        if (!same_shape(d, s0)) return "shape mismatch";
         return overlap(d, s0) ? "destination overlaps the source" : NULL;
     case BT_OP_KMEANS:
-        if (d->fmt.type != BT_TYPE_I32 || d->cols != 1 || !is_f32(s0) || !is_f32(s1) ||
-            s0->rows != d->rows || s1->cols != s0->cols || s1->rows <= 0)
-            return "shape or type mismatch";
-        if (s2->buf && (!is_f32(s2) || s2->cols != s0->cols)) return "weights shape mismatch";
         if (s1->off % 4 || (s2->buf && s2->off % 4)) return "view offset not a multiple of 4 bytes";
         if (!dims_ok(s1)) return "empty or oversized centroids";
         if (overlap(d, s0) || overlap(d, s1) || (s2->buf && overlap(d, s2)))
             return "destination overlaps a source";
         return NULL;
     }
-    return "unknown op code";
+    return NULL;
 }
 
 int bt_ocl_supports_op(void *ctx, const struct bt_op *op) {

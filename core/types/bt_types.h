@@ -40,6 +40,13 @@ uint32_t  bt_fmt_n_parts(const struct bt_tfmt *fmt); /* extra per-tensor parts *
 bt_status bt_to_f32_parts(const struct bt_tfmt *fmt, const void *const *parts, const void *src,
                           float *dst, int64_t n);
 
+/* ---- op rules (bt_ops.c): shapes and parameters every backend checks first ------------------ */
+/* NULL if op obeys the ABI's rules for its code (views present, formats, shapes, parameters),
+ * else why not; a backend then adds its own limits (kernels per format, alignment, sizes) */
+const char *bt_op_check(const struct bt_op *op);
+int         bt_op_n_src(uint32_t code);       /* source views the op reads (KMEANS: 2, + optional) */
+int         bt_op_has_weights(uint32_t code); /* src0 is a weight view in any format */
+
 /* ---- type traits (through the descriptors) ---------------------------------------------- */
 const char *bt_type_name(uint32_t type);            /* "f32", "tq2_0", ... or "?" */
 int         bt_type_from_name(const char *name);    /* BT_TYPE_* or -1 (case-insensitive) */
