@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-bt_status bt_host_set_error(bt_err *err, bt_status status, const char *fmt, ...);
 
 static void host_log(int level, const char *fmt, ...) {
     char buf[1024];
@@ -41,7 +40,7 @@ static const struct bt_host host = {
     .struct_size  = sizeof(struct bt_host),
     .host_version = BT_VERSION,
     .log          = host_log,
-    .set_error    = bt_host_set_error,
+    .set_error    = bt_err_set, /* the one error channel: same as the core's own calls */
     .alloc        = host_alloc,
     .free         = host_free,
     .parallel_for = bt_parallel_for,
