@@ -120,7 +120,7 @@ static const struct bt_option eval_opts[] = {
     {"tokenize", BT_OPT_ENUM, "paragraphs", 0, -1, "paragraphs|whole", "encode paragraph by paragraph (reference method) or the whole text at once"},
     {"max_windows", BT_OPT_INT, "0", 0, 1e9, NULL, "stop after this many windows (0 = all)"},
     {"rope", BT_OPT_ENUM, "exact", 0, -1, "exact|bf16", "bf16: round rope frequencies to bf16 like HF transformers on bf16 checkpoints"},
-    {"act", BT_OPT_ENUM, "f32", 0, -1, "f32|q8|auto", "activations of ternary matmuls: f32, int8 per 256-block, or int8 for single tokens only"},
+    {"act", BT_OPT_ENUM, "f32", 0, -1, "f32|q8|auto", "activations of integer-dot matmuls (ternary, Q8_0, Q4_0): f32, or int8 per 256-block (q8; auto is the same)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -163,7 +163,7 @@ static bt_status do_generate(bt_registry *reg, const char *model, const struct b
     struct loaded l;
     struct bt_model_opts mo;
     memset(&mo, 0, sizeof(mo));
-    mo.act_q8 = 2; /* int8 activations for single-token ternary matmuls (multiplication-free path) */
+    mo.act_q8 = 2; /* int8 activations for integer-dot formats (ternary: multiplication-free) */
     bt_status st = load_model(reg, model, backend, &mo, &l, err);
     if (st) return st;
     struct bt_gen_result gr;

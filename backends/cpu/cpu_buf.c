@@ -32,6 +32,13 @@ bt_status bt_cpu_device_info(void *ctx, struct bt_device_info *out) {
     return BT_OK;
 }
 
+static void link_buf(struct bt_cpu_ctx *c, bt_buf *b) {
+    b->prev = NULL;
+    b->next = c->bufs;
+    if (c->bufs) c->bufs->prev = b;
+    c->bufs = b;
+}
+
 bt_status bt_cpu_buf_alloc(void *ctx, uint64_t n, uint32_t usage, bt_buf **out, bt_err *err) {
     struct bt_cpu_ctx *c = ctx;
     (void)usage;
@@ -46,6 +53,7 @@ bt_status bt_cpu_buf_alloc(void *ctx, uint64_t n, uint32_t usage, bt_buf **out, 
     b->p = p;
     b->n = n;
     b->wrapped = 0;
+    link_buf(c, b);
     *out = b;
     return BT_OK;
 }
@@ -59,6 +67,7 @@ bt_status bt_cpu_buf_wrap(void *ctx, const void *host, uint64_t n, bt_buf **out,
     b->p = (uint8_t *)(uintptr_t)host;
     b->n = n;
     b->wrapped = 1;
+    link_buf(c, b);
     *out = b;
     return BT_OK;
 }
@@ -66,6 +75,9 @@ bt_status bt_cpu_buf_wrap(void *ctx, const void *host, uint64_t n, bt_buf **out,
 void bt_cpu_buf_free(void *ctx, bt_buf *b) {
     struct bt_cpu_ctx *c = ctx;
     if (!b) return;
+    if (b->prev) b->prev->next = b->next;
+    else c->bufs = b->next;
+    if (b->next) b->next->prev = b->prev;
     if (!b->wrapped) c->host->free(b->p);
     c->host->free(b);
 }

@@ -104,14 +104,16 @@ int bt_cpu_attn_avx2(const struct bt_host *host, const struct bt_cpu_attn *a);
 
 /* ---- plugin instance ---------------------------------------------------------------------- */
 struct bt_buf {
-    uint8_t *p;       /* host memory */
-    uint64_t n;       /* bytes */
-    int      wrapped; /* 1: borrowed (buf_wrap), not freed */
+    uint8_t       *p;          /* host memory */
+    uint64_t       n;          /* bytes */
+    int            wrapped;    /* 1: borrowed (buf_wrap), not freed */
+    struct bt_buf *prev, *next; /* the instance's live buffers (close frees what is left) */
 };
 
 struct bt_cpu_ctx {
     const struct bt_host    *host;   /* borrowed from open */
     const struct bt_cpu_isa *isa;    /* kernel table of this variant */
+    struct bt_buf           *bufs;   /* live buffers */
     bt_cpu_attn_fn           attn;   /* attention kernel (NULL: reference) */
     /* int8 activations of the last Q8 MATMUL (reused with BT_OPF_SAME_INPUT) */
     int8_t  *xq;

@@ -17,8 +17,8 @@ static const char *op_name(uint32_t code) { return code < BT_OP_COUNT ? op_names
 
 /* NULL if op is well-formed and runnable here, else why not: the ABI's rules (bt_op_check)
  * plus the formats these kernels decode */
-static const char *op_check(const struct bt_op *op) {
-    const char *why = bt_op_check(op);
+static const char *op_check(const struct bt_cpu_ctx *c, const struct bt_op *op) {
+    const char *why = bt_op_check(op, c->host);
     if (!why && bt_op_has_weights(op->code) && !bt_cpu_fmt_ok(&op->src[0].fmt))
         why = "weight format not supported";
     return why;
@@ -48,8 +48,7 @@ static bt_status view_ptr(struct bt_cpu_ctx *c, const struct bt_op *op, const ch
 }
 
 int bt_cpu_supports_op(void *ctx, const struct bt_op *op) {
-    (void)ctx;
-    return op && op_check(op) == NULL;
+    return op && op_check(ctx, op) == NULL;
 }
 
 /* ---- element-wise ops, in parallel over rows ------------------------------------------------ */
@@ -190,7 +189,7 @@ static bt_status act_q8(struct bt_cpu_ctx *c, const struct bt_op *op, const floa
 
 /* ---- run -------------------------------------------------------------------------------------- */
 static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *err) {
-    const char *why = op_check(op);
+    const char *why = op_check(c, op);
     char fs[32] = "";
     if (why) {
         bt_fmt_str(&op->src[0].fmt, fs, sizeof fs);
@@ -207,6 +206,11 @@ static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *e
     if (!st && nsrc > 1) st = view_ptr(c, op, "src1", &op->src[1], 0, &b, err);
     if (!st && nsrc > 2) st = view_ptr(c, op, "src2", &op->src[2], 0, &w, err);
     if (st) return st;
+    if (c->q8_src) { /* an op writing over the cached activations ends BT_OPF_SAME_INPUT */
+        const uint8_t *q0 = (const uint8_t *)c->q8_src, *d0 = d;
+        uint64_t qn = (uint64_t)c->q8_ntok * (uint64_t)c->q8_cols * 4u, dn = view_bytes(&op->dst);
+        if (d0 < q0 + qn && q0 < d0 + dn) c->q8_src = NULL;
+    }
     struct ew_job j = {op, d, a, b};
     int64_t rows = op->dst.rows, cols = op->dst.cols;
     switch (op->code) {
@@ -258,6 +262,7 @@ bt_status bt_cpu_run(void *ctx, const struct bt_op *ops, uint32_t n, bt_err *err
 }
 
 void bt_cpu_ctx_free(struct bt_cpu_ctx *c) {
+    while (c->bufs) bt_cpu_buf_free(c, c->bufs); /* close frees every buffer still allocated */
     c->host->free(c->xq);
     c->host->free(c->xs);
     c->host->free(c->bsum);

@@ -43,8 +43,8 @@ static int dims_ok(const struct bt_view *v) {
 
 /* NULL if op is well-formed and runnable here, else why not: the ABI's rules (bt_op_check),
  * then this backend's limits (formats with kernels, sizes, alignment, overlapping views) */
-static const char *op_check(const struct bt_op *op) {
-    const char *why = bt_op_check(op);
+static const char *op_check(const struct bt_ocl_ctx *c, const struct bt_op *op) {
+    const char *why = bt_op_check(op, c->host);
     if (why) return why;
     const struct bt_view *d = &op->dst, *s0 = &op->src[0], *s1 = &op->src[1], *s2 = &op->src[2];
     if (!dims_ok(d)) return "oversized destination";
@@ -101,8 +101,7 @@ static const char *op_check(const struct bt_op *op) {
 }
 
 int bt_ocl_supports_op(void *ctx, const struct bt_op *op) {
-    (void)ctx;
-    return op && op_check(op) == NULL;
+    return op && op_check(ctx, op) == NULL;
 }
 
 static bt_status view_ok(struct bt_ocl_ctx *c, const struct bt_op *op, const char *which,
@@ -195,7 +194,7 @@ static bt_status attn(struct bt_ocl_ctx *c, const struct bt_op *op, bt_err *err)
 
 /* ---- run ------------------------------------------------------------------------------------- */
 static bt_status run_one(struct bt_ocl_ctx *c, const struct bt_op *op, bt_err *err) {
-    const char *why = op_check(op);
+    const char *why = op_check(c, op);
     if (why) {
         char fs[32] = "";
         bt_fmt_str(&op->src[0].fmt, fs, sizeof fs);

@@ -85,7 +85,7 @@ bt_status bt_reader_open(bt_registry *reg, const char *name, const char *path, b
         for (uint32_t i = 0; i < bt_registry_count(reg); i++) {
             const struct bt_plugin_entry *x = bt_registry_at(reg, i);
             const struct bt_reader_i *ri = x->desc->iface;
-            if (x->desc->kind != BT_KIND_READER || !ri->probe) continue;
+            if (x->desc->kind != BT_KIND_READER || !BT_HAS(ri, probe)) continue;
             int s = ri->probe(path);
             if (s > best) { best = s; e = x; }
         }

@@ -220,9 +220,12 @@ bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err)
     }
     reg->fmts[reg->n] = NULL;
     if (d->kind == BT_KIND_FORMAT) { /* a copy gets its id (the plugin's table may be read-only) */
-        struct bt_format *f = malloc(sizeof *f);
+        /* a full-size copy: entries past the plugin's struct_size read as NULL everywhere */
+        struct bt_format *f = calloc(1, sizeof *f);
         if (!f) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto fail; }
-        memcpy(f, d->iface, sizeof *f);
+        uint32_t fsz = *(const uint32_t *)d->iface;
+        memcpy(f, d->iface, fsz < sizeof *f ? fsz : sizeof *f);
+        f->struct_size = sizeof *f;
         if (bt_format_register(f, NULL) != BT_OK) {
             free(f);
             refuse(reg, err, BT_E_PLUGIN, path, "%sno free format id (at most %ld formats)", "",

@@ -1,6 +1,6 @@
-/* bt_ops.c - the shape and parameter rules of every backend op (plugin ABI "Writing a
- * backend"): one definition that every backend applies before its own limits, so supports_op
- * means the same thing everywhere. */
+/* bt_ops.c - the shape, size, parameter and aliasing rules of every backend op (plugin ABI
+ * "Writing a backend"): one definition that every backend applies before its own limits, so
+ * supports_op means the same thing everywhere. */
 #include "bt_types.h"
 
 static int is_f32(const struct bt_view *v) { return v->fmt.type == BT_TYPE_F32; }
@@ -21,18 +21,90 @@ int bt_op_has_weights(uint32_t code) {
     return code == BT_OP_GET_ROWS || code == BT_OP_MATMUL || code == BT_OP_DEQUANT;
 }
 
-const char *bt_op_check(const struct bt_op *op) {
+/* the descriptor of a format: the host's table (plugin formats too) when given */
+static const struct bt_format *fmt_of(const struct bt_host *host, uint32_t type) {
+    if (host && BT_HAS(host, format)) return host->format(type);
+    return bt_format_get(type);
+}
+
+#define BT_OP_MAX_DIM (1ll << 31)
+#define BT_OP_MAX_ELEMS (1ll << 40)
+
+static int dims_ok(const struct bt_view *v) {
+    return v->rows > 0 && v->cols > 0 && v->rows < BT_OP_MAX_DIM && v->cols < BT_OP_MAX_DIM &&
+           v->rows * v->cols < BT_OP_MAX_ELEMS;
+}
+
+/* bytes a view spans (0 if its shape does not fit its format); no overflow within the limits */
+static uint64_t span(const struct bt_host *host, const struct bt_view *v) {
+    if (!dims_ok(v)) return 0;
+    if (v->fmt.type == BT_TYPE_F32 || v->fmt.type == BT_TYPE_I32)
+        return (uint64_t)v->rows * (uint64_t)v->cols * 4u;
+    const struct bt_format *f = fmt_of(host, v->fmt.type);
+    uint32_t b = 0, bb = 0;
+    if (!f || !f->geometry(&v->fmt, &b, &bb) || !b || !bb || v->cols % b) return 0;
+    return (uint64_t)v->rows * (uint64_t)(v->cols / b) * bb;
+}
+
+/* 1 if two views share a byte */
+static int overlap(const struct bt_host *host, const struct bt_view *a, const struct bt_view *b) {
+    if (a->buf != b->buf) return 0;
+    uint64_t na = span(host, a), nb = span(host, b);
+    return a->off < b->off + nb && b->off < a->off + na;
+}
+
+/* in place (the very same view) or apart */
+static int same_or_apart(const struct bt_host *host, const struct bt_view *d, const struct bt_view *s) {
+    if (d->buf == s->buf && d->off == s->off && d->rows == s->rows && d->cols == s->cols) return 1;
+    return !overlap(host, d, s);
+}
+
+/* the aliasing rules: in-place ops may write over a source exactly, every other overlap is an
+ * error (the result would depend on the order of the work) */
+static const char *alias_check(const struct bt_host *host, const struct bt_op *op) {
+    const struct bt_view *d = &op->dst, *s = op->src;
+    int nsrc = bt_op_n_src(op->code) + (op->code == BT_OP_KMEANS && s[2].buf);
+    switch (op->code) {
+    case BT_OP_RMSNORM: case BT_OP_ROPE:
+        return same_or_apart(host, d, &s[0]) && !overlap(host, d, &s[1]) ? NULL
+               : "destination partly overlaps a source";
+    case BT_OP_CPY:
+        return same_or_apart(host, d, &s[0]) ? NULL : "destination partly overlaps the source";
+    case BT_OP_SWIGLU: case BT_OP_ADD:
+        return same_or_apart(host, d, &s[0]) && same_or_apart(host, d, &s[1]) ? NULL
+               : "destination partly overlaps a source";
+    default:
+        for (int k = 0; k < nsrc; k++)
+            if (overlap(host, d, &s[k])) return "destination overlaps a source";
+        return NULL;
+    }
+}
+
+static const char *shape_check(const struct bt_host *host, const struct bt_op *op);
+
+const char *bt_op_check(const struct bt_op *op, const struct bt_host *host) {
+    const char *why = shape_check(host, op);
+    return why ? why : alias_check(host, op);
+}
+
+static const char *shape_check(const struct bt_host *host, const struct bt_op *op) {
     const struct bt_view *d = &op->dst, *s0 = &op->src[0], *s1 = &op->src[1], *s2 = &op->src[2];
     if (op->code == 0 || op->code >= BT_OP_COUNT) return "unknown op code";
-    if (d->rows <= 0 || d->cols <= 0) return "empty destination";
+    if (!dims_ok(d)) return "empty or oversized destination";
     int nsrc = bt_op_n_src(op->code);
     if (!d->buf || !s0->buf || (nsrc > 1 && !s1->buf) || (nsrc > 2 && !s2->buf))
         return "a view has no buffer";
+    for (int k = 0; k < nsrc; k++)
+        if (!dims_ok(&op->src[k])) return "empty or oversized source";
+    if (op->code == BT_OP_KMEANS && s2->buf && (!dims_ok(s2) || s2->rows != 1))
+        return "weights must be one row";
     if (bt_op_has_weights(op->code)) {
-        const struct bt_format *f = bt_format_get(s0->fmt.type);
+        const struct bt_format *f = fmt_of(host, s0->fmt.type);
         if (!f || !(f->flags & BT_FMT_WEIGHT)) return "not a weight format";
-        if (s0->rows <= 0 || !bt_fmt_row_bytes(&s0->fmt, s0->cols))
-            return "weight columns are not a whole number of blocks";
+        if (!span(host, s0)) return "weight columns are not a whole number of blocks";
+        uint32_t np = f->n_parts ? f->n_parts(&s0->fmt) : 0;
+        for (uint32_t k = 0; k < np && k < BT_MAX_PARTS; k++)
+            if (!s0->parts[k]) return "the weights' extra parts (codebook) are missing";
     } else if (op->code != BT_OP_KMEANS && !is_f32(s0)) {
         return "source is not F32";
     }

@@ -41,9 +41,11 @@ bt_status bt_to_f32_parts(const struct bt_tfmt *fmt, const void *const *parts, c
                           float *dst, int64_t n);
 
 /* ---- op rules (bt_ops.c): shapes and parameters every backend checks first ------------------ */
-/* NULL if op obeys the ABI's rules for its code (views present, formats, shapes, parameters),
- * else why not; a backend then adds its own limits (kernels per format, alignment, sizes) */
-const char *bt_op_check(const struct bt_op *op);
+/* NULL if op obeys the ABI's rules for its code (views present, formats, shapes and sizes below
+ * 2^31 rows/cols and 2^40 elements, parameters, aliasing), else why not; a backend then adds its
+ * own limits (kernels per format, alignment). host: its format table (plugin formats), or NULL
+ * for the built-in formats only. */
+const char *bt_op_check(const struct bt_op *op, const struct bt_host *host);
 int         bt_op_n_src(uint32_t code);       /* source views the op reads (KMEANS: 2, + optional) */
 int         bt_op_has_weights(uint32_t code); /* src0 is a weight view in any format */
 

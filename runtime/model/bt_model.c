@@ -259,9 +259,12 @@ static bt_status buffers_init(bt_model *m, bt_err *err) {
     }
     uint64_t kvn = 2u * (uint64_t)hp->n_layer * (uint64_t)m->n_ctx * (uint64_t)nkv * 4u;
     bt_status st = bt_be_alloc(m->b, kvn, BT_BUF_KV, &m->kv, err);
-    if (st) return bt_err_set(err, st, "model: no memory on backend '%s' for the KV cache (%d "
-                              "tokens, %.1f MB): %s", bt_backend_name(m->b), m->n_ctx,
-                              (double)kvn / 1e6, err->msg);
+    if (st) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return bt_err_set(err, st, "model: no memory on backend '%s' for the KV cache (%d tokens, "
+                          "%.1f MB): %s", bt_backend_name(m->b), m->n_ctx, (double)kvn / 1e6, why);
+    }
     if ((st = bt_be_alloc(m->b, off, BT_BUF_ACT, &m->act, err))) return st;
     m->hook_buf = malloc((size_t)nb * maxc * sizeof(float));
     if (!m->hook_buf) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");

@@ -127,12 +127,6 @@ bt_status bt_backend_open(bt_registry *reg, const char *name, bt_optset *opts,
                           struct bt_backend **out, bt_err *err);
 void      bt_backend_close(struct bt_backend *b);
 
-/* 1 if interface table i (with a struct_size first) has the optional entry `field` set: the
- * plugin was built with a table long enough to hold it. Every optional entry goes through this. */
-#define BT_HAS(i, field)                                                                         \
-    ((i)->struct_size >= (uint32_t)((char *)&(i)->field - (char *)(i)) + sizeof((i)->field) &&    \
-     (i)->field != NULL)
-
 /* optional reader/writer entries through their gates */
 void bt_reader_release(struct bt_reader *r, uint32_t i);         /* no-op if absent */
 int  bt_writer_supports(struct bt_writer *w, const struct bt_tfmt *fmt);

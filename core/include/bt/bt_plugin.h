@@ -23,6 +23,12 @@ extern "C" {
 #define BT_EXPORT __attribute__((visibility("default")))
 #endif
 
+/* 1 if interface table i (with a struct_size first) has the optional entry `field` set: the
+ * plugin was built with a table long enough to hold it. Every optional entry goes through this. */
+#define BT_HAS(i, field)                                                                         \
+    ((i)->struct_size >= (uint32_t)((char *)&(i)->field - (char *)(i)) + sizeof((i)->field) &&    \
+     (i)->field != NULL)
+
 /* ---- status codes ---------------------------------------------------------------------- */
 typedef int32_t bt_status;
 enum {
