@@ -367,8 +367,8 @@ void bt_cli_calib_close(void *ctx) {
     struct calib_view *v = ctx;
     if (!v) return;
     bt_calib_free(v->c);
-    bt_calib_seq_free(v->seq);
-    loaded_free(&v->l);
+    loaded_free(&v->l);         /* the model first: its weights may point at the copies... */
+    bt_calib_seq_free(v->seq);  /* ...the sequential calibration keeps */
     free(v->buf);
     free(v->H);
     free(v->path);

@@ -30,6 +30,7 @@ struct bt_calib_seq {
     int       cur;       /* current layer */
     unsigned  set;       /* R_* bits of layer cur already quantized */
     void    **keep;      /* (n_layer x R_COUNT) copies of earlier layers (the model points at them) */
+    int       n_keep;    /* entries of keep (the model may be freed before this) */
     double   *G;         /* (n x n) accumulator of the hook being collected */
     int       acc_n;     /* its size */
     uint64_t  count;
@@ -40,7 +41,7 @@ struct bt_calib_seq {
 
 void bt_calib_seq_free(bt_calib_seq *s) {
     if (!s) return;
-    for (int k = 0; s->keep && k < s->m->hp.n_layer * R_COUNT; k++) free(s->keep[k]);
+    for (int k = 0; s->keep && k < s->n_keep; k++) free(s->keep[k]);
     free(s->keep); free(s->tok); free(s->len); free(s->X); free(s->G); free(s->H);
     free(s);
 }
@@ -66,6 +67,7 @@ bt_status bt_calib_seq_new(bt_model *m, const int32_t *ids, int64_t n, const str
     s->len = malloc((size_t)nw * sizeof(int32_t));
     s->X = malloc((size_t)nw * ctx * E * sizeof(float));
     s->keep = calloc((size_t)m->hp.n_layer * R_COUNT, sizeof(void *));
+    s->n_keep = s->keep ? m->hp.n_layer * R_COUNT : 0;
     if (!s->tok || !s->len || !s->X || !s->keep) {
         bt_calib_seq_free(s);
         return bt_err_set(err, BT_E_NOMEM, "calibrate: out of memory for %lld windows x %d tokens x %lld",

@@ -149,6 +149,9 @@ bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, c
     if (bt_fmt_n_parts(fmt))
         return bt_err_set(err, BT_E_UNSUPPORTED, "model: '%s': formats with extra parts (%s) cannot "
                           "be swapped in", w->name, bt_type_name(fmt->type));
+    if (w == &m->tok_embd || w == &m->output) /* tied: the two share one buffer */
+        return bt_err_set(err, BT_E_UNSUPPORTED, "model: '%s': embeddings and lm_head cannot be "
+                          "swapped in", w->name);
     struct bt_lin nw = *w;
     memset(nw.parts, 0, sizeof nw.parts);
     nw.fmt       = *fmt;
