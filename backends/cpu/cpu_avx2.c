@@ -525,8 +525,8 @@ AI void f32_float_tile(uint32_t type, const uint8_t *W, size_t rb, const int R, 
 }
 
 /* one row, 4 accumulators over 32-column steps, prefetching 1 KiB ahead in the one sequential
- * stream that consecutive short rows form (4 interleaved row streams of <= 2 KiB each defeat the
- * hardware prefetcher: measured 5.7 vs 8.4 GB/s on 512-column F16 rows beyond the cache) */
+ * stream that consecutive short rows form (4 interleaved row streams of <= 2 KiB each get little
+ * from the hardware prefetcher; docs/benchmarks.md: bt-small F16 tg128 1.2-1.4x) */
 AI float f32_float_row1(uint32_t type, const uint8_t *row, int64_t cols, const float *x) {
     __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     const int esz = type == BT_TYPE_F32 ? 4 : 2;
