@@ -355,8 +355,7 @@ static void mm_same_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, i
 }
 
 /* SAME_INPUT after the input was overwritten: int8 W X, CPY X2 -> X, f32 W X, int8 W X (same: the
- * f32 product saw these values): the last product must be of X2 (a backend that keeps its int8
- * copy of the first X across the overwrite gives the old product) */
+ * f32 product saw these values) must be of X2, not of an int8 copy of the first X */
 static void mm_stale_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, int64_t rows,
                           int64_t cols, int64_t ntok) {
     char fs[40], lab[48];
@@ -365,17 +364,14 @@ static void mm_stale_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, 
     struct bo_case *c = cnew("matmul", lab, "SAME_INPUT after the input was overwritten, %lld x %lld, "
                              "ntok %lld", (long long)rows, (long long)cols, (long long)ntok);
     float *wf;
-    size_t nb;
+    size_t nb, xb = sizeof(float) * (size_t)(ntok * cols), yb = sizeof(float) * (size_t)(ntok * rows);
     uint8_t *w = own(c, gen_weights(f, rows, cols, &wf, &nb));
-    own(c, wf);
     int bw = put_weights(c, w, nb, 0);
-    size_t xb = sizeof(float) * (size_t)(ntok * cols), yb = sizeof(float) * (size_t)(ntok * rows);
+    own(c, wf);
     int bx = cbuf(c, 2 * al64(xb), BT_BUF_ACT), by = cbuf(c, 3 * al64(yb), BT_BUF_ACT);
     float *X = frand(c, ntok * cols, 1.0f), *X2 = frand(c, ntok * cols, 3.0f);
     cput(c, bx, 0, X, xb);
     cput(c, bx, al64(xb), X2, xb);
-    const float *xs[3] = {X, X2, X2};
-    const int acts[3] = {BT_ACT_Q8, BT_ACT_F32, BT_ACT_Q8};
     for (int i = 0; i < 3; i++) {
         if (i == 1) { /* X2 over X */
             struct bt_op *cp = cop(c, BT_OP_CPY);
@@ -384,12 +380,13 @@ static void mm_stale_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, 
             creg(c, BO_EXACT, cp->dst, X2, NULL, 0, 0);
         }
         float *want = fnew(c, ntok * rows), *mag = fnew(c, ntok * rows);
-        bo_model_matmul(wf, rows, cols, xs[i], ntok, acts[i], want, mag);
+        int act = i == 1 ? BT_ACT_F32 : BT_ACT_Q8;
+        bo_model_matmul(wf, rows, cols, i ? X2 : X, ntok, act, want, mag);
         struct bt_op *o = cop(c, BT_OP_MATMUL);
         o->src[0] = V(bw, 0, *f, rows, cols);
         o->src[1] = V(bx, 0, F32, ntok, cols);
         o->dst = V(by, i * al64(yb), F32, ntok, rows);
-        o->act = acts[i];
+        o->act = act;
         o->flags = i == 2 ? BT_OPF_SAME_INPUT : 0;
         creg(c, BO_TOL, o->dst, want, mag, MM_RTOL, MM_ATOL);
     }
