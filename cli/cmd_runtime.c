@@ -4,6 +4,7 @@
 #include "bt_calib.h"
 #include "bt_eval.h"
 #include "bt_model.h"
+#include "bt_types.h"
 #include "cli.h"
 
 #include <math.h>
@@ -444,6 +445,15 @@ static bt_status cli_backend(bt_registry *reg, const char *spec, const char *dev
         return finish(reg, st_, &err);                                                        \
     } while (0)
 
+/* the input is sacred: a file the command writes must not be, or land inside, one of its inputs */
+static bt_status guard_out(const char *flag, const char *out, const char *const *ins, int n, bt_err *err) {
+    for (int i = 0; out && *out && i < n; i++)
+        if (ins[i] && bt_path_touches(ins[i], out))
+            return bt_err_set(err, BT_E_INVAL, "%s %s would write over the input %s; bt never modifies "
+                              "its inputs: choose a path outside it", flag, out, ins[i]);
+    return BT_OK;
+}
+
 static int finish(bt_registry *reg, bt_status st, bt_err *err) {
     if (st) fprintf(stderr, "bt-pipeline: error: %s\n", err->msg[0] ? err->msg : bt_status_str(st));
     bt_registry_free(reg);
@@ -485,6 +495,8 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
     if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
+    const char *ins[3] = {model, text, cmp};
+    if (guard_out("--report", report, ins, 3, &err)) return finish(reg, err.status, &err);
     WITH_BACKEND(reg, backend, device, be, do_eval(reg, model, cmp, &be, &mo, &eo, o->quiet, &err));
 }
 
@@ -539,5 +551,7 @@ int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv) {
     if (!reg) return 1;
     bt_err err;
     bt_err_clear(&err);
+    const char *ins[2] = {model, text};
+    if (guard_out("--out", out, ins, 2, &err)) return finish(reg, err.status, &err);
     WITH_BACKEND(reg, backend, device, be, do_calibrate(reg, model, &be, text, out, &co, o->quiet, &err));
 }

@@ -2,6 +2,7 @@
  * tables and the chosen plugins' option tables (file:line errors, before any work), then run
  * the conversion stage and the application's extra stages. */
 #include "bt/bt_pipeline.h"
+#include "bt_types.h"
 #include "config.h"
 #include "convert.h"
 
@@ -138,6 +139,56 @@ static void state_free(struct run_state *s) {
     for (int i = 0; i < 16; i++) bt_optset_free(s->stage_o[i]);
 }
 
+/* ---- the input is sacred: no output, report or calibration file may be, or land inside, an input */
+struct io_path {
+    const char *sec, *key, *path;
+};
+
+static int key_line(struct bt_cfg *cfg, const char *sec, const char *key) {
+    struct bt_cfg_entry *e = bt_cfg_get(cfg, sec, key);
+    return e ? e->line : 0;
+}
+
+static void io_add(struct io_path *v, int *n, const char *sec, const char *key, const char *path) {
+    if (path && *path && *n < 24) v[(*n)++] = (struct io_path){sec, key, path};
+}
+
+static bt_status guard_io(struct bt_cfg *cfg, struct run_state *s, const struct bt_stage *stages,
+                          int n_stages, bt_err *err) {
+    struct io_path in[24], out[24];
+    int ni = 0, no = 0;
+    io_add(in, &ni, "input", "path", bt_opt_str(s->in, "path"));
+    io_add(in, &ni, "quantize", "calibration", bt_opt_str(s->q, "calibration"));
+    if (bt_cfg_has_section(cfg, "output")) {
+        io_add(out, &no, "output", "path", bt_opt_str(s->out, "path"));
+        io_add(out, &no, "output", "report", bt_opt_str(s->out, "report"));
+    }
+    /* stage options: path options named text are inputs, out and report are outputs */
+    for (int k = 0; k < n_stages; k++) {
+        if (!s->stage_o[k]) continue;
+        for (const struct bt_option *o = stages[k].options; o && o->name; o++) {
+            if (o->type != BT_OPT_PATH) continue;
+            const char *v = bt_opt_str(s->stage_o[k], o->name);
+            if (!strcmp(o->name, "text")) io_add(in, &ni, stages[k].section, o->name, v);
+            else if (!strcmp(o->name, "out") || !strcmp(o->name, "report")) io_add(out, &no, stages[k].section, o->name, v);
+        }
+    }
+    for (int o = 0; o < no; o++) {
+        for (int i = 0; i < ni; i++)
+            if (bt_path_touches(in[i].path, out[o].path))
+                return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s = %s would write over the input %s "
+                                  "([%s] %s); bt never modifies its inputs: choose a path outside it",
+                                  cfg->path, key_line(cfg, out[o].sec, out[o].key), out[o].sec,
+                                  out[o].key, out[o].path, in[i].path, in[i].sec, in[i].key);
+        for (int p = 0; p < o; p++)
+            if (bt_path_same_target(out[p].path, out[o].path))
+                return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s = %s is the same file as [%s] %s",
+                                  cfg->path, key_line(cfg, out[o].sec, out[o].key), out[o].sec,
+                                  out[o].key, out[o].path, out[p].sec, out[p].key);
+    }
+    return BT_OK;
+}
+
 bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
                           const struct bt_run_opts *ro, bt_err *err) {
     struct bt_cfg cfg;
@@ -231,6 +282,7 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
                         cfg.path, e ? e->line : 0);
         goto done;
     }
+    if ((st = guard_io(&cfg, &s, stages, n_stages, err))) goto done;
     /* ---- all validated: do the work ---- */
     struct bt_stage_ctx sc = {
         .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),

@@ -99,6 +99,12 @@ void bt_mtq_unpack_block(const struct bt_tfmt *fmt, const uint8_t *src, int8_t *
 bt_status bt_file_read_all(const char *path, char **out, size_t *len, bt_err *err);
 /* mkdir -p of path's folder; BT_OK, or BT_E_IO with a message naming path in err (may be NULL) */
 bt_status bt_file_make_parents(const char *path, bt_err *err);
+/* 1 if writing out would touch input in: out is in (same path after realpath, or the same file
+ * through a hard link), or in is a folder and out lies inside it or is a hard link to a file in
+ * it. 0 otherwise (also when in does not exist). */
+int bt_path_touches(const char *in, const char *out);
+/* 1 if a and b (either may not exist yet) would be the same file */
+int bt_path_same_target(const char *a, const char *b);
 
 #ifdef __cplusplus
 }
