@@ -1,8 +1,8 @@
-/* gguf_writer.c - the "gguf" writer plugin: streams tensors into a spill file next to the
- * target, then writes a GGUF v3 file (header, KVs, tensor infos, padded blobs) to a temp file
- * and renames it into place. Q/K rows flagged ROPE_HALVES are permuted to GGUF order; with
- * compress = zstd each tensor blob is one zstd frame (I8 tensor + bt.zstd.<name> key). How a
- * format is stored (descriptors, extra parts, format keys): gguf_writer_fmt.c. */
+/* gguf_writer.c - the "gguf" writer plugin: streams tensors into an anonymous spill file in the
+ * target's folder, then writes a GGUF v3 file (header, KVs, tensor infos, padded blobs) to an
+ * anonymous file and links it into place (gguf_tmpfile.c: nothing outlives a crash). Q/K rows
+ * flagged ROPE_HALVES are permuted to GGUF order; with compress = zstd each tensor blob is one
+ * zstd frame (I8 tensor + bt.zstd.<name> key). How a format is stored (descriptors, extra parts, format keys): gguf_writer_fmt.c. */
 #define _GNU_SOURCE
 #include "gguf_writer.h"
 #include "bt_types.h"
@@ -25,15 +25,6 @@ static char *dup_str(const struct bt_host *h, const char *s) {
     return d;
 }
 
-/* temp path "<dir>/.<base>.<tag>.XXXXXX" for path */
-static char *temp_name(const struct bt_host *h, const char *path, const char *tag) {
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash ? (size_t)(slash - path + 1) : 0;
-    size_t n = strlen(path) + strlen(tag) + 16;
-    char *t = h->alloc(n);
-    if (t) snprintf(t, n, "%.*s.%s.%s.XXXXXX", (int)dlen, path, path + dlen, tag);
-    return t;
-}
 
 /* integer value(s) of a KV (scalar int or array of ints) as u64; 0 entries if not integral */
 static bt_status kv_ints(const struct bt_host *h, const struct bt_kv *kv, uint64_t **out,
@@ -191,18 +182,18 @@ static bt_status gw_open(void *ctx, const struct bt_host *host, const bt_optset 
                                path, (long long)lvl, ZSTD_maxCLevel());
     c->zlevel = (int)lvl;
     bt_status st = BT_E_NOMEM;
-    if (!(c->path = dup_str(host, path)) || !(c->spill = temp_name(host, path, "data")) ||
+    if (!(c->path = dup_str(host, path)) ||
         gguf_nameset_init(&c->names, host, n_tensors) != BT_OK) {
         host->set_error(err, st, "gguf: %s: out of memory", path);
         goto fail;
     }
     if ((st = take_kvs(c, kvs, n_kv, err))) goto fail;
-    c->data.fd = mkstemp(c->spill);
+    gw_sweep(path); /* leftovers of writers that died here */
+    int named;
+    c->data.fd = gw_anon_open(path, &named);
     if (c->data.fd < 0) {
-        st = host->set_error(err, BT_E_IO, "gguf: %s: cannot create spill file '%s': %s", path,
-                             c->spill, strerror(errno));
-        host->free(c->spill);
-        c->spill = NULL;
+        st = host->set_error(err, BT_E_IO, "gguf: %s: cannot create a temporary file in the output "
+                             "folder: %s", path, strerror(errno));
         goto fail;
     }
     c->data.cap = GW_BUF_SIZE;
@@ -368,8 +359,8 @@ static bt_status store(struct gw_ctx *c, struct gw_tensor r, const struct bt_ten
     }
     gguf_put_zeros(&c->data, h, gguf_pad(c->data.total, c->align) - c->data.total);
     if (c->data.err)
-        return h->set_error(err, BT_E_IO, "gguf: %s: tensor '%s': writing spill file '%s': %s",
-                            c->path, t->name, c->spill, strerror(c->data.err));
+        return h->set_error(err, BT_E_IO, "gguf: %s: tensor '%s': writing the temporary data file "
+                            "in the output folder: %s", c->path, t->name, strerror(c->data.err));
     return BT_OK;
 }
 
@@ -481,26 +472,26 @@ static void write_header(struct gw_ctx *c, struct gguf_sink *out) {
     gguf_put_zeros(out, h, gguf_pad(out->total, c->align) - out->total);
 }
 
-/* copy the spill file (all of it) to the end of out's file */
+/* copy the spill file (all of it, from offset 0 of its descriptor) to the end of out's file */
 static int copy_spill(struct gw_ctx *c, int out_fd) {
-    int in = open(c->spill, O_RDONLY);
-    if (in < 0) return errno;
+    int in = c->data.fd;
     uint64_t left = c->data.total;
+    loff_t pos = 0;
     int e = 0;
     while (left && !e) {
-        ssize_t k = copy_file_range(in, NULL, out_fd, NULL, left > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)left, 0);
+        ssize_t k = copy_file_range(in, &pos, out_fd, NULL, left > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)left, 0);
         if (k > 0) { left -= (uint64_t)k; continue; }
         if (k < 0 && errno == EINTR) continue;
         if (k == 0) { e = EIO; break; }
         if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL) { e = errno; break; }
         /* fall back to read/write through the spill buffer */
-        ssize_t r = read(in, c->data.p, left < c->data.cap ? (size_t)left : c->data.cap);
+        ssize_t r = pread(in, c->data.p, left < c->data.cap ? (size_t)left : c->data.cap, (off_t)pos);
         if (r <= 0) { e = r < 0 ? errno : EIO; break; }
+        pos += r;
         struct gguf_sink s = {c->data.p, (size_t)r, (size_t)r, out_fd, 0, 0};
         if ((e = gguf_sink_flush(&s))) break;
         left -= (uint64_t)r;
     }
-    close(in);
     return e;
 }
 
@@ -514,19 +505,12 @@ static bt_status gw_finish(void *ctx, bt_err *err) {
         h->log(BT_LOG_WARN, "gguf: %s: %u tensors announced, %u written", c->path, c->expect,
                c->n_main);
     if (gguf_sink_flush(&c->data))
-        return h->set_error(err, BT_E_IO, "gguf: %s: writing spill file '%s': %s", c->path,
-                            c->spill, strerror(c->data.err));
+        return h->set_error(err, BT_E_IO, "gguf: %s: writing the temporary data file in the output "
+                            "folder: %s", c->path, strerror(c->data.err));
     struct gguf_sink out = {NULL, 0, 0, -1, 0, 0};
-    int e = 0, created = 0;
-    unsigned seq = 0;
-    if (!(c->tmp = temp_name(h, c->path, "tmp"))) e = ENOMEM;
-    while (!e) { /* O_EXCL create with mode 0666 & ~umask (mkstemp would give 0600) */
-        char *x = c->tmp + strlen(c->tmp) - 6;
-        snprintf(x, 7, "%06u", (unsigned)(getpid() * 7919u + seq++ * 104729u) % 1000000u);
-        out.fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (out.fd >= 0) { created = 1; break; }
-        if (errno != EEXIST || seq > 100) e = errno;
-    }
+    int e = 0, named = 0;
+    out.fd = gw_anon_open(c->path, &named); /* anonymous until it is complete */
+    if (out.fd < 0) e = errno;
     if (!e) {
         out.cap = c->data.cap; /* reuse the (flushed) spill buffer */
         out.p = c->data.p;
@@ -535,18 +519,11 @@ static bt_status gw_finish(void *ctx, bt_err *err) {
     }
     if (!e) e = copy_spill(c, out.fd);
     if (!e && fsync(out.fd) != 0) e = errno;
+    if (!e) e = gw_commit(out.fd, c->path);
     if (out.fd >= 0 && close(out.fd) != 0 && !e) e = errno;
-    if (!e && rename(c->tmp, c->path) != 0) e = errno;
-    if (e) {
-        if (created) unlink(c->tmp);
-        h->free(c->tmp);
-        c->tmp = NULL;
+    if (e)
         return h->set_error(err, e == ENOMEM ? BT_E_NOMEM : BT_E_IO, "gguf: %s: writing output: %s",
                             c->path, strerror(e));
-    }
-    h->free(c->tmp);
-    c->tmp = NULL;
-    unlink(c->spill);
     close(c->data.fd);
     c->data.fd = -1;
     c->finished = 1;
@@ -570,12 +547,8 @@ static void gw_close(void *ctx) {
     struct gw_ctx *c = ctx;
     const struct bt_host *h = c->host;
     if (!h) return;
-    if (c->spill) {
-        if (!c->finished) unlink(c->spill);
-        h->free(c->spill);
-    }
-    if (c->tmp) { unlink(c->tmp); h->free(c->tmp); }
-    gguf_sink_free(&c->data, h);
+    if (c->spill) h->free(c->spill); /* the files themselves are anonymous */
+    gguf_sink_free(&c->data, h);      /* closes the spill descriptor */
     gguf_sink_free(&c->kvs, h);
     for (uint32_t i = 0; i < c->nt; i++) h->free(c->t[i].name);
     h->free(c->t);

@@ -11,6 +11,16 @@
 #define GW_BUF_SIZE       ((size_t)4 << 20) /* write buffer of the spill / output sinks */
 #define GW_ZSTD_LEVEL_DEF 3                 /* default compress_level (see README) */
 
+/* gguf_tmpfile.c: temporaries that cannot outlive a crash */
+/* an anonymous read-write file in path's folder (*named = 1: a created-then-unlinked file where
+ * O_TMPFILE is missing); -1 with errno on failure */
+int  gw_anon_open(const char *path, int *named);
+/* give the finished anonymous file fd the name path (link under a pid-tagged temporary name,
+ * rename over path); 0 or an errno */
+int  gw_commit(int fd, const char *path);
+/* remove ".NAME.data.PID.*" / ".NAME.tmp.PID.*" leftovers of dead writers next to path */
+void gw_sweep(const char *path);
+
 /* One tensor added so far. */
 struct gw_tensor {
     char          *name;     /* owned copy (host->alloc) */
@@ -39,7 +49,6 @@ struct gw_ctx {
     const struct bt_host *host;      /* host services */
     char                 *path;      /* final output path (owned) */
     char                 *spill;     /* spill file path (owned); NULL once removed */
-    char                 *tmp;       /* temp output path during finish (owned) */
     struct gguf_sink      data;      /* spill sink (fd >= 0 while open) */
     struct gguf_sink      kvs;       /* serialized input KVs (memory) */
     uint32_t              n_kv;      /* KVs in kvs */
