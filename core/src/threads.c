@@ -2,7 +2,10 @@
  * Work is split into contiguous chunks; each chunk runs exactly once, so results that are
  * written per index do not depend on the thread count. Workers spin briefly before sleeping
  * (a decode step issues ~60 short parallel calls per token, where a futex wake-up per call
- * would dominate), then block on a condition variable. */
+ * would dominate), then block on a condition variable. The caller waits only for workers that
+ * joined the job: once the caller has run out of chunks it closes the job, and a worker that
+ * was descheduled and arrives later finds it closed and skips it (no time slice lost waiting
+ * for a thread that took no work). */
 #include "bt/bt.h"
 
 #include <pthread.h>
@@ -17,6 +20,9 @@
 
 #define BT_MAX_THREADS 256
 #define SPIN_ITERS     20000 /* ~0.1-0.5 ms of polling before a worker sleeps */
+
+#define ST_CLOSED  ((uint64_t)1 << 31)
+#define ST_RUNNING ((uint64_t)0x7fffffff)
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -36,7 +42,7 @@ static struct {
     void           *arg;
     int64_t         n, chunk, n_chunks;
     int64_t         next_chunk;  /* atomic */
-    int             active;      /* workers still inside the job (atomic) */
+    uint64_t        state;       /* (generation << 32) | CLOSED | workers inside the job (atomic) */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv_work = PTHREAD_COND_INITIALIZER, .cv_done = PTHREAD_COND_INITIALIZER};
 
 static int online_cpus(void) {
@@ -73,8 +79,16 @@ static void *worker(void *p) {
         }
         seen = g;
         if (tid >= (int)(g & 0xffff)) continue; /* not part of this job */
+        uint64_t gen32 = (g >> 16) & 0xffffffffu, st = LOAD(&pool.state);
+        int joined = 0;
+        while ((st >> 32) == gen32 && !(st & ST_CLOSED)) { /* join unless the caller closed it */
+            if (__atomic_compare_exchange_n(&pool.state, &st, st + 1, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE)) { joined = 1; break; }
+        }
+        if (!joined) continue; /* came too late: the job is done or closed */
         run_chunks(tid);
-        if (__atomic_sub_fetch(&pool.active, 1, __ATOMIC_ACQ_REL) == 0) {
+        uint64_t left = __atomic_sub_fetch(&pool.state, 1, __ATOMIC_ACQ_REL);
+        if ((left & ST_CLOSED) && !(left & ST_RUNNING)) {
             pthread_mutex_lock(&pool.mu);
             pthread_cond_signal(&pool.cv_done);
             pthread_mutex_unlock(&pool.mu);
@@ -122,17 +136,22 @@ void bt_parallel_for(int64_t n, int64_t grain, bt_range_fn fn, void *arg) {
     pool.chunk = chunk;
     pool.n_chunks = (n + chunk - 1) / chunk;
     STORE(&pool.next_chunk, 0);
-    STORE(&pool.active, workers);
     uint64_t gen = (LOAD(&pool.jobword) >> 16) + 1;
+    STORE(&pool.state, (gen & 0xffffffffu) << 32); /* open, nobody inside */
     STORE(&pool.jobword, (gen << 16) | (uint64_t)(workers + 1)); /* publish the job */
     pthread_mutex_lock(&pool.mu);
     if (pool.sleepers) pthread_cond_broadcast(&pool.cv_work);
     pthread_mutex_unlock(&pool.mu);
     run_chunks(0);
-    for (int s = 0; LOAD(&pool.active) > 0 && s < SPIN_ITERS; s++) cpu_relax();
-    if (LOAD(&pool.active) > 0) {
+    /* every chunk is taken: close the job, then wait only for the workers inside it */
+    uint64_t st = __atomic_or_fetch(&pool.state, ST_CLOSED, __ATOMIC_ACQ_REL);
+    for (int s = 0; (st & ST_RUNNING) && s < SPIN_ITERS; s++) {
+        cpu_relax();
+        st = LOAD(&pool.state);
+    }
+    if (st & ST_RUNNING) {
         pthread_mutex_lock(&pool.mu);
-        while (LOAD(&pool.active) > 0) pthread_cond_wait(&pool.cv_done, &pool.mu);
+        while (LOAD(&pool.state) & ST_RUNNING) pthread_cond_wait(&pool.cv_done, &pool.mu);
         pthread_mutex_unlock(&pool.mu);
     }
     STORE(&pool.busy, 0);
