@@ -445,6 +445,19 @@ static bt_status cli_backend(bt_registry *reg, const char *spec, const char *dev
         return finish(reg, st_, &err);                                                        \
     } while (0)
 
+/* --threads N: a whole number 0..BT_THREADS_MAX (0 = all cores); else an error naming it */
+static int set_threads(const char *v) {
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || n < 0 || n > BT_THREADS_MAX) {
+        fprintf(stderr, "bt-pipeline: error: --threads '%s': expected a whole number from 0 (all cores) "
+                        "to %d\n", v, BT_THREADS_MAX);
+        return 2;
+    }
+    bt_threads_set((int)n);
+    return 0;
+}
+
 /* the input is sacred: a file the command writes must not be, or land inside, one of its inputs */
 static bt_status guard_out(const char *flag, const char *out, const char *const *ins, int n, bt_err *err) {
     for (int i = 0; out && *out && i < n; i++)
@@ -477,7 +490,7 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
         else if ((v = arg_val(argc, argv, &i, "--max-windows"))) eo.max_windows = atoi(v);
         else if ((v = arg_val(argc, argv, &i, "--scoring"))) eo.scoring = scoring_of(v);
         else if ((v = arg_val(argc, argv, &i, "--tokenize"))) eo.tokenize = tok_of(v);
-        else if ((v = arg_val(argc, argv, &i, "--threads"))) bt_threads_set(atoi(v));
+        else if ((v = arg_val(argc, argv, &i, "--threads"))) { if (set_threads(v)) return 2; }
         else if ((v = arg_val(argc, argv, &i, "--rope"))) mo.rope_bf16 = !strcmp(v, "bf16");
         else if ((v = arg_val(argc, argv, &i, "--act"))) mo.act_q8 = !strcmp(v, "q8") ? 1 : !strcmp(v, "auto") ? 2 : 0;
         else { model = NULL; break; }
@@ -512,7 +525,7 @@ int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv) {
         else if ((v = arg_val(argc, argv, &i, "--temp"))) go.temperature = (float)atof(v);
         else if ((v = arg_val(argc, argv, &i, "--top-p"))) go.top_p = (float)atof(v);
         else if ((v = arg_val(argc, argv, &i, "--seed"))) go.seed = strtoull(v, NULL, 10);
-        else if ((v = arg_val(argc, argv, &i, "--threads"))) bt_threads_set(atoi(v));
+        else if ((v = arg_val(argc, argv, &i, "--threads"))) { if (set_threads(v)) return 2; }
         else { model = NULL; break; }
     }
     if (!model || !prompt || go.n_predict < 1) {
@@ -539,7 +552,7 @@ int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv) {
         else if ((v = arg_val(argc, argv, &i, "--ctx"))) co.ctx = atoi(v);
         else if ((v = arg_val(argc, argv, &i, "--windows"))) co.max_windows = atoi(v);
         else if (!strcmp(argv[i], "--diag-only")) co.diag_only = 1;
-        else if ((v = arg_val(argc, argv, &i, "--threads"))) bt_threads_set(atoi(v));
+        else if ((v = arg_val(argc, argv, &i, "--threads"))) { if (set_threads(v)) return 2; }
         else { model = NULL; break; }
     }
     if (!model || !text || !out || co.ctx < 2) {

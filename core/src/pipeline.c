@@ -13,7 +13,7 @@
 /* ---- core option tables ----------------------------------------------------------------------- */
 static const struct bt_option pipeline_opts[] = {
     {"backend", BT_OPT_STRING, "auto", 0, -1, NULL, "compute backend: auto or a backend plugin name"},
-    {"threads", BT_OPT_INT, "0", 0, 1024, NULL, "worker threads (0 = all cores)"},
+    {"threads", BT_OPT_INT, "0", 0, BT_THREADS_MAX, NULL, "worker threads (0 = all cores; at most 256)"},
     {"plugin_dir", BT_OPT_PATH, "", 0, -1, NULL, "extra folder scanned for plugins first"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };

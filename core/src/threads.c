@@ -18,7 +18,7 @@
 #define cpu_relax() ((void)0)
 #endif
 
-#define BT_MAX_THREADS 256
+#define BT_MAX_THREADS BT_THREADS_MAX
 #define SPIN_ITERS     20000 /* ~0.1-0.5 ms of polling before a worker sleeps */
 
 #define ST_CLOSED  ((uint64_t)1 << 31)

@@ -26,6 +26,7 @@ void bt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 
 /* ---- host services, thread pool -------------------------------------------------------------- */
 const struct bt_host *bt_host(void);
+#define BT_THREADS_MAX 256 /* the most worker threads (INI, command line, pool) */
 void bt_threads_set(int n); /* 0 = number of online CPUs */
 int  bt_threads_get(void);
 void bt_parallel_for(int64_t n, int64_t grain, bt_range_fn fn, void *arg);
