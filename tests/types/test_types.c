@@ -24,5 +24,8 @@ int main(void) {
     for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
         if (bt_f32_to_fp16(known[k].f) != known[k].h) { bad++; printf("known %g -> %04x, want %04x\n", known[k].f, bt_f32_to_fp16(known[k].f), known[k].h); }
     printf("%d mismatches of %lld\n", bad, (long long)n);
+    free(x);
+    free(y);
+    free(h);
     return bad != 0;
 }
