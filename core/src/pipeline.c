@@ -139,6 +139,27 @@ static void state_free(struct run_state *s) {
     for (int i = 0; i < 16; i++) bt_optset_free(s->stage_o[i]);
 }
 
+/* The quantizer's own checks of its option values (beyond type and range) run when it opens:
+ * open one now, before any work, so a refused value is reported with the line of its key (the
+ * key named in the plugin's message, else the section). */
+static bt_status probe_quantizer(bt_registry *reg, struct bt_cfg *cfg, const char *method,
+                                 const bt_optset *opts, bt_err *err) {
+    bt_optset *copy = bt_optset_clone(opts);
+    if (!copy) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    struct bt_quantizer *q = NULL;
+    bt_err e2;
+    bt_err_clear(&e2);
+    bt_status st = bt_quantizer_open(reg, method, copy, &q, &e2);
+    bt_quantizer_close(q);
+    if (st == BT_OK) return BT_OK;
+    int line = 0;
+    for (int i = 0; i < cfg->n; i++)
+        if (!strcmp(cfg->e[i].section, "quantize") && strstr(e2.msg, cfg->e[i].key)) line = cfg->e[i].line;
+    for (int i = 0; !line && i < cfg->nsec; i++)
+        if (!strcmp(cfg->sections[i], "quantize")) line = cfg->section_lines[i];
+    return bt_err_set(err, BT_E_INVAL, "%s:%d: [quantize] %s", cfg->path, line, e2.msg);
+}
+
 /* ---- the input is sacred: no output, report or calibration file may be, or land inside, an input */
 struct io_path {
     const char *sec, *key, *path;
@@ -239,6 +260,7 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
         if ((st = apply_section(&cfg, "output", s.out, s.out_p, s.out_p ? what : NULL, err))) goto done;
         if ((st = required(&cfg, "output", s.out, err))) goto done;
         if (s.q_p && (st = required(&cfg, "quantize", s.q_p, err))) goto done;
+        if (s.q_p && (st = probe_quantizer(reg, &cfg, method, s.q_p, err))) goto done;
         if (s.out_p && (st = required(&cfg, "output", s.out_p, err))) goto done;
     } else if (bt_cfg_has_section(&cfg, "quantize")) {
         if ((st = plugin_opts(reg, &cfg, "quantize", BT_KIND_QUANTIZER, method, &s.q_p, what, sizeof(what), err))) goto done;

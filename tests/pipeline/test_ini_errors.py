@@ -29,6 +29,8 @@ CASES = [
     ("bad_enum", GOOD.replace("method = absmean", "method = absmean\nscale = median"), 7, "expected one of lsq|absmean"),
     ("bad_type", GOOD + "type = tq3_0\n", 9, "expected one of tq2_0|tq1_0|mtq"),
     ("bad_threads", GOOD.replace("threads = 1", "threads = -3"), 2, "out of range"),
+    # values the plugin itself refuses when it opens: still before work, with the key's line
+    ("plugin_value", GOOD.replace("method = absmean", "method = absmean\nblock_size = 100"), 7, "block_size"),
     ("too_many_threads", GOOD.replace("threads = 1", "threads = 1024"), 2, "out of range"),
     ("missing_path", GOOD.replace(f"path = {TINY}\n", "reader = auto\n"), 3, "missing required key 'path'"),
     ("no_plugin", GOOD.replace("method = absmean", "method = nosuch"), 6, "no quantizer plugin named 'nosuch'"),
