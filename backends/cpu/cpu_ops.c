@@ -9,11 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const op_names[BT_OP_COUNT] = {
-    "?", "get_rows", "rmsnorm", "rope", "cpy", "attn", "swiglu", "add", "matmul", "dequant",
-    "kmeans"};
-
-static const char *op_name(uint32_t code) { return code < BT_OP_COUNT ? op_names[code] : "unknown"; }
 
 /* NULL if op is well-formed and runnable here, else why not: the ABI's rules (bt_op_check)
  * plus the formats these kernels decode */
@@ -24,25 +19,19 @@ static const char *op_check(const struct bt_cpu_ctx *c, const struct bt_op *op) 
     return why;
 }
 
-/* bytes a view spans */
-static uint64_t view_bytes(const struct bt_view *v) {
-    size_t rb = v->fmt.type == BT_TYPE_I32 ? 4 * (size_t)v->cols : bt_fmt_row_bytes(&v->fmt, v->cols);
-    return (uint64_t)rb * (uint64_t)v->rows;
-}
-
 static bt_status view_ptr(struct bt_cpu_ctx *c, const struct bt_op *op, const char *which,
                           const struct bt_view *v, int write, void **p, bt_err *err) {
-    uint64_t n = view_bytes(v);
+    uint64_t n = bt_view_bytes(v, c->host);
     if (!v->buf)
-        return c->host->set_error(err, BT_E_INVAL, "cpu: %s: %s has no buffer", op_name(op->code), which);
+        return c->host->set_error(err, BT_E_INVAL, "cpu: %s: %s has no buffer", bt_op_name(op->code), which);
     if (v->off > v->buf->n || n > v->buf->n - v->off)
         return c->host->set_error(err, BT_E_INVAL, "cpu: %s: %s [%llu, +%llu) lies outside its "
-                                  "buffer of %llu bytes", op_name(op->code), which,
+                                  "buffer of %llu bytes", bt_op_name(op->code), which,
                                   (unsigned long long)v->off, (unsigned long long)n,
                                   (unsigned long long)v->buf->n);
     if (write && v->buf->wrapped)
         return c->host->set_error(err, BT_E_INVAL, "cpu: %s: %s is a wrapped read-only buffer",
-                                  op_name(op->code), which);
+                                  bt_op_name(op->code), which);
     *p = v->buf->p + v->off;
     return BT_OK;
 }
@@ -194,7 +183,7 @@ static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *e
     if (why) {
         bt_fmt_str(&op->src[0].fmt, fs, sizeof fs);
         return c->host->set_error(err, BT_E_UNSUPPORTED, "cpu: op %s (code %u) on %s: %s (dst %lldx%lld, "
-                                  "src0 %lldx%lld, src1 %lldx%lld)", op_name(op->code), op->code, fs, why,
+                                  "src0 %lldx%lld, src1 %lldx%lld)", bt_op_name(op->code), op->code, fs, why,
                                   (long long)op->dst.rows, (long long)op->dst.cols,
                                   (long long)op->src[0].rows, (long long)op->src[0].cols,
                                   (long long)op->src[1].rows, (long long)op->src[1].cols);
@@ -208,7 +197,7 @@ static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *e
     if (st) return st;
     if (c->q8_src) { /* an op writing over the cached activations ends BT_OPF_SAME_INPUT */
         const uint8_t *q0 = (const uint8_t *)c->q8_src, *d0 = d;
-        uint64_t qn = (uint64_t)c->q8_ntok * (uint64_t)c->q8_cols * 4u, dn = view_bytes(&op->dst);
+        uint64_t qn = (uint64_t)c->q8_ntok * (uint64_t)c->q8_cols * 4u, dn = bt_view_bytes(&op->dst, c->host);
         if (d0 < q0 + qn && q0 < d0 + dn) c->q8_src = NULL;
     }
     struct ew_job j = {op, d, a, b};

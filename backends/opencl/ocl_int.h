@@ -104,7 +104,6 @@ int bt_ocl_fmt_ok(const struct bt_tfmt *fmt);
 /* ---- ocl_ops.c ---- */
 int bt_ocl_supports_op(void *ctx, const struct bt_op *op);
 bt_status bt_ocl_run(void *ctx, const struct bt_op *ops, uint32_t n, bt_err *err);
-const char *bt_ocl_op_name(uint32_t code);
 /* set kernel args from a list: BT_OCL_A_MEM(cl_mem), _U64, _I32, _F32, _LOCAL(bytes), _END */
 enum { BT_OCL_A_END = 0, BT_OCL_A_MEM, BT_OCL_A_U64, BT_OCL_A_I32, BT_OCL_A_F32 };
 bt_status bt_ocl_launch(struct bt_ocl_ctx *c, cl_kernel k, const char *what, cl_uint dims,

@@ -1,5 +1,5 @@
 /* ocl_ops.c - the op interface of the OpenCL backend: the checks shared by supports_op and run
- * (the scalar CPU backend's rules plus this backend's alignment and aliasing limits), view
+ * (the ABI's rules from bt_op_check plus this backend's alignment and grid limits), view
  * bounds, the kernel launch helper, and the non-weight ops (RMSNORM, ROPE, CPY, SWIGLU, ADD,
  * ATTN, KMEANS). Weight ops (MATMUL, DEQUANT, GET_ROWS) are in ocl_matmul.c. */
 #include "ocl_int.h"
@@ -8,94 +8,38 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const op_names[BT_OP_COUNT] = {
-    "?", "get_rows", "rmsnorm", "rope", "cpy", "attn", "swiglu", "add", "matmul", "dequant",
-    "kmeans"};
-
-const char *bt_ocl_op_name(uint32_t code) { return code < BT_OP_COUNT ? op_names[code] : "unknown"; }
 
 /* ---- checks ---------------------------------------------------------------------------------- */
-/* bytes a view spans (0 if its shape is invalid for its format) */
-static uint64_t view_bytes(const struct bt_view *v) {
-    if (v->rows <= 0 || v->cols <= 0) return 0;
-    size_t rb = v->fmt.type == BT_TYPE_I32 ? 4 * (size_t)v->cols : bt_fmt_row_bytes(&v->fmt, v->cols);
-    return (uint64_t)rb * (uint64_t)v->rows;
+/* the same range of the same buffer (an in-place op: nothing to copy first) */
+static int same_range(const struct bt_ocl_ctx *c, const struct bt_view *a, const struct bt_view *b) {
+    return a->buf == b->buf && a->off == b->off && bt_view_bytes(a, c->host) == bt_view_bytes(b, c->host);
 }
 
-/* the views overlap in memory (views without a buffer never do) */
-static int overlap(const struct bt_view *a, const struct bt_view *b) {
-    if (!a->buf || a->buf != b->buf) return 0;
-    uint64_t na = view_bytes(a), nb = view_bytes(b);
-    return a->off < b->off + nb && b->off < a->off + na;
-}
-static int same_range(const struct bt_view *a, const struct bt_view *b) {
-    return a->buf == b->buf && a->off == b->off && view_bytes(a) == view_bytes(b);
-}
-/* in place (the same range) or apart */
-static int inplace_or_apart(const struct bt_view *d, const struct bt_view *s) {
-    return same_range(d, s) || !overlap(d, s);
-}
-
-static int dims_ok(const struct bt_view *v) {
-    return v->rows > 0 && v->cols > 0 && v->rows < (1ll << 31) && v->cols < (1ll << 31) &&
-           (uint64_t)v->rows * (uint64_t)v->cols < (1ull << 40);
-}
-
-/* NULL if op is well-formed and runnable here, else why not: the ABI's rules (bt_op_check),
- * then this backend's limits (formats with kernels, sizes, alignment, overlapping views) */
+/* NULL if op is well-formed and runnable here, else why not: the ABI's rules (bt_op_check:
+ * shapes, sizes, aliasing), then this backend's limits (formats with kernels, alignment, grid) */
 static const char *op_check(const struct bt_ocl_ctx *c, const struct bt_op *op) {
     const char *why = bt_op_check(op, c->host);
     if (why) return why;
     const struct bt_view *d = &op->dst, *s0 = &op->src[0], *s1 = &op->src[1], *s2 = &op->src[2];
-    if (!dims_ok(d)) return "oversized destination";
     int weights = bt_op_has_weights(op->code);
     if (weights) {
         if (!bt_ocl_fmt_ok(&s0->fmt)) return "weight format not supported";
-        if (!dims_ok(s0)) return "oversized weights";
         if (s0->off % (s0->fmt.type == BT_TYPE_F32 ? 4 : 2))
             return "weight view offset not aligned to 4 (F32) / 2 bytes";
-    } else if (!dims_ok(s0)) {
-        return "oversized source";
     }
     if (d->off % 4 || (!weights && s0->off % 4)) return "view offset not a multiple of 4 bytes";
     switch (op->code) {
-    case BT_OP_GET_ROWS:
-        return overlap(d, s0) ? "destination overlaps the source" : NULL;
-    case BT_OP_RMSNORM:
+    case BT_OP_RMSNORM: case BT_OP_ROPE: case BT_OP_SWIGLU: case BT_OP_ADD: case BT_OP_MATMUL:
         if (s1->off % 4) return "view offset not a multiple of 4 bytes";
-        if (!inplace_or_apart(d, s0) || overlap(d, s1)) return "destination partly overlaps a source";
-        return NULL;
-    case BT_OP_ROPE:
-        if (s1->off % 4) return "view offset not a multiple of 4 bytes";
-        if ((int64_t)op->pos0 + d->rows > (1ll << 31)) return "positions out of range";
-        if (!inplace_or_apart(d, s0) || overlap(d, s1)) return "destination partly overlaps a source";
-        return NULL;
-    case BT_OP_CPY:
-        return inplace_or_apart(d, s0) ? NULL : "destination partly overlaps the source";
-    case BT_OP_SWIGLU: case BT_OP_ADD:
-        if (s1->off % 4) return "view offset not a multiple of 4 bytes";
-        if (!inplace_or_apart(d, s0) || !inplace_or_apart(d, s1))
-            return "destination partly overlaps a source";
+        if (op->code == BT_OP_ROPE && (int64_t)op->pos0 + d->rows > (1ll << 31)) return "positions out of range";
+        if (op->code == BT_OP_MATMUL && d->rows > 65535 * (int64_t)BT_OCL_TN) return "too many tokens";
         return NULL;
     case BT_OP_ATTN:
         if (op->head_dim > BT_OCL_HDMAX) return "head_dim above 512";
         if (d->rows > 65535 || op->n_head > 65535) return "too many queries or heads";
-        if (s1->off % 4 || s2->off % 4) return "view offset not a multiple of 4 bytes";
-        if (overlap(d, s0) || overlap(d, s1) || overlap(d, s2)) return "destination overlaps a source";
-        return NULL;
-    case BT_OP_MATMUL:
-        if (s1->off % 4) return "view offset not a multiple of 4 bytes";
-        if (d->rows > 65535 * (int64_t)BT_OCL_TN) return "too many tokens";
-        if (overlap(d, s0) || overlap(d, s1)) return "destination overlaps a source";
-        return NULL;
-    case BT_OP_DEQUANT:
-        return overlap(d, s0) ? "destination overlaps the source" : NULL;
+        return s1->off % 4 || s2->off % 4 ? "view offset not a multiple of 4 bytes" : NULL;
     case BT_OP_KMEANS:
-        if (s1->off % 4 || (s2->buf && s2->off % 4)) return "view offset not a multiple of 4 bytes";
-        if (!dims_ok(s1)) return "empty or oversized centroids";
-        if (overlap(d, s0) || overlap(d, s1) || (s2->buf && overlap(d, s2)))
-            return "destination overlaps a source";
-        return NULL;
+        return s1->off % 4 || (s2->buf && s2->off % 4) ? "view offset not a multiple of 4 bytes" : NULL;
     }
     return NULL;
 }
@@ -106,18 +50,18 @@ int bt_ocl_supports_op(void *ctx, const struct bt_op *op) {
 
 static bt_status view_ok(struct bt_ocl_ctx *c, const struct bt_op *op, const char *which,
                          const struct bt_view *v, int write, bt_err *err) {
-    uint64_t n = view_bytes(v);
+    uint64_t n = bt_view_bytes(v, c->host);
     if (!v->buf)
         return c->host->set_error(err, BT_E_INVAL, "opencl: %s: %s has no buffer",
-                                  bt_ocl_op_name(op->code), which);
+                                  bt_op_name(op->code), which);
     if (v->off > v->buf->n || n > v->buf->n - v->off)
         return c->host->set_error(err, BT_E_INVAL, "opencl: %s: %s [%llu, +%llu) lies outside "
-                                  "its buffer of %llu bytes", bt_ocl_op_name(op->code), which,
+                                  "its buffer of %llu bytes", bt_op_name(op->code), which,
                                   (unsigned long long)v->off, (unsigned long long)n,
                                   (unsigned long long)v->buf->n);
     if (write && v->buf->wrapped)
         return c->host->set_error(err, BT_E_INVAL, "opencl: %s: %s is a wrapped read-only buffer",
-                                  bt_ocl_op_name(op->code), which);
+                                  bt_op_name(op->code), which);
     return BT_OK;
 }
 
@@ -199,7 +143,7 @@ static bt_status run_one(struct bt_ocl_ctx *c, const struct bt_op *op, bt_err *e
         char fs[32] = "";
         bt_fmt_str(&op->src[0].fmt, fs, sizeof fs);
         return c->host->set_error(err, BT_E_UNSUPPORTED, "opencl: op %s (code %u) on %s: %s",
-                                  bt_ocl_op_name(op->code), op->code, fs, why);
+                                  bt_op_name(op->code), op->code, fs, why);
     }
     int nsrc = op->code == BT_OP_ATTN ? 3 : op->code == BT_OP_KMEANS && op->src[2].buf ? 3
              : (op->code == BT_OP_RMSNORM || op->code == BT_OP_ROPE || op->code == BT_OP_SWIGLU ||
@@ -229,7 +173,7 @@ static bt_status run_one(struct bt_ocl_ctx *c, const struct bt_op *op, bt_err *e
                              MEM(b), I32(d->cols), I32(op->head_dim), I32(op->n_rot),
                              I32(op->halves != 0), I32(op->pos0), END);
     case BT_OP_CPY: {
-        if (same_range(d, a)) return BT_OK;
+        if (same_range(c, d, a)) return BT_OK;
         cl_int e = clEnqueueCopyBuffer(c->q, a->buf->mem, d->buf->mem, (size_t)a->off,
                                        (size_t)d->off, (size_t)(n * 4), 0, NULL, NULL);
         return e == CL_SUCCESS ? BT_OK : bt_ocl_fail(c, err, "cpy", "clEnqueueCopyBuffer", e);
@@ -238,7 +182,7 @@ static bt_status run_one(struct bt_ocl_ctx *c, const struct bt_op *op, bt_err *e
         gws[0] = round_up((size_t)n, 256);
         lws[0] = 256;
         return bt_ocl_launch(c, c->mk[op->code == BT_OP_ADD ? BT_OCL_K_ADD : BT_OCL_K_SWIGLU],
-                             bt_ocl_op_name(op->code), 1, gws, lws, err, MEM(a), MEM(b), MEM(d),
+                             bt_op_name(op->code), 1, gws, lws, err, MEM(a), MEM(b), MEM(d),
                              U64(n), END);
     case BT_OP_KMEANS: {
         const struct bt_view *w = &op->src[2];

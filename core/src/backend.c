@@ -2,16 +2,9 @@
  * entries gated by struct_size (BT_HAS), and errors that name the backend when the plugin
  * returned a failure without a message. */
 #include "bt/bt.h"
+#include "bt_types.h"
 
 #include <string.h>
-
-static const char *const op_names[BT_OP_COUNT] = {
-    "?", "get_rows", "rmsnorm", "rope", "cpy", "attn", "swiglu", "add", "matmul", "dequant",
-    "kmeans"};
-
-const char *bt_op_name(uint32_t code) {
-    return code > 0 && code < BT_OP_COUNT ? op_names[code] : "unknown";
-}
 
 const char *bt_backend_name(const struct bt_backend *b) { return b->entry->desc->name; }
 

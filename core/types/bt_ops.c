@@ -8,6 +8,14 @@ static int same_shape(const struct bt_view *a, const struct bt_view *b) {
     return a->rows == b->rows && a->cols == b->cols;
 }
 
+static const char *const op_names[BT_OP_COUNT] = {
+    "?", "get_rows", "rmsnorm", "rope", "cpy", "attn", "swiglu", "add", "matmul", "dequant",
+    "kmeans"};
+
+const char *bt_op_name(uint32_t code) {
+    return code > 0 && code < BT_OP_COUNT ? op_names[code] : "unknown";
+}
+
 int bt_op_n_src(uint32_t code) {
     switch (code) {
     case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: return 1;
@@ -36,6 +44,9 @@ static int dims_ok(const struct bt_view *v) {
 }
 
 /* bytes a view spans (0 if its shape does not fit its format); no overflow within the limits */
+static uint64_t span(const struct bt_host *host, const struct bt_view *v);
+uint64_t bt_view_bytes(const struct bt_view *v, const struct bt_host *host) { return span(host, v); }
+
 static uint64_t span(const struct bt_host *host, const struct bt_view *v) {
     if (!dims_ok(v)) return 0;
     if (v->fmt.type == BT_TYPE_F32 || v->fmt.type == BT_TYPE_I32)

@@ -46,7 +46,10 @@ bt_status bt_to_f32_parts(const struct bt_tfmt *fmt, const void *const *parts, c
  * own limits (kernels per format, alignment). host: its format table (plugin formats), or NULL
  * for the built-in formats only. */
 const char *bt_op_check(const struct bt_op *op, const struct bt_host *host);
-int         bt_op_n_src(uint32_t code);       /* source views the op reads (KMEANS: 2, + optional) */
+int         bt_op_n_src(uint32_t code);
+const char *bt_op_name(uint32_t code);        /* "matmul", ... ("unknown" out of range) */
+/* bytes a view spans in its buffer (0 if its shape does not fit its format or the limits) */
+uint64_t    bt_view_bytes(const struct bt_view *v, const struct bt_host *host);       /* source views the op reads (KMEANS: 2, + optional) */
 int         bt_op_has_weights(uint32_t code); /* src0 is a weight view in any format */
 
 /* ---- type traits (through the descriptors) ---------------------------------------------- */

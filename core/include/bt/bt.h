@@ -144,7 +144,6 @@ bt_status bt_be_read(struct bt_backend *b, bt_buf *buf, uint64_t off, void *dst,
 bt_status bt_be_wrap(struct bt_backend *b, const void *p, uint64_t n, bt_buf **out, bt_err *err);
 int       bt_be_supports(struct bt_backend *b, const struct bt_op *op);
 bt_status bt_be_run(struct bt_backend *b, const struct bt_op *ops, uint32_t n, bt_err *err);
-const char *bt_op_name(uint32_t code); /* "matmul", ... ("unknown" out of range) */
 const char *bt_backend_name(const struct bt_backend *b);
 
 /* total elements of a tensor, rows (all but the last dim), cols (last dim) */
