@@ -7,10 +7,10 @@
 #include <math.h>
 #include <string.h>
 
-static bt_status emit(bt_model *m, struct bt_op *op, bt_err *err) { return bt_ops_add(m, op, err); }
-
-static bt_status emit_norm(bt_model *m, int src_slot, int64_t row0, int dst_slot, int nt,
-                           uint64_t w_off, bt_err *err) {
+/* ---- the ops of the forward pass, built in one place: bt_ops_check (load time) issues the same
+ * ones to supports_op ------------------------------------------------------------------------ */
+struct bt_op bt_op_norm(const bt_model *m, int src_slot, int64_t row0, int dst_slot, int nt,
+                        uint64_t w_off) {
     struct bt_op op;
     memset(&op, 0, sizeof op);
     op.code = BT_OP_RMSNORM;
@@ -18,20 +18,20 @@ static bt_status emit_norm(bt_model *m, int src_slot, int64_t row0, int dst_slot
     op.dst = bt_act_view(m, dst_slot, 0, nt);
     op.src[1] = bt_par_view(m, w_off, m->hp.n_embd);
     op.eps = m->hp.norm_eps;
-    return emit(m, &op, err);
+    return op;
 }
 
-static bt_status emit_ew(bt_model *m, uint32_t code, int a, int b, int d, int nt, bt_err *err) {
+struct bt_op bt_op_ew(const bt_model *m, uint32_t code, int a, int b, int d, int nt) {
     struct bt_op op;
     memset(&op, 0, sizeof op);
     op.code = code;
     op.src[0] = bt_act_view(m, a, 0, nt);
     op.src[1] = bt_act_view(m, b, 0, nt);
     op.dst = bt_act_view(m, d, 0, nt);
-    return emit(m, &op, err);
+    return op;
 }
 
-static bt_status emit_rope(bt_model *m, int slot, int nt, int pos0, int halves, bt_err *err) {
+struct bt_op bt_op_rope(const bt_model *m, int slot, int nt, int pos0, int halves) {
     struct bt_op op;
     memset(&op, 0, sizeof op);
     op.code = BT_OP_ROPE;
@@ -41,10 +41,10 @@ static bt_status emit_rope(bt_model *m, int slot, int nt, int pos0, int halves, 
     op.n_rot = m->hp.n_rot;
     op.halves = halves;
     op.pos0 = pos0;
-    return emit(m, &op, err);
+    return op;
 }
 
-static bt_status emit_store(bt_model *m, int slot, int val, int il, int nt, int pos0, bt_err *err) {
+struct bt_op bt_op_store(const bt_model *m, int slot, int val, int il, int nt, int pos0) {
     struct bt_op op;
     memset(&op, 0, sizeof op);
     op.code = BT_OP_CPY;
@@ -52,10 +52,10 @@ static bt_status emit_store(bt_model *m, int slot, int val, int il, int nt, int 
     op.dst = bt_kv_view(m, val, il);
     op.dst.off += (uint64_t)pos0 * (uint64_t)op.dst.cols * 4u;
     op.dst.rows = nt;
-    return emit(m, &op, err);
+    return op;
 }
 
-static bt_status emit_attn(bt_model *m, int il, int nt, int pos0, bt_err *err) {
+struct bt_op bt_op_attn(const bt_model *m, int il, int nt, int pos0) {
     struct bt_op op;
     memset(&op, 0, sizeof op);
     op.code = BT_OP_ATTN;
@@ -68,8 +68,10 @@ static bt_status emit_attn(bt_model *m, int il, int nt, int pos0, bt_err *err) {
     op.head_dim = m->hp.head_dim;
     op.pos0 = pos0;
     op.scale = 1.0f / sqrtf((float)m->hp.head_dim);
-    return emit(m, &op, err);
+    return op;
 }
+
+static bt_status emit(bt_model *m, struct bt_op op, bt_err *err) { return bt_ops_add(m, &op, err); }
 
 /* a hook point: with a hook set, run what is pending and hand the slot's rows to the hook */
 static bt_status hook(bt_model *m, int layer, int which, int slot, int nt, bt_err *err) {
@@ -89,31 +91,31 @@ static bt_status hook(bt_model *m, int layer, int which, int slot, int nt, bt_er
 static bt_status layer_ops(bt_model *m, int il, int nt, int pos0, bt_err *err) {
     struct bt_layer *L = &m->layers[il];
     bt_status st;
-    TRY(emit_norm(m, A_X, 0, A_XN, nt, L->attn_norm, err));
+    TRY(emit(m, bt_op_norm(m, A_X, 0, A_XN, nt, L->attn_norm), err));
     TRY(hook(m, il, BT_HOOK_ATTN_IN, A_XN, nt, err));
     STOP_AT(BT_HOOK_ATTN_IN);
     TRY(bt_ops_matmul(m, &L->wq, A_XN, 0, A_Q, 0, nt, 0, err));
     TRY(bt_ops_matmul(m, &L->wk, A_XN, 0, A_K, 0, nt, 1, err));
     TRY(bt_ops_matmul(m, &L->wv, A_XN, 0, A_V, 0, nt, 1, err));
-    TRY(emit_rope(m, A_Q, nt, pos0, L->q_halves, err));
-    TRY(emit_rope(m, A_K, nt, pos0, L->k_halves, err));
-    TRY(emit_store(m, A_K, 0, il, nt, pos0, err));
-    TRY(emit_store(m, A_V, 1, il, nt, pos0, err));
-    TRY(emit_attn(m, il, nt, pos0, err));
+    TRY(emit(m, bt_op_rope(m, A_Q, nt, pos0, L->q_halves), err));
+    TRY(emit(m, bt_op_rope(m, A_K, nt, pos0, L->k_halves), err));
+    TRY(emit(m, bt_op_store(m, A_K, 0, il, nt, pos0), err));
+    TRY(emit(m, bt_op_store(m, A_V, 1, il, nt, pos0), err));
+    TRY(emit(m, bt_op_attn(m, il, nt, pos0), err));
     TRY(hook(m, il, BT_HOOK_ATTN_OUT, A_ATT, nt, err));
     STOP_AT(BT_HOOK_ATTN_OUT);
     TRY(bt_ops_matmul(m, &L->wo, A_ATT, 0, A_O, 0, nt, 0, err));
-    TRY(emit_ew(m, BT_OP_ADD, A_X, A_O, A_X, nt, err));
-    TRY(emit_norm(m, A_X, 0, A_XN, nt, L->ffn_norm, err));
+    TRY(emit(m, bt_op_ew(m, BT_OP_ADD, A_X, A_O, A_X, nt), err));
+    TRY(emit(m, bt_op_norm(m, A_X, 0, A_XN, nt, L->ffn_norm), err));
     TRY(hook(m, il, BT_HOOK_FFN_IN, A_XN, nt, err));
     STOP_AT(BT_HOOK_FFN_IN);
     TRY(bt_ops_matmul(m, &L->wg, A_XN, 0, A_G, 0, nt, 0, err));
     TRY(bt_ops_matmul(m, &L->wu, A_XN, 0, A_U, 0, nt, 1, err));
-    TRY(emit_ew(m, BT_OP_SWIGLU, A_G, A_U, A_U, nt, err));
+    TRY(emit(m, bt_op_ew(m, BT_OP_SWIGLU, A_G, A_U, A_U, nt), err));
     TRY(hook(m, il, BT_HOOK_FFN_DOWN, A_U, nt, err));
     STOP_AT(BT_HOOK_FFN_DOWN);
     TRY(bt_ops_matmul(m, &L->wd, A_U, 0, A_O, 0, nt, 0, err));
-    TRY(emit_ew(m, BT_OP_ADD, A_X, A_O, A_X, nt, err));
+    TRY(emit(m, bt_op_ew(m, BT_OP_ADD, A_X, A_O, A_X, nt), err));
     return BT_OK;
 }
 
@@ -136,17 +138,17 @@ static bt_status chunk_ops(bt_model *m, const int32_t *tokens, int nt, int pos0,
     op.dst = bt_act_view(m, A_X, 0, nt);
     op.src[0] = bt_lin_view(&m->tok_embd);
     op.ids = tokens;
-    TRY(emit(m, &op, err));
+    TRY(emit(m, op, err));
     for (int il = 0; il < hp->n_layer; il++) TRY(layer_ops(m, il, nt, pos0, err));
     if (!logits) return bt_ops_flush(m, err);
     int64_t V = hp->n_vocab;
     if (!all_logits) { /* last token only: its normed row goes to row 0 of xn */
-        TRY(emit_norm(m, A_X, nt - 1, A_XN, 1, m->out_norm, err));
+        TRY(emit(m, bt_op_norm(m, A_X, nt - 1, A_XN, 1, m->out_norm), err));
         TRY(bt_ops_matmul(m, &m->output, A_XN, 0, A_LOGITS, 0, 1, 0, err));
         TRY(bt_ops_flush(m, err));
         return bt_be_read(m->b, m->act, m->act_off[A_LOGITS], logits, (uint64_t)V * 4u, err);
     }
-    TRY(emit_norm(m, A_X, 0, A_XN, nt, m->out_norm, err));
+    TRY(emit(m, bt_op_norm(m, A_X, 0, A_XN, nt, m->out_norm), err));
     for (int r0 = 0; r0 < nt; r0 += BT_LOGIT_ROWS) {
         int k = nt - r0 < BT_LOGIT_ROWS ? nt - r0 : BT_LOGIT_ROWS;
         TRY(bt_ops_matmul(m, &m->output, A_XN, r0, A_LOGITS, 0, k, 0, err));

@@ -93,6 +93,13 @@ bt_status bt_model_x_get(bt_model *m, float *x, int nt, bt_err *err);
 /* the op set a model needs, checked once at load: an error names the op, format and tensor */
 bt_status bt_ops_check(bt_model *m, bt_err *err);
 
+/* bt_forward.c: the forward pass's ops (views of m's buffers), shared with bt_ops_check */
+struct bt_op bt_op_norm(const bt_model *m, int src_slot, int64_t row0, int dst_slot, int nt,
+                        uint64_t w_off);
+struct bt_op bt_op_ew(const bt_model *m, uint32_t code, int a, int b, int d, int nt);
+struct bt_op bt_op_rope(const bt_model *m, int slot, int nt, int pos0, int halves);
+struct bt_op bt_op_store(const bt_model *m, int slot, int val, int il, int nt, int pos0);
+struct bt_op bt_op_attn(const bt_model *m, int il, int nt, int pos0);
 /* bt_forward.c: decoder layer il on the nt rows of the A_X slot at positions pos0.. (in place) */
 bt_status bt_layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *err);
 /* bt_model.c: point w at packed rows in fmt (the caller keeps data alive while the model uses

@@ -183,53 +183,18 @@ bt_status bt_ops_check(bt_model *m, bt_err *err) {
     op.ids = &hp->n_vocab; /* any pointer: supports_op does not read ids */
     bt_status st = need(m, &op, m->tok_embd.name, err);
     if (st) return st;
-    /* the element-wise ops in the variants the forward pass emits (bt_forward.c): norms out of
-     * place (and the last row alone), RoPE in both pair orders at a later position, K/V stores
-     * and attention at the end of the cache */
-    int pl = m->n_ctx - nb; /* the last position a full chunk can start at */
-    struct bt_op v[9];
-    memset(v, 0, sizeof v);
-    v[0].code = v[1].code = BT_OP_RMSNORM;
-    v[0].src[0] = bt_act_view(m, A_X, 0, nb);
-    v[0].dst = bt_act_view(m, A_XN, 0, nb);
-    v[1].src[0] = bt_act_view(m, A_X, nb - 1, 1);
-    v[1].dst = bt_act_view(m, A_XN, 0, 1);
-    for (int k = 0; k < 2; k++) {
-        v[k].src[1] = bt_par_view(m, m->out_norm, hp->n_embd);
-        v[k].eps = hp->norm_eps;
-    }
-    for (int k = 2; k < 4; k++) {
-        v[k].code = BT_OP_ROPE;
-        v[k].dst = v[k].src[0] = bt_act_view(m, k == 2 ? A_Q : A_K, 0, nb);
-        v[k].src[1] = bt_par_view(m, m->rope_inv, hp->n_rot / 2);
-        v[k].head_dim = hp->head_dim;
-        v[k].n_rot = hp->n_rot;
-        v[k].halves = k == 2;
-        v[k].pos0 = pl;
-    }
-    v[4].code = BT_OP_CPY;
-    v[4].src[0] = bt_act_view(m, A_K, 0, nb);
-    v[4].dst = bt_kv_view(m, 1, hp->n_layer - 1);
-    v[4].dst.off += (uint64_t)pl * (uint64_t)v[4].dst.cols * 4u;
-    v[4].dst.rows = nb;
-    v[5].code = BT_OP_ATTN;
-    v[5].dst = bt_act_view(m, A_ATT, 0, nb);
-    v[5].src[0] = bt_act_view(m, A_Q, 0, nb);
-    v[5].src[1] = bt_kv_view(m, 0, hp->n_layer - 1);
-    v[5].src[2] = bt_kv_view(m, 1, hp->n_layer - 1);
-    v[5].n_head = hp->n_head;
-    v[5].n_head_kv = hp->n_head_kv;
-    v[5].head_dim = hp->head_dim;
-    v[5].pos0 = pl;
-    v[5].scale = 1.0f;
-    v[6].code = BT_OP_SWIGLU;
-    v[6].dst = v[6].src[1] = bt_act_view(m, A_U, 0, nb);
-    v[6].src[0] = bt_act_view(m, A_G, 0, nb);
-    v[7].code = BT_OP_ADD;
-    v[7].dst = v[7].src[0] = bt_act_view(m, A_X, 0, nb);
-    v[7].src[1] = bt_act_view(m, A_O, 0, nb);
-    v[8] = v[1]; /* the final norm of the last token only */
-    for (int k = 0; k < 9; k++)
+    /* the element-wise ops exactly as the forward pass builds them (bt_forward.c), at the last
+     * position a full chunk can start at: norms out of place and of the last row alone, RoPE in
+     * both pair orders, K/V stores and attention at the end of the cache */
+    int pl = m->n_ctx - nb, L = hp->n_layer - 1;
+    struct bt_op v[] = {
+        bt_op_norm(m, A_X, 0, A_XN, nb, m->out_norm), bt_op_norm(m, A_X, nb - 1, A_XN, 1, m->out_norm),
+        bt_op_rope(m, A_Q, nb, pl, 1), bt_op_rope(m, A_K, nb, pl, 0),
+        bt_op_store(m, A_K, 0, L, nb, pl), bt_op_store(m, A_V, 1, L, nb, pl),
+        bt_op_attn(m, L, nb, pl), bt_op_ew(m, BT_OP_SWIGLU, A_G, A_U, A_U, nb),
+        bt_op_ew(m, BT_OP_ADD, A_X, A_O, A_X, nb),
+    };
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
         if ((st = need(m, &v[k], NULL, err))) return st;
     for (int il = 0; il < hp->n_layer; il++) {
         const struct bt_layer *L = &m->layers[il];
