@@ -53,6 +53,8 @@ bt_status bt_cpu_buf_alloc(void *ctx, uint64_t n, uint32_t usage, bt_buf **out, 
     b->p = p;
     b->n = n;
     b->wrapped = 0;
+    b->vq = NULL;
+    b->gen = 0;
     link_buf(c, b);
     *out = b;
     return BT_OK;
@@ -67,6 +69,8 @@ bt_status bt_cpu_buf_wrap(void *ctx, const void *host, uint64_t n, bt_buf **out,
     b->p = (uint8_t *)(uintptr_t)host;
     b->n = n;
     b->wrapped = 1;
+    b->vq = NULL;
+    b->gen = 0;
     link_buf(c, b);
     *out = b;
     return BT_OK;
@@ -79,6 +83,7 @@ void bt_cpu_buf_free(void *ctx, bt_buf *b) {
     else c->bufs = b->next;
     if (b->next) b->next->prev = b->prev;
     if (!b->wrapped) c->host->free(b->p);
+    bt_cpu_vq_drop(c->host, b);
     c->host->free(b);
 }
 
@@ -101,6 +106,7 @@ bt_status bt_cpu_buf_write(void *ctx, bt_buf *b, uint64_t off, const void *src, 
     if (b->wrapped)
         return c->host->set_error(err, BT_E_INVAL, "cpu: buf_write into a wrapped (read-only) buffer");
     if (n) memcpy(b->p + off, src, (size_t)n);
+    b->gen++; /* caches built from it (vq) are stale */
     return BT_OK;
 }
 

@@ -68,6 +68,26 @@ typedef void (*bt_cpu_gemm_q8_fn)(const struct bt_tfmt *fmt, const uint8_t *W, s
 typedef void (*bt_cpu_tile_fn)(const float *Wf, int64_t nr, int64_t cols, const float *X,
                                int64_t ntok, float *Y, int64_t ldy);
 
+/* ---- vq (cpu_vq.c): the per-weight cache kept with the codebook buffer -------------------- */
+struct bt_buf;
+struct bt_cpu_vq {
+    struct bt_tfmt      fmt;    /* what it was built for */
+    struct bt_vq_layout L;
+    const struct bt_buf *colbuf; /* the columns part it read */
+    uint32_t gen_cb, gen_col;    /* their write generations then */
+    float   *cb;                /* the codebook part as f32 (same element offsets / 2) */
+    int32_t *perm;              /* stream position -> column (identity without BT_VQ_PERM) */
+    float   *scale, *bias;      /* per column, or NULL without BT_VQ_NORM */
+    const uint8_t *out;         /* outlier codes of the current call */
+};
+/* y[rb*v + e] for row blocks [rb0, rb1) = sum_p xp[p] * (C + R)[code of p] */
+typedef void (*bt_cpu_vq_gemv_fn)(const struct bt_cpu_vq *q, const uint8_t *data,
+                                  const uint8_t *tail, int64_t rb0, int64_t rb1, const float *xp,
+                                  float *y);
+extern bt_cpu_vq_gemv_fn bt_cpu_vq_gemv_ref;
+void bt_cpu_vq_gemv_avx2(const struct bt_cpu_vq *q, const uint8_t *data, const uint8_t *tail,
+                         int64_t rb0, int64_t rb1, const float *xp, float *y); /* cpu_vq_avx2.c */
+
 /* A kernel table. Pickers return NULL for formats the ISA leaves to the scalar table. */
 struct bt_cpu_isa {
     const char *name;                                        /* "scalar", "avx2" */
@@ -79,6 +99,7 @@ struct bt_cpu_isa {
      * tokens); *scratch = scratch bytes per call of the kernel for cols, ablock and ntok */
     bt_cpu_gemm_q8_fn (*gemm_q8)(const struct bt_tfmt *fmt, int64_t cols, int64_t ablock,
                                  int64_t ntok, size_t *scratch);
+    bt_cpu_vq_gemv_fn vq_gemv; /* vq accumulation kernel (NULL: scalar) */
 };
 
 extern const struct bt_cpu_isa bt_cpu_isa_ref;
@@ -107,6 +128,8 @@ struct bt_buf {
     uint8_t       *p;          /* host memory */
     uint64_t       n;          /* bytes */
     int            wrapped;    /* 1: borrowed (buf_wrap), not freed */
+    struct bt_cpu_vq *vq;      /* vq cache when this is a codebook part (cpu_vq.c) */
+    uint32_t       gen;        /* bumped by every buf_write */
     struct bt_buf *prev, *next; /* the instance's live buffers (close frees what is left) */
 };
 
@@ -137,6 +160,14 @@ bt_status bt_cpu_dequant(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const 
 /* decode row `row` of W (cols) into dst */
 bt_status bt_cpu_get_row(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
                          int64_t row, int64_t cols, float *dst);
+
+/* cpu_vq.c: the vq format. MATMUL with f32 activations X (ntok x cols) into Y, or with X NULL
+ * DEQUANT into Y; GET_ROWS. w is the op's weight view (its parts), W its host pointer. */
+bt_status bt_cpu_vq_op(struct bt_cpu_ctx *c, const struct bt_view *w, const void *W,
+                       const float *X, int64_t ntok, float *Y, bt_err *err);
+bt_status bt_cpu_vq_rows(struct bt_cpu_ctx *c, const struct bt_view *w, const void *W,
+                         const int32_t *ids, int64_t n, float *dst, bt_err *err);
+void      bt_cpu_vq_drop(const struct bt_host *h, struct bt_buf *b); /* free b's cache */
 
 /* cpu_buf.c: buffers and device info */
 bt_status bt_cpu_device_info(void *ctx, struct bt_device_info *out);

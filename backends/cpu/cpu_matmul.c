@@ -41,6 +41,7 @@ int bt_cpu_fmt_ok(const struct bt_tfmt *fmt) {
     case BT_TYPE_TQ1_0: case BT_TYPE_TQ2_0:
         return 1;
     case BT_TYPE_MTQ: return bt_cpu_tgeom_of(fmt, &g);
+    case BT_TYPE_VQ: return bt_vq_params_ok(fmt); /* cpu_vq.c */
     default: return 0;
     }
 }

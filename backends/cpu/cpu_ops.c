@@ -176,6 +176,35 @@ static bt_status act_q8(struct bt_cpu_ctx *c, const struct bt_op *op, const floa
     return BT_OK;
 }
 
+/* weight ops on the vq format (cpu_vq.c); int8 activations are the f32 product of their
+ * dequantized values, as for float weights */
+static bt_status run_vq(struct bt_cpu_ctx *c, const struct bt_op *op, const void *W, const float *X,
+                        float *Y, bt_err *err) {
+    int64_t rows = op->dst.rows, cols = op->src[0].cols;
+    switch (op->code) {
+    case BT_OP_GET_ROWS:
+        for (int64_t t = 0; t < rows; t++)
+            if (op->ids[t] < 0 || op->ids[t] >= op->src[0].rows)
+                return c->host->set_error(err, BT_E_INVAL, "cpu: get_rows: row %d out of range "
+                                          "[0, %lld)", op->ids[t], (long long)op->src[0].rows);
+        return bt_cpu_vq_rows(c, &op->src[0], W, op->ids, rows, Y, err);
+    case BT_OP_DEQUANT:
+        return bt_cpu_vq_op(c, &op->src[0], W, NULL, 0, Y, err);
+    default: break;
+    }
+    if (op->act != BT_ACT_Q8) return bt_cpu_vq_op(c, &op->src[0], W, X, rows, Y, err);
+    bt_status st = act_q8(c, op, X, err);
+    if (st) return st;
+    float *xf = c->host->alloc((size_t)(rows * cols) * sizeof(float));
+    if (!xf) return c->host->set_error(err, BT_E_NOMEM, "cpu: matmul: out of memory");
+    for (int64_t t = 0; t < rows; t++)
+        bt_cpu_act_dequantize(c->xq + t * cols, c->xs + t * (cols / BT_ACT_Q8_BLOCK), cols,
+                              BT_ACT_Q8_BLOCK, xf + t * cols);
+    st = bt_cpu_vq_op(c, &op->src[0], W, xf, rows, Y, err);
+    c->host->free(xf);
+    return st;
+}
+
 /* ---- run -------------------------------------------------------------------------------------- */
 static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *err) {
     const char *why = op_check(c, op);
@@ -202,6 +231,8 @@ static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *e
     }
     struct ew_job j = {op, d, a, b};
     int64_t rows = op->dst.rows, cols = op->dst.cols;
+    if (bt_op_has_weights(op->code) && op->src[0].fmt.type == BT_TYPE_VQ)
+        return run_vq(c, op, a, b, d, err);
     switch (op->code) {
     case BT_OP_GET_ROWS:
         for (int64_t t = 0; t < rows; t++) {

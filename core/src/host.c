@@ -55,6 +55,7 @@ static const struct bt_host host = {
     .spd_solve    = bt_spd_solve,
     .format       = bt_format_get,
     .format_by_name = bt_format_by_name,
+    .kmeans_assign = bt_compute_kmeans,
 };
 
 const struct bt_host *bt_host(void) { return &host; }

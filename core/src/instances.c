@@ -145,8 +145,7 @@ bt_status bt_reader_read_f32(struct bt_reader *r, uint32_t i, int64_t row0, int6
     size_t rb = bt_fmt_row_bytes(&t.fmt, cols);
     if (!rb || !t.data)
         return bt_err_set(err, BT_E_UNSUPPORTED, "%s: cannot read as f32 (type %s)", t.name, bt_type_name(t.fmt.type));
-    st = bt_to_f32_parts(&t.fmt, t.n_parts ? t.parts : NULL, (const uint8_t *)t.data + (size_t)row0 * rb, dst,
-                         nrows * cols);
+    st = bt_fmt_rows_to_f32(&t.fmt, t.n_parts ? t.parts : NULL, t.data, rows, cols, row0, nrows, dst);
     if (st) return bt_err_set(err, st, "%s: cannot convert %s to f32", t.name, bt_type_name(t.fmt.type));
     return BT_OK;
 }

@@ -346,7 +346,9 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
         };
         if (stage_calib) ca.calib_path = "(sequential calibration)";
         s.in_p = s.q_p = s.out_p = NULL; /* owned by bt_convert now */
+        bt_compute_begin(reg, backend, s.be_p); /* host->kmeans_assign runs there */
         st = bt_convert(&ca, err);
+        bt_compute_end();
         if (calib) ro->calib_close(calib);
         calib = NULL;
         if (st) goto done;

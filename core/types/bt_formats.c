@@ -49,6 +49,13 @@ FIXED_GEOM(g_tq1, 256, 54)
 FIXED_GEOM(g_tq2, 256, 66)
 FIXED_GEOM(g_q8_k, 256, 292)
 
+static int g_vq(const struct bt_tfmt *f, uint32_t *b, uint32_t *bb) {
+    if (!bt_vq_params_ok(f)) return 0;
+    *b = 1; /* rows are not a whole number of blocks: row_bytes() gives their size */
+    *bb = 1;
+    return 1;
+}
+
 static int g_mtq(const struct bt_tfmt *f, uint32_t *b, uint32_t *bb) {
     size_t n = bt_mtq_block_bytes(f->planes, f->block, f->layout);
     if (!n) return 0;
@@ -127,6 +134,11 @@ DEC(d_tq) {
         for (int i = 0; i < 256; i++) dst[b * 256 + i] = d * (float)t[i];
     }
     return BT_OK;
+}
+
+DEC(d_vq) { /* needs the rows around: to_f32_rows */
+    (void)fmt; (void)parts; (void)src; (void)dst; (void)n;
+    return BT_E_UNSUPPORTED;
 }
 
 DEC(d_mtq) {
@@ -224,7 +236,7 @@ static void mtq_describe(const struct bt_tfmt *f, char *buf, size_t n) {
 #define W BT_FMT_WEIGHT
 #define I BT_FMT_INTDOT
 #define FMT(T, NAME, FL, GG, GEO, DE, EN) \
-    [T] = {sizeof(struct bt_format), T, NAME, FL, GG, GEO, DE, EN, NULL, NULL, NULL}
+    [T] = {sizeof(struct bt_format), T, NAME, FL, GG, GEO, DE, EN, NULL, NULL, NULL, NULL, NULL}
 static const struct bt_format builtin[BT_TYPE_COUNT] = {
     FMT(BT_TYPE_F32, "f32", W, 0, g_1x4, d_f32, e_f32),
     FMT(BT_TYPE_F16, "f16", W, 1, g_1x2, d_f16, e_f16),
@@ -242,6 +254,9 @@ static const struct bt_format builtin[BT_TYPE_COUNT] = {
     FMT(BT_TYPE_Q8_K, "q8_k", 0, 15, g_q8_k, NULL, NULL),
     [BT_TYPE_MTQ] = {sizeof(struct bt_format), BT_TYPE_MTQ, "mtq", W | I | BT_FMT_PARAMS,
                      BT_GGUF_NONE, g_mtq, d_mtq, NULL, mtq_describe, NULL, NULL},
+    [BT_TYPE_VQ] = {sizeof(struct bt_format), BT_TYPE_VQ, "vq", W | BT_FMT_PARAMS, BT_GGUF_NONE,
+                    g_vq, d_vq, NULL, bt_vq_describe, bt_vq_n_parts, bt_vq_part_info,
+                    bt_vq_row_bytes, bt_vq_to_f32_rows},
 };
 #undef W
 #undef I
@@ -327,9 +342,7 @@ int bt_fmt_geometry(const struct bt_tfmt *fmt, uint32_t *block, uint32_t *block_
 }
 
 size_t bt_fmt_row_bytes(const struct bt_tfmt *fmt, int64_t ncols) {
-    uint32_t b, bb;
-    if (ncols <= 0 || !bt_fmt_geometry(fmt, &b, &bb) || ncols % b) return 0;
-    return (size_t)(ncols / b) * bb;
+    return bt_format_row_bytes(bt_format_get(fmt->type), fmt, ncols);
 }
 
 double bt_fmt_bpw(const struct bt_tfmt *fmt, int64_t ncols) {
@@ -356,6 +369,13 @@ bt_status bt_to_f32_parts(const struct bt_tfmt *fmt, const void *const *parts, c
     if (!bt_fmt_geometry(fmt, &b, &bb) || n % b) return BT_E_INVAL;
     if (f->n_parts && f->n_parts(fmt) && !parts) return BT_E_INVAL;
     return f->to_f32(fmt, parts, src, dst, n);
+}
+
+bt_status bt_fmt_rows_to_f32(const struct bt_tfmt *fmt, const void *const *parts, const void *data,
+                             int64_t rows, int64_t cols, int64_t row0, int64_t nrows, float *dst) {
+    const struct bt_format *f = bt_format_get(fmt->type);
+    if (f && f->n_parts && f->n_parts(fmt) && !parts) return BT_E_INVAL;
+    return bt_format_rows_to_f32(f, fmt, parts, data, rows, cols, row0, nrows, dst);
 }
 
 bt_status bt_to_f32(const struct bt_tfmt *fmt, const void *src, float *dst, int64_t n) {

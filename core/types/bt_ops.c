@@ -51,10 +51,8 @@ static uint64_t span(const struct bt_host *host, const struct bt_view *v) {
     if (!dims_ok(v)) return 0;
     if (v->fmt.type == BT_TYPE_F32 || v->fmt.type == BT_TYPE_I32)
         return (uint64_t)v->rows * (uint64_t)v->cols * 4u;
-    const struct bt_format *f = fmt_of(host, v->fmt.type);
-    uint32_t b = 0, bb = 0;
-    if (!f || !f->geometry(&v->fmt, &b, &bb) || !b || !bb || v->cols % b) return 0;
-    return (uint64_t)v->rows * (uint64_t)(v->cols / b) * bb;
+    size_t rb = bt_format_row_bytes(fmt_of(host, v->fmt.type), &v->fmt, v->cols);
+    return rb ? (uint64_t)v->rows * rb : 0;
 }
 
 /* 1 if two views share a byte */

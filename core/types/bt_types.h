@@ -39,6 +39,45 @@ uint32_t  bt_fmt_n_parts(const struct bt_tfmt *fmt); /* extra per-tensor parts *
 /* decode with the tensor's extra parts (NULL for formats without) */
 bt_status bt_to_f32_parts(const struct bt_tfmt *fmt, const void *const *parts, const void *src,
                           float *dst, int64_t n);
+/* decode rows [row0, row0 + nrows) of a rows x cols tensor whose packed rows start at data */
+bt_status bt_fmt_rows_to_f32(const struct bt_tfmt *fmt, const void *const *parts, const void *data,
+                             int64_t rows, int64_t cols, int64_t row0, int64_t nrows, float *dst);
+
+/* ---- vq (bt_vq.c): bt's vector-quantized format, BT_TYPE_VQ ---------------------------------- */
+#define BT_VQ_MAX_V 32
+/* where everything of a rows x cols vq tensor is (docs/formats.md "vq") */
+struct bt_vq_layout {
+    uint32_t v, b1, b2, t;    /* vector length, main / residual index bits, code bits b1 + b2 */
+    uint32_t G, flags;        /* codebooks per tensor (groups), BT_VQ_* */
+    uint32_t n_out, v0, b0;   /* outlier columns, their vector length and index bits */
+    int64_t  rows, cols;
+    int64_t  ncode, gs;       /* codes per row block (cols - n_out), columns per group */
+    int64_t  nrb, nrb0;       /* row blocks of v rows (ceil), of v0 rows for outliers */
+    uint64_t S, R;            /* code-stream bytes per row block, packed bytes per row */
+    uint32_t n_parts;
+    int      p_cb, p_col, p_out, p_tail;      /* part index of each, or -1 */
+    uint64_t cb_main, cb_res, cb_out;         /* byte offsets in the codebook part (f16) */
+    uint64_t col_perm, col_scale, col_bias;   /* byte offsets in the columns part, or UINT64_MAX */
+    uint64_t part_bytes[BT_MAX_PARTS];
+};
+int       bt_vq_params_ok(const struct bt_tfmt *f);
+/* 1 and *L filled if fmt fits a rows x cols tensor (rows 0: row geometry only), else 0 */
+int       bt_vq_layout(const struct bt_tfmt *f, int64_t rows, int64_t cols, struct bt_vq_layout *L);
+uint32_t  bt_vq_n_parts(const struct bt_tfmt *f);
+bt_status bt_vq_part_info(const struct bt_tfmt *f, int64_t rows, int64_t cols, uint32_t k,
+                          const char **name, uint64_t *nbytes);
+size_t    bt_vq_row_bytes(const struct bt_tfmt *f, int64_t cols);
+void      bt_vq_describe(const struct bt_tfmt *f, char *buf, size_t n);
+/* code at stream bit `bit` (t <= 32 bits, LSB first); write one (the stream is little-endian) */
+uint32_t  bt_vq_get_code(const uint8_t *s, uint64_t bit, uint32_t t);
+void      bt_vq_put_code(uint8_t *s, uint64_t bit, uint32_t t, uint32_t code);
+/* the code stream of row block rb (rows rb*v ..): in the packed rows, or the tail part */
+const uint8_t *bt_vq_stream(const struct bt_vq_layout *L, const void *data,
+                            const void *const *parts, int64_t rb);
+/* BT_OK if every part is present and the permutation is one (BT_E_FORMAT otherwise) */
+bt_status bt_vq_check_parts(const struct bt_vq_layout *L, const void *const *parts);
+bt_status bt_vq_to_f32_rows(const struct bt_tfmt *f, const void *const *parts, const void *data,
+                            int64_t rows, int64_t cols, int64_t row0, int64_t nrows, float *dst);
 
 /* ---- op rules (bt_ops.c): shapes and parameters every backend checks first ------------------ */
 /* NULL if op obeys the ABI's rules for its code (views present, formats, shapes and sizes below

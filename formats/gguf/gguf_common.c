@@ -48,9 +48,7 @@ int gguf_fmt_geom(const struct bt_format *f, const struct bt_tfmt *fmt, uint32_t
 }
 
 uint64_t gguf_row_bytes(const struct bt_host *h, const struct bt_tfmt *fmt, int64_t cols) {
-    uint32_t b, bb;
-    if (cols <= 0 || !gguf_fmt_geom(gguf_fmt(h, fmt->type), fmt, &b, &bb) || cols % b) return 0;
-    return (uint64_t)(cols / b) * bb;
+    return bt_format_row_bytes(gguf_fmt(h, fmt->type), fmt, cols);
 }
 
 uint32_t gguf_fmt_parts(const struct bt_format *f, const struct bt_tfmt *fmt) {

@@ -184,8 +184,8 @@ bt_status gr_read_f32(void *ctx, uint32_t i, int64_t row0, int64_t nrows, float 
     if (!f || !f->to_f32 || !rb || !t.data)
         return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': cannot read type %s as "
                             "f32", g->path, t.name, fs);
-    st = f->to_f32(&t.fmt, t.n_parts ? t.parts : NULL, (const uint8_t *)t.data + (uint64_t)row0 * rb,
-                   dst, nrows * cols);
+    st = bt_format_rows_to_f32(f, &t.fmt, t.n_parts ? t.parts : NULL, t.data, rows, cols, row0,
+                               nrows, dst);
     if (st)
         return h->set_error(err, st, "gguf: %s: tensor '%s': cannot convert %s to f32", g->path,
                             t.name, fs);

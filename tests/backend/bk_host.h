@@ -201,7 +201,7 @@ static const struct bt_host bk_host = {
     BT_ABI_VERSION, sizeof(struct bt_host), "test", bk_log, bk_set_error, bk_alloc, bk_free,
     bk_parallel_for, bk_n_threads, bk_opt_str, bk_opt_int, bk_opt_float, bk_row_bytes, bk_to_f32,
     NULL, NULL, NULL, /* no second-order engine in backend tests */
-    bt_format_get, bt_format_by_name,
+    bt_format_get, bt_format_by_name, NULL /* kmeans_assign */,
 };
 
 /* A loaded backend with one open instance. */

@@ -58,6 +58,7 @@ struct bo_case {
     struct bo_kmeans km;
     int      threads_check; /* cpu backends: bit-identical with 1 thread */
     int      wrap;          /* buffer 0 through buf_wrap where the backend offers it */
+    int      optional;      /* an optional format: non-CPU backends may decline (supports_op 0) */
     int      nown;
     void    *own[BO_MAX_OWN]; /* freed with the case */
 };
@@ -72,6 +73,11 @@ extern const char *const bo_ops[];
  * each case after emit returns */
 void bo_generate(const char *op, bo_emit_fn emit, void *user);
 const char *bo_op_name(uint32_t code); /* "matmul", ... or "?" */
+
+/* vq cases (test_backend_ops_vq.c), emitted with dequant, get_rows and matmul */
+void bo_gen_vq_dequant(bo_emit_fn emit, void *user);
+void bo_gen_vq_get_rows(bo_emit_fn emit, void *user);
+void bo_gen_vq_matmul(bo_emit_fn emit, void *user);
 
 /* ---- plain-C models (test_backend_ops_models.c) ---- */
 /* x -> its BT_ACT_Q8 round trip (n a multiple of 256) */

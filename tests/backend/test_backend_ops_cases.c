@@ -18,100 +18,8 @@ const char *bo_op_name(uint32_t code) {
     return code < sizeof(n) / sizeof(n[0]) ? n[code] : "?";
 }
 
-/* ---- random numbers (xorshift64*, one seed per op) ------------------------------------------ */
-static uint64_t rs = 1;
-static void seed(const char *s) {
-    rs = 0xcbf29ce484222325ull;
-    for (; *s; s++) rs = (rs ^ (uint8_t)*s) * 0x100000001b3ull;
-    if (!rs) rs = 1;
-}
-static uint64_t rnd(void) {
-    rs ^= rs >> 12;
-    rs ^= rs << 25;
-    rs ^= rs >> 27;
-    return rs * 0x2545f4914f6cdd1dull;
-}
-static double urand(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
-static float nrand(void) { return (float)((urand() + urand() + urand() - 1.5) * 2.0); }
-static int64_t irand(int64_t n) { return (int64_t)(rnd() % (uint64_t)n); }
-static int8_t trand(void) { return (int8_t)(rnd() % 3) - 1; }
+#include "test_backend_ops_build.h"
 
-/* ---- case building ------------------------------------------------------------------------- */
-static const struct bt_tfmt F32 = {BT_TYPE_F32, 0, 0, 0};
-
-static struct bo_case *cnew(const char *op, const char *fmt, const char *desc, ...) {
-    struct bo_case *c = calloc(1, sizeof(*c));
-    if (!c) abort();
-    snprintf(c->op, sizeof(c->op), "%s", op);
-    snprintf(c->fmt, sizeof(c->fmt), "%s", fmt);
-    va_list ap;
-    va_start(ap, desc);
-    vsnprintf(c->desc, sizeof(c->desc), desc, ap);
-    va_end(ap);
-    return c;
-}
-static void *own(struct bo_case *c, void *p) {
-    if (!p || c->nown == BO_MAX_OWN) abort();
-    c->own[c->nown++] = p;
-    return p;
-}
-static float *fnew(struct bo_case *c, int64_t n) {
-    return own(c, malloc(sizeof(float) * (size_t)(n > 0 ? n : 1)));
-}
-static void case_free(struct bo_case *c) {
-    for (int i = 0; i < c->nbuf; i++) free(c->img[i]);
-    for (int i = 0; i < c->nown; i++) free(c->own[i]);
-    free(c);
-}
-/* a buffer of n bytes, all 0xff (NaN as f32: reading it shows, writing it shows) */
-static int cbuf(struct bo_case *c, size_t n, uint32_t usage) {
-    if (c->nbuf == BO_MAX_BUFS) abort();
-    size_t cap = (n + 63) / 64 * 64;
-    uint8_t *p = aligned_alloc(64, cap ? cap : 64);
-    if (!p) abort();
-    memset(p, 0xff, cap ? cap : 64);
-    c->img[c->nbuf] = p;
-    c->size[c->nbuf] = n;
-    c->usage[c->nbuf] = usage;
-    return c->nbuf++;
-}
-static void cput(struct bo_case *c, int b, uint64_t off, const void *src, size_t n) {
-    if (off + n > c->size[b]) abort();
-    memcpy(c->img[b] + off, src, n);
-}
-static struct bt_view V(int b, uint64_t off, struct bt_tfmt f, int64_t rows, int64_t cols) {
-    return bt_view_of(BO_BUF(b), off, f, rows, cols);
-}
-static struct bt_op *cop(struct bo_case *c, uint32_t code) {
-    if (c->nops == BO_MAX_OPS) abort();
-    struct bt_op *o = &c->ops[c->nops++];
-    memset(o, 0, sizeof(*o));
-    o->code = code;
-    return o;
-}
-/* an output region over view v (F32 or I32 elements); returns its index */
-static int creg(struct bo_case *c, int kind, struct bt_view v, const void *want, const float *mag,
-                double rtol, double atol) {
-    if (c->nreg == BO_MAX_REGS) abort();
-    struct bo_region *r = &c->reg[c->nreg];
-    r->buf = BO_BUF_INDEX(v.buf);
-    r->off = v.off;
-    r->n = v.rows * v.cols;
-    r->cols = v.cols;
-    r->kind = kind;
-    r->want = want;
-    r->mag = mag;
-    r->rtol = rtol;
-    r->atol = atol;
-    r->same_as = -1;
-    return c->nreg++;
-}
-static float *frand(struct bo_case *c, int64_t n, float scale) {
-    float *x = fnew(c, n);
-    for (int64_t i = 0; i < n; i++) x[i] = nrand() * scale;
-    return x;
-}
-static size_t al64(size_t n) { return (n + 63) / 64 * 64; }
 
 /* ---- weights -------------------------------------------------------------------------------- */
 static int64_t fblock(const struct bt_tfmt *f) {
@@ -805,5 +713,8 @@ void bo_generate(const char *op, bo_emit_fn emit, void *user) {
         if (!strcmp(gens[i].name, "add")) gen_binary(emit, user, BT_OP_ADD);
         else if (!strcmp(gens[i].name, "swiglu")) gen_binary(emit, user, BT_OP_SWIGLU);
         else gens[i].fn(emit, user);
+        if (!strcmp(gens[i].name, "dequant")) bo_gen_vq_dequant(emit, user);
+        if (!strcmp(gens[i].name, "get_rows")) bo_gen_vq_get_rows(emit, user);
+        if (!strcmp(gens[i].name, "matmul")) bo_gen_vq_matmul(emit, user);
     }
 }

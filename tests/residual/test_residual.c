@@ -58,7 +58,7 @@ static const struct bt_host host = {
     BT_ABI_VERSION, sizeof(struct bt_host), "test", h_log, h_set_error, h_alloc, h_free,
     h_parallel_for, h_n_threads, h_opt_str, h_opt_int, h_opt_float, bt_fmt_row_bytes, bt_to_f32,
     NULL, NULL, NULL, /* no second-order engine: tests/so covers it with the core's host */
-    bt_format_get, bt_format_by_name,
+    bt_format_get, bt_format_by_name, NULL /* kmeans_assign */,
 };
 
 static uint64_t rs = 88172645463325252ull;

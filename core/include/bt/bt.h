@@ -127,6 +127,12 @@ void      bt_quantizer_close(struct bt_quantizer *q);
 bt_status bt_backend_open(bt_registry *reg, const char *name, bt_optset *opts,
                           struct bt_backend **out, bt_err *err);
 void      bt_backend_close(struct bt_backend *b);
+/* the quantizers' compute backend (compute.c): host->kmeans_assign opens `backend` (with a copy
+ * of opts) on first use between begin and end */
+void      bt_compute_begin(bt_registry *reg, const char *backend, const bt_optset *opts);
+void      bt_compute_end(void);
+bt_status bt_compute_kmeans(const float *pts, int64_t n, int64_t d, const float *cent, int64_t k,
+                            const float *w, int32_t *idx, bt_err *err);
 
 /* optional reader/writer entries through their gates */
 void bt_reader_release(struct bt_reader *r, uint32_t i);         /* no-op if absent */

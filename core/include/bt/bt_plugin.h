@@ -12,7 +12,7 @@ extern "C" {
 
 /* ---- versioning ------------------------------------------------------------------------ */
 #define BT_ABI_MAJOR   2
-#define BT_ABI_MINOR   0
+#define BT_ABI_MINOR   1
 #define BT_ABI_VERSION ((uint32_t)((BT_ABI_MAJOR << 16) | BT_ABI_MINOR))
 #define BT_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define BT_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -63,7 +63,9 @@ enum {
     BT_TYPE_Q4_0  = 12, /* 32 elems: f16 d, u8 qs[16]            (18 B) */
     BT_TYPE_Q8_K  = 13, /* activations only: 256 elems, f32 d, i8 qs[256], i16 bsums[16] */
     BT_TYPE_MTQ   = 14, /* bt multi-plane ternary; geometry in struct bt_tfmt (docs/formats.md) */
-    BT_TYPE_COUNT = 15,
+    BT_TYPE_VQ    = 15, /* ABI 2.1: bt vector quantization (VPTQ-style); parameters in struct
+                         * bt_tfmt as below, parts: codebook, columns, outliers, tail */
+    BT_TYPE_COUNT = 16,
 };
 
 /* A tensor storage format: a type plus the parameters some types need. */
@@ -73,6 +75,20 @@ struct bt_tfmt {
     uint32_t block;    /* BT_TYPE_MTQ: elements per scale block (64/128/256); else 0 */
     uint32_t layout;   /* BT_TYPE_MTQ: 0 = 2-bit interleaved, 1 = compact base-3; else 0 */
 };
+/* BT_TYPE_VQ parameters (docs/formats.md "vq"): planes = v | b1 << 8 | b2 << 16 (vector length
+ * down a column, main and residual index bits); block = G | flags << 16 (codebooks per tensor,
+ * BT_VQ_*); layout = n_out | v0 << 16 | b0 << 24 (outlier columns, their vector length and
+ * index bits) */
+#define BT_VQ_NORM 1u /* per-column scale and bias (part "columns") */
+#define BT_VQ_PERM 2u /* column permutation (part "columns") */
+#define BT_VQ_TAIL 4u /* rows % v != 0: the last, partial row block's codes are in part "tail" */
+static inline struct bt_tfmt bt_vq_tfmt(uint32_t v, uint32_t b1, uint32_t b2, uint32_t G,
+                                        uint32_t flags, uint32_t n_out, uint32_t v0,
+                                        uint32_t b0) {
+    struct bt_tfmt f = {BT_TYPE_VQ, v | b1 << 8 | b2 << 16, G | flags << 16,
+                        n_out | v0 << 16 | b0 << 24};
+    return f;
+}
 
 /* ---- formats as data -----------------------------------------------------------------------
  * Every storage format is described by a struct bt_format. The built-in ones (BT_TYPE_F32 ..
@@ -116,7 +132,39 @@ struct bt_format {
     uint32_t (*n_parts)(const struct bt_tfmt *fmt);
     bt_status (*part_info)(const struct bt_tfmt *fmt, int64_t rows, int64_t cols, uint32_t k,
                            const char **name, uint64_t *nbytes);
+    /* ---- ABI 2.1 (optional; read through BT_HAS, or bt_format_row_bytes / _rows_to_f32) ---- */
+    /* bytes of one row of cols elements when they are not cols / block * block_bytes (0 if
+     * cols is invalid); geometry then only says whether fmt's parameters are valid */
+    size_t (*row_bytes)(const struct bt_tfmt *fmt, int64_t cols);
+    /* decode rows [row0, row0 + nrows) of a rows x cols tensor whose packed rows start at data
+     * (row 0, not row0): for formats whose elements depend on neighbouring rows (vectors down a
+     * column). A format with it may leave to_f32 returning BT_E_UNSUPPORTED. */
+    bt_status (*to_f32_rows)(const struct bt_tfmt *fmt, const void *const *parts,
+                             const void *data, int64_t rows, int64_t cols, int64_t row0,
+                             int64_t nrows, float *dst);
 };
+
+/* bytes of a row of cols elements of fmt (f = its descriptor); 0 if invalid */
+static inline size_t bt_format_row_bytes(const struct bt_format *f, const struct bt_tfmt *fmt,
+                                         int64_t cols) {
+    uint32_t b = 0, bb = 0;
+    if (!f || cols <= 0 || !f->geometry || !f->geometry(fmt, &b, &bb) || !b || !bb) return 0;
+    if (BT_HAS(f, row_bytes)) return f->row_bytes(fmt, cols);
+    return cols % b ? 0 : (size_t)(cols / b) * bb;
+}
+
+/* decode rows [row0, row0 + nrows) of a rows x cols tensor (data = its row 0) */
+static inline bt_status bt_format_rows_to_f32(const struct bt_format *f,
+                                              const struct bt_tfmt *fmt,
+                                              const void *const *parts, const void *data,
+                                              int64_t rows, int64_t cols, int64_t row0,
+                                              int64_t nrows, float *dst) {
+    if (!f || row0 < 0 || nrows < 0 || row0 + nrows > rows) return BT_E_INVAL;
+    if (BT_HAS(f, to_f32_rows)) return f->to_f32_rows(fmt, parts, data, rows, cols, row0, nrows, dst);
+    size_t rb = bt_format_row_bytes(f, fmt, cols);
+    if (!rb || !f->to_f32) return BT_E_UNSUPPORTED;
+    return f->to_f32(fmt, parts, (const uint8_t *)data + (uint64_t)row0 * rb, dst, nrows * cols);
+}
 
 /* ---- metadata key/values (GGUF value-type vocabulary) --------------------------------- */
 enum {
@@ -249,6 +297,12 @@ struct bt_host {
     /* formats: the descriptor of a type id, or by name (NULL if unknown) */
     const struct bt_format *(*format)(uint32_t type);
     const struct bt_format *(*format_by_name)(const char *name);
+    /* ---- ABI 2.1 ---- */
+    /* k-means assignment on the pipeline's compute backend (op KMEANS): idx[i] = the nearest of
+     * the k centroids (k x d) to point i of pts (n x d), by sum_j w_j (p_j - c_j)^2 (w: 1 x d,
+     * NULL for 1), lowest index on ties. Deterministic; any n, k <= 2^24, d <= 64. */
+    bt_status (*kmeans_assign)(const float *pts, int64_t n, int64_t d, const float *cent,
+                               int64_t k, const float *w, int32_t *idx, bt_err *err);
 };
 
 /* ---- options a plugin declares (drive INI validation and `bt-pipeline plugins`) --------- */
