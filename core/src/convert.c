@@ -200,6 +200,45 @@ static bt_status parts_alloc(const struct bt_tfmt *fmt, int64_t rows, int64_t co
     return BT_OK;
 }
 
+/* heads of a tensor flagged ROPE_HALVES (q: head_count, k: head_count_kv), 0 if unknown */
+static int64_t rope_heads(struct bt_reader *r, const char *name) {
+    struct bt_kv tmp;
+    const struct bt_kv *arch = bt_reader_kv(r, "general.architecture", &tmp);
+    char key[160], a0[64];
+    if (!arch || arch->type != BT_KV_STRING) return 0;
+    snprintf(a0, sizeof(a0), "%s", arch->v.s);
+    int is_k = strstr(name, ".attn_k.") != NULL;
+    snprintf(key, sizeof(key), "%s.attention.head_count%s", a0, is_k ? "_kv" : "");
+    const struct bt_kv *kv = bt_reader_kv(r, key, &tmp);
+    if (!kv && is_k) kv = bt_reader_kv(r, (snprintf(key, sizeof(key), "%s.attention.head_count", a0), key), &tmp);
+    if (!kv) return 0;
+    if (kv->type == BT_KV_U32 || kv->type == BT_KV_U64 || kv->type == BT_KV_U16) return (int64_t)kv->v.u;
+    if (kv->type == BT_KV_I32 || kv->type == BT_KV_I64) return kv->v.i;
+    return 0;
+}
+
+/* rows of q/k from HF's rotate-half order to GGUF's interleaved order, in f32 before quantizing
+ * (formats whose rows depend on each other, like vq, cannot be permuted after) */
+static bt_status unhalve_rows(struct bt_reader *r, const struct bt_tensor *t, float *W, int64_t rows,
+                              int64_t cols, bt_err *err) {
+    int64_t nh = rope_heads(r, t->name);
+    if (nh <= 0 || rows % nh || (rows / nh) % 2)
+        return bt_err_set(err, BT_E_INVAL, "%s: cannot reorder the rows of this rotary tensor for GGUF "
+                          "(%lld rows, %lld heads from the metadata)", t->name, (long long)rows, (long long)nh);
+    int64_t hd = rows / nh, half = hd / 2;
+    float *tmp = malloc(sizeof(float) * (size_t)(hd * cols));
+    if (!tmp) return bt_err_set(err, BT_E_NOMEM, "%s: out of memory", t->name);
+    for (int64_t h = 0; h < nh; h++) {
+        float *base = W + h * hd * cols;
+        for (int64_t i = 0; i < half; i++)
+            for (int64_t j = 0; j < 2; j++)
+                memcpy(tmp + (2 * i + j) * cols, base + (j * half + i) * cols, sizeof(float) * (size_t)cols);
+        memcpy(base, tmp, sizeof(float) * (size_t)(hd * cols));
+    }
+    free(tmp);
+    return BT_OK;
+}
+
 static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,
                                 struct bt_writer *w, uint32_t idx, const struct bt_tensor *t,
                                 const struct bt_tfmt *chosen, struct bt_report_row *row, bt_err *err) {
@@ -237,6 +276,11 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
         struct read_job j = {r, idx, 0, cols, whole, BT_OK, {0, ""}};
         bt_parallel_for(rows, 1, read_rows, &j);
         if (j.st) { parts_free(&tp); free(whole); return bt_err_set(err, j.st, "%s", j.err.msg); }
+    }
+    int unhalved = 0;
+    if (tp.n && (t->flags & BT_TENSOR_ROPE_HALVES)) {
+        if ((st = unhalve_rows(r, t, whole, rows, cols, err))) { parts_free(&tp); free(whole); return st; }
+        unhalved = 1;
     }
     size_t rb = bt_fmt_row_bytes(&p.fmt, cols);
     if (!rb) { parts_free(&tp); free(whole); return bt_err_set(err, BT_E_UNSUPPORTED, "%s: cannot store %lld columns as %s", t->name, (long long)cols, bt_type_name(p.fmt.type)); }
@@ -291,6 +335,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     if (st == BT_OK) {
         struct bt_tensor ot = *t;
         ot.fmt = p.fmt;
+        if (unhalved) ot.flags &= ~BT_TENSOR_ROPE_HALVES;
         ot.data = out;
         ot.nbytes = rb * (size_t)rows;
         ot.n_parts = tp.n;
@@ -302,9 +347,13 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     }
     bt_reader_release(r, idx);
     free(out); free(buf); free(tmp); free(whole);
+    uint64_t pbytes = 0; /* honest sizes: codebooks, scales and permutations count too */
+    for (uint32_t k = 0; k < tp.n; k++) pbytes += tp.bytes[k];
     parts_free(&tp);
+    row->bytes_out += pbytes;
     bt_fmt_str(&p.fmt, row->type_out, sizeof(row->type_out));
     row->bpw = bt_fmt_bpw(&p.fmt, cols);
+    if (pbytes && rows > 0) row->bpw += (double)pbytes * 8.0 / ((double)rows * (double)cols);
     row->rel_rmse = stats.ref2 > 0 ? sqrt(stats.err2 / stats.ref2) : 0;
     row->herr2 = stats.herr2;
     snprintf(row->note, sizeof(row->note), "%s", p.note);

@@ -45,7 +45,7 @@ static const struct bt_option quantize_opts[] = {
 static const struct bt_option output_opts[] = {
     {"writer", BT_OPT_STRING, "gguf", 0, -1, NULL, "writer plugin"},
     {"path", BT_OPT_PATH, NULL, 0, -1, NULL, "output file"},
-    {"type", BT_OPT_ENUM, "tq2_0", 0, -1, "tq2_0|tq1_0|mtq", "format of quantized tensors"},
+    {"type", BT_OPT_ENUM, "tq2_0", 0, -1, "tq2_0|tq1_0|mtq|vq", "format of quantized tensors (vq: method = vptq)"},
     {"keep_type", BT_OPT_ENUM, "f16", 0, -1, "f16|bf16|f32|q8_0", "format of kept 2-D tensors"},
     {"report", BT_OPT_PATH, "", 0, -1, NULL, "conversion report JSON"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
