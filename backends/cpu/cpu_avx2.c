@@ -677,5 +677,5 @@ static void avx2_tile(const float *Wf, int64_t nr, int64_t cols, const float *X,
 
 const struct bt_cpu_isa bt_cpu_isa_avx2 = {
     "avx2", avx2_pick_gemv_f32, avx2_pick_gemv_q8, avx2_pick_decode, avx2_tile, avx2_pick_gemm_q8,
-    bt_cpu_vq_gemv_avx2,
+    bt_cpu_vq_gemv_avx2, bt_cpu_kmeans_avx2,
 };

@@ -87,6 +87,11 @@ typedef void (*bt_cpu_vq_gemv_fn)(const struct bt_cpu_vq *q, const uint8_t *data
 extern bt_cpu_vq_gemv_fn bt_cpu_vq_gemv_ref;
 void bt_cpu_vq_gemv_avx2(const struct bt_cpu_vq *q, const uint8_t *data, const uint8_t *tail,
                          int64_t rb0, int64_t rb1, const float *xp, float *y); /* cpu_vq_avx2.c */
+/* k-means assignment of points [i0, i1) (cpu_vq_avx2.c); centroids component-major in blocks of 8 */
+typedef void (*bt_cpu_kmeans_fn)(const float *P, int64_t d, const float *cs, int64_t K,
+                                 const float *w, int64_t i0, int64_t i1, int32_t *idx);
+void bt_cpu_kmeans_avx2(const float *P, int64_t d, const float *cs, int64_t K, const float *w,
+                        int64_t i0, int64_t i1, int32_t *idx);
 
 /* A kernel table. Pickers return NULL for formats the ISA leaves to the scalar table. */
 struct bt_cpu_isa {
@@ -100,6 +105,7 @@ struct bt_cpu_isa {
     bt_cpu_gemm_q8_fn (*gemm_q8)(const struct bt_tfmt *fmt, int64_t cols, int64_t ablock,
                                  int64_t ntok, size_t *scratch);
     bt_cpu_vq_gemv_fn vq_gemv; /* vq accumulation kernel (NULL: scalar) */
+    bt_cpu_kmeans_fn  kmeans;  /* KMEANS assignment (NULL: the scalar double-precision loop) */
 };
 
 extern const struct bt_cpu_isa bt_cpu_isa_ref;

@@ -176,6 +176,35 @@ static bt_status act_q8(struct bt_cpu_ctx *c, const struct bt_op *op, const floa
     return BT_OK;
 }
 
+/* KMEANS through the ISA's kernel: centroids component-major in blocks of 8 (padding far away) */
+struct km_job {
+    bt_cpu_kmeans_fn fn;
+    const float *P, *cs, *w;
+    int64_t d, K;
+    int32_t *idx;
+};
+static void km_rows(void *arg, int64_t i0, int64_t i1, int tid) {
+    const struct km_job *j = arg;
+    (void)tid;
+    j->fn(j->P, j->d, j->cs, j->K, j->w, i0, i1, j->idx);
+}
+static bt_status kmeans_fast(struct bt_cpu_ctx *c, const struct bt_op *op, const float *P,
+                             const float *C, const float *w, void *out, bt_err *err) {
+    int64_t n = op->src[0].rows, d = op->src[0].cols, K = op->src[1].rows, nb = (K + 7) / 8;
+    float *cs = c->host->alloc(sizeof(float) * (size_t)(nb * d * 8));
+    if (!cs) return c->host->set_error(err, BT_E_NOMEM, "cpu: kmeans: out of memory");
+    for (int64_t kb = 0; kb < nb; kb++)
+        for (int64_t e = 0; e < d; e++)
+            for (int64_t l = 0; l < 8; l++) {
+                int64_t k = kb * 8 + l;
+                cs[(kb * d + e) * 8 + l] = k < K ? C[k * d + e] : 1e30f;
+            }
+    struct km_job j = {c->isa->kmeans, P, cs, w, d, K, out};
+    c->host->parallel_for(n, (int64_t)(1 << 16) / (nb * 8 * d + 1) + 1, km_rows, &j);
+    c->host->free(cs);
+    return BT_OK;
+}
+
 /* weight ops on the vq format (cpu_vq.c); int8 activations are the f32 product of their
  * dequantized values, as for float weights */
 static bt_status run_vq(struct bt_cpu_ctx *c, const struct bt_op *op, const void *W, const float *X,
@@ -258,6 +287,7 @@ static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *e
     case BT_OP_DEQUANT:
         return bt_cpu_dequant(c, &op->src[0].fmt, a, rows * cols, d, err);
     case BT_OP_KMEANS: {
+        if (c->isa && c->isa->kmeans) return kmeans_fast(c, op, a, b, w, d, err);
         struct bt_op o2 = *op;
         o2.ids = w; /* weights (or NULL) travel in the ids slot of the copy */
         j.op = &o2;

@@ -288,5 +288,5 @@ static void ref_tile(const float *Wf, int64_t nr, int64_t cols, const float *X, 
 }
 
 const struct bt_cpu_isa bt_cpu_isa_ref = {
-    "scalar", ref_pick_gemv_f32, ref_pick_gemv_q8, ref_pick_decode, ref_tile, NULL, NULL,
+    "scalar", ref_pick_gemv_f32, ref_pick_gemv_q8, ref_pick_decode, ref_tile, NULL, NULL, NULL,
 };

@@ -5,6 +5,7 @@
 #include "cpu_kern.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 /* code p of a stream of S bytes, t bits each */
@@ -18,68 +19,168 @@ static inline uint32_t code_at(const uint8_t *s, uint64_t S, int64_t p, uint32_t
     return bt_vq_get_code(s, bit, t);
 }
 
-#define LOOP(BODY)                                                                               \
-    for (uint32_t g = 0; g < L->G; g++) {                                                        \
-        const float *cm = cm0 + ((uint64_t)g << L->b1) * v;                                      \
-        const float *cr = cr0 + ((uint64_t)g << (L->b2 ? L->b2 : 0)) * v;                        \
-        int64_t p0 = (int64_t)g * L->gs, p1 = p0 + L->gs;                                        \
-        for (int64_t p = p0; p < p1; p++) {                                                      \
-            uint32_t code = code_at(s, L->S, p, t, mask);                                        \
-            const float *a = cm + (code & m1) * v;                                               \
-            const float *b = cr + (code >> L->b1) * v;                                           \
-            (void)b;                                                                             \
-            BODY                                                                                 \
-        }                                                                                        \
+/* code p of a stream, t bits: byte and 16-bit codes read directly */
+static inline __attribute__((always_inline)) uint32_t code_t(const uint8_t *s, uint64_t S, int64_t p,
+                                                             uint32_t t, uint64_t mask, uint32_t T) {
+    if (T == 8) return s[p];
+    if (T == 16) return (uint32_t)(s[2 * p] | (s[2 * p + 1] << 8));
+    return code_at(s, S, p, t, mask);
+}
+
+/* v = 4: two row blocks per pass, their codebook vectors side by side in one register;
+ * two accumulators */
+static inline __attribute__((always_inline)) void v4_pair(const struct bt_vq_layout *L, const float *cm0,
+                                                          const float *cr0, const uint8_t *s0, const uint8_t *s1,
+                                                          const float *xp, float *out, uint32_t T, int res) {
+    uint32_t t = L->t, m1 = (1u << L->b1) - 1;
+    uint64_t mask = (1ull << t) - 1;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (uint32_t g = 0; g < L->G; g++) {
+        const float *cm = cm0 + ((uint64_t)g << L->b1) * 4, *cr = cr0 + ((uint64_t)g << L->b2) * 4;
+        int64_t p = (int64_t)g * L->gs, p1 = p + L->gs;
+        for (; p + 2 <= p1; p += 2) {
+            uint32_t c00 = code_t(s0, L->S, p, t, mask, T), c10 = code_t(s1, L->S, p, t, mask, T);
+            uint32_t c01 = code_t(s0, L->S, p + 1, t, mask, T), c11 = code_t(s1, L->S, p + 1, t, mask, T);
+            __m256 w0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cm + (c00 & m1) * 4)),
+                                             _mm_loadu_ps(cm + (c10 & m1) * 4), 1);
+            __m256 w1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cm + (c01 & m1) * 4)),
+                                             _mm_loadu_ps(cm + (c11 & m1) * 4), 1);
+            if (res) {
+                w0 = _mm256_add_ps(w0, _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cr + (c00 >> L->b1) * 4)),
+                                                            _mm_loadu_ps(cr + (c10 >> L->b1) * 4), 1));
+                w1 = _mm256_add_ps(w1, _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cr + (c01 >> L->b1) * 4)),
+                                                            _mm_loadu_ps(cr + (c11 >> L->b1) * 4), 1));
+            }
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(xp[p]), w0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(xp[p + 1]), w1, a1);
+        }
+        for (; p < p1; p++) {
+            uint32_t c0 = code_t(s0, L->S, p, t, mask, T), c1 = code_t(s1, L->S, p, t, mask, T);
+            __m256 w0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cm + (c0 & m1) * 4)),
+                                             _mm_loadu_ps(cm + (c1 & m1) * 4), 1);
+            if (res)
+                w0 = _mm256_add_ps(w0, _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cr + (c0 >> L->b1) * 4)),
+                                                            _mm_loadu_ps(cr + (c1 >> L->b1) * 4), 1));
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(xp[p]), w0, a0);
+        }
     }
+    _mm256_storeu_ps(out, _mm256_add_ps(a0, a1));
+}
+
+/* v = 8: one row block, four accumulators */
+static inline __attribute__((always_inline)) void v8_one(const struct bt_vq_layout *L, const float *cm0,
+                                                         const float *cr0, const uint8_t *s, const float *xp,
+                                                         float *out, uint32_t T, int res) {
+    uint32_t t = L->t, m1 = (1u << L->b1) - 1;
+    uint64_t mask = (1ull << t) - 1;
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (uint32_t g = 0; g < L->G; g++) {
+        const float *cm = cm0 + ((uint64_t)g << L->b1) * 8, *cr = cr0 + ((uint64_t)g << L->b2) * 8;
+        int64_t p = (int64_t)g * L->gs, p1 = p + L->gs;
+        for (; p + 4 <= p1; p += 4)
+            for (int u = 0; u < 4; u++) {
+                uint32_t c = code_t(s, L->S, p + u, t, mask, T);
+                __m256 w = _mm256_loadu_ps(cm + (c & m1) * 8);
+                if (res) w = _mm256_add_ps(w, _mm256_loadu_ps(cr + (c >> L->b1) * 8));
+                a[u] = _mm256_fmadd_ps(_mm256_set1_ps(xp[p + u]), w, a[u]);
+            }
+        for (; p < p1; p++) {
+            uint32_t c = code_t(s, L->S, p, t, mask, T);
+            __m256 w = _mm256_loadu_ps(cm + (c & m1) * 8);
+            if (res) w = _mm256_add_ps(w, _mm256_loadu_ps(cr + (c >> L->b1) * 8));
+            a[0] = _mm256_fmadd_ps(_mm256_set1_ps(xp[p]), w, a[0]);
+        }
+    }
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+}
+
+/* any v: a short loop per code */
+static void any_one(const struct bt_vq_layout *L, const float *cm0, const float *cr0, const uint8_t *s,
+                    const float *xp, float *out) {
+    uint32_t v = L->v, t = L->t, m1 = (1u << L->b1) - 1;
+    uint64_t mask = (1ull << t) - 1;
+    float acc[BT_VQ_MAX_V] = {0};
+    for (uint32_t g = 0; g < L->G; g++) {
+        const float *cm = cm0 + ((uint64_t)g << L->b1) * v, *cr = cr0 + ((uint64_t)g << L->b2) * v;
+        for (int64_t p = (int64_t)g * L->gs; p < (int64_t)(g + 1) * L->gs; p++) {
+            uint32_t c = code_at(s, L->S, p, t, mask);
+            const float *a = cm + (c & m1) * v;
+            float xv = xp[p];
+            for (uint32_t e = 0; e < v; e++) acc[e] += xv * a[e];
+            if (L->b2) {
+                const float *b = cr + (c >> L->b1) * v;
+                for (uint32_t e = 0; e < v; e++) acc[e] += xv * b[e];
+            }
+        }
+    }
+    memcpy(out, acc, sizeof(float) * v);
+}
+
+#define DISPATCH(CALL_T)                                                                         \
+    do {                                                                                         \
+        if (L->t == 8) { CALL_T(8); } else if (L->t == 16) { CALL_T(16); } else { CALL_T(0); }  \
+    } while (0)
 
 void bt_cpu_vq_gemv_avx2(const struct bt_cpu_vq *q, const uint8_t *data, const uint8_t *tail,
                          int64_t rb0, int64_t rb1, const float *xp, float *y) {
     const struct bt_vq_layout *L = &q->L;
-    uint32_t v = L->v, t = L->t, m1 = (1u << L->b1) - 1;
-    uint64_t mask = (1ull << t) - 1;
+    uint32_t v = L->v;
     const float *cm0 = q->cb + L->cb_main / 2, *cr0 = q->cb + L->cb_res / 2;
     int res = L->b2 != 0;
-    for (int64_t rb = rb0; rb < rb1; rb++) {
+    float out[2 * BT_VQ_MAX_V];
+    for (int64_t rb = rb0; rb < rb1;) {
         const uint8_t *s = (rb + 1) * (int64_t)v > L->rows ? tail : data + (uint64_t)rb * v * L->R;
-        float out[BT_VQ_MAX_V];
-        if (v == 4) {
-            __m128 acc = _mm_setzero_ps(), acc2 = _mm_setzero_ps();
-            if (res) {
-                LOOP(__m128 x = _mm_set1_ps(xp[p]);
-                     acc = _mm_fmadd_ps(x, _mm_loadu_ps(a), acc);
-                     acc2 = _mm_fmadd_ps(x, _mm_loadu_ps(b), acc2);)
-            } else {
-                LOOP(acc = _mm_fmadd_ps(_mm_set1_ps(xp[p]), _mm_loadu_ps(a), acc);)
-            }
-            _mm_storeu_ps(out, _mm_add_ps(acc, acc2));
+        int64_t n = 1;
+        if (v == 4 && rb + 1 < rb1 && (rb + 2) * 4 <= L->rows) {
+            const uint8_t *s1 = s + 4 * L->R;
+#define V4(T) (res ? v4_pair(L, cm0, cr0, s, s1, xp, out, T, 1) : v4_pair(L, cm0, cr0, s, s1, xp, out, T, 0))
+            DISPATCH(V4);
+#undef V4
+            n = 2;
         } else if (v == 8) {
-            __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();
-            if (res) {
-                LOOP(__m256 x = _mm256_set1_ps(xp[p]);
-                     acc = _mm256_fmadd_ps(x, _mm256_loadu_ps(a), acc);
-                     acc2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b), acc2);)
-            } else {
-                LOOP(acc = _mm256_fmadd_ps(_mm256_set1_ps(xp[p]), _mm256_loadu_ps(a), acc);)
-            }
-            _mm256_storeu_ps(out, _mm256_add_ps(acc, acc2));
-        } else if (v == 16) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            LOOP(__m256 x = _mm256_set1_ps(xp[p]);
-                 a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(a), a0);
-                 a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(a + 8), a1);
-                 if (res) {
-                     a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b), a0);
-                     a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 8), a1);
-                 })
-            _mm256_storeu_ps(out, a0);
-            _mm256_storeu_ps(out + 8, a1);
+#define V8(T) (res ? v8_one(L, cm0, cr0, s, xp, out, T, 1) : v8_one(L, cm0, cr0, s, xp, out, T, 0))
+            DISPATCH(V8);
+#undef V8
         } else {
-            float acc[BT_VQ_MAX_V] = {0};
-            LOOP(float xv = xp[p];
-                 for (uint32_t e = 0; e < v; e++) acc[e] += xv * a[e];
-                 if (res) for (uint32_t e = 0; e < v; e++) acc[e] += xv * b[e];)
-            memcpy(out, acc, sizeof(float) * v);
+            any_one(L, cm0, cr0, s, xp, out);
         }
-        for (uint32_t e = 0; e < v && rb * v + e < L->rows; e++) y[rb * v + e] = out[e];
+        for (uint32_t e = 0; e < n * v && rb * v + e < L->rows; e++) y[rb * v + e] = out[e];
+        rb += n;
+    }
+}
+
+/* ---- k-means assignment (op KMEANS) ---------------------------------------------------------- */
+/* idx[i] for points [i0, i1) of P (n x d): nearest of the K centroids given component-major in
+ * blocks of 8 (cs[(kb*d + e)*8 + lane], K padded to a multiple of 8 with far points), by
+ * sum_e w_e (p_e - c_e)^2 in f32 (w NULL: 1); lowest index on ties */
+void bt_cpu_kmeans_avx2(const float *P, int64_t d, const float *cs, int64_t K, const float *w,
+                        int64_t i0, int64_t i1, int32_t *idx) {
+    int64_t nb = (K + 7) / 8;
+    const __m256i step = _mm256_set1_epi32(8);
+    for (int64_t i = i0; i < i1; i++) {
+        const float *x = P + i * d;
+        __m256 best = _mm256_set1_ps(INFINITY);
+        __m256i bidx = _mm256_setzero_si256(), cur = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (int64_t kb = 0; kb < nb; kb++, cur = _mm256_add_epi32(cur, step)) {
+            const float *c = cs + kb * d * 8;
+            __m256 acc = _mm256_setzero_ps();
+            for (int64_t e = 0; e < d; e++) {
+                __m256 df = _mm256_sub_ps(_mm256_set1_ps(x[e]), _mm256_loadu_ps(c + e * 8));
+                __m256 sq = _mm256_mul_ps(df, df);
+                acc = w ? _mm256_fmadd_ps(_mm256_set1_ps(w[e]), sq, acc) : _mm256_add_ps(acc, sq);
+            }
+            __m256 lt = _mm256_cmp_ps(acc, best, _CMP_LT_OQ);
+            best = _mm256_blendv_ps(best, acc, lt);
+            bidx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bidx), _mm256_castsi256_ps(cur), lt));
+        }
+        float bv[8];
+        int32_t bi[8];
+        _mm256_storeu_ps(bv, best);
+        _mm256_storeu_si256((__m256i *)(void *)bi, bidx);
+        float m = bv[0];
+        int32_t mi = bi[0];
+        for (int l = 1; l < 8; l++)
+            if (bv[l] < m || (bv[l] == m && bi[l] < mi)) { m = bv[l]; mi = bi[l]; }
+        idx[i] = mi < K ? mi : 0;
     }
 }

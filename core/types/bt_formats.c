@@ -236,7 +236,7 @@ static void mtq_describe(const struct bt_tfmt *f, char *buf, size_t n) {
 #define W BT_FMT_WEIGHT
 #define I BT_FMT_INTDOT
 #define FMT(T, NAME, FL, GG, GEO, DE, EN) \
-    [T] = {sizeof(struct bt_format), T, NAME, FL, GG, GEO, DE, EN, NULL, NULL, NULL, NULL, NULL}
+    [T] = {sizeof(struct bt_format), T, NAME, FL, GG, GEO, DE, EN, NULL, NULL, NULL, NULL, NULL, NULL}
 static const struct bt_format builtin[BT_TYPE_COUNT] = {
     FMT(BT_TYPE_F32, "f32", W, 0, g_1x4, d_f32, e_f32),
     FMT(BT_TYPE_F16, "f16", W, 1, g_1x2, d_f16, e_f16),
@@ -256,7 +256,7 @@ static const struct bt_format builtin[BT_TYPE_COUNT] = {
                      BT_GGUF_NONE, g_mtq, d_mtq, NULL, mtq_describe, NULL, NULL},
     [BT_TYPE_VQ] = {sizeof(struct bt_format), BT_TYPE_VQ, "vq", W | BT_FMT_PARAMS, BT_GGUF_NONE,
                     g_vq, d_vq, NULL, bt_vq_describe, bt_vq_n_parts, bt_vq_part_info,
-                    bt_vq_row_bytes, bt_vq_to_f32_rows},
+                    bt_vq_row_bytes, bt_vq_to_f32_rows, bt_vq_check},
 };
 #undef W
 #undef I

@@ -76,6 +76,8 @@ const uint8_t *bt_vq_stream(const struct bt_vq_layout *L, const void *data,
                             const void *const *parts, int64_t rb);
 /* BT_OK if every part is present and the permutation is one (BT_E_FORMAT otherwise) */
 bt_status bt_vq_check_parts(const struct bt_vq_layout *L, const void *const *parts);
+bt_status bt_vq_check(const struct bt_tfmt *f, const void *const *parts, const void *data, int64_t rows,
+                      int64_t cols, char *why, size_t n);
 bt_status bt_vq_to_f32_rows(const struct bt_tfmt *f, const void *const *parts, const void *data,
                             int64_t rows, int64_t cols, int64_t row0, int64_t nrows, float *dst);
 

@@ -215,3 +215,41 @@ bt_status bt_vq_to_f32_rows(const struct bt_tfmt *f, const void *const *parts, c
     }
     return BT_OK;
 }
+
+/* finite fp16 (not inf or nan) */
+static int f16_ok(const uint8_t *p) { return ((p[1] >> 2) & 0x1f) != 0x1f; }
+
+bt_status bt_vq_check(const struct bt_tfmt *f, const void *const *parts, const void *data, int64_t rows,
+                      int64_t cols, char *why, size_t n) {
+    struct bt_vq_layout L;
+    (void)data;
+    if (!bt_vq_layout(f, rows, cols, &L)) {
+        snprintf(why, n, "vq parameters do not fit %lld x %lld", (long long)rows, (long long)cols);
+        return BT_E_FORMAT;
+    }
+    bt_status st = bt_vq_check_parts(&L, parts);
+    if (st) {
+        snprintf(why, n, st == BT_E_NOMEM ? "out of memory" : "the column permutation is not a permutation");
+        return st == BT_E_NOMEM ? st : BT_E_FORMAT;
+    }
+    const uint8_t *cb = parts[L.p_cb];
+    for (uint64_t i = 0; i < L.part_bytes[L.p_cb]; i += 2)
+        if (!f16_ok(cb + i)) { snprintf(why, n, "codebook value %llu is inf or nan", (unsigned long long)(i / 2)); return BT_E_FORMAT; }
+    if (L.col_scale != UINT64_MAX) {
+        const uint8_t *cp = parts[L.p_col];
+        for (int64_t j = 0; j < 2 * cols; j++)
+            if (!f16_ok(cp + L.col_scale + 2 * j)) {
+                snprintf(why, n, "column %lld: %s is inf or nan", (long long)(j % cols), j < cols ? "scale" : "bias");
+                return BT_E_FORMAT;
+            }
+    }
+    if (L.p_out >= 0) {
+        const uint8_t *o = parts[L.p_out];
+        for (uint64_t i = 0; i < L.part_bytes[L.p_out]; i += 2)
+            if ((uint32_t)(o[i] | (o[i + 1] << 8)) >> L.b0) {
+                snprintf(why, n, "outlier code %llu is beyond the %u-entry outlier codebook", (unsigned long long)(i / 2), 1u << L.b0);
+                return BT_E_FORMAT;
+            }
+    }
+    return BT_OK;
+}

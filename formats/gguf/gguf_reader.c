@@ -529,6 +529,17 @@ bt_status gr_tensor_get(void *ctx, uint32_t i, struct bt_tensor *out, bt_err *er
         out->parts[k] = pdata[k];
         out->part_bytes[k] = g->t[t->part[k]].nbytes;
     }
+    const struct bt_format *f = gguf_fmt(g->host, t->fmt.type);
+    if (f && BT_HAS(f, check) && !__atomic_load_n(&t->checked, __ATOMIC_ACQUIRE)) {
+        char why[200] = "";
+        int64_t rows = 1;
+        for (uint32_t d = 0; d + 1 < t->n_dims; d++) rows *= t->shape[d];
+        st = f->check(&t->fmt, t->n_parts ? out->parts : NULL, data, rows, t->shape[t->n_dims - 1], why, sizeof(why));
+        if (st)
+            return g->host->set_error(err, st, "gguf: %s: tensor '%s': corrupt %s data: %s", g->path, t->name,
+                                      f->name, why);
+        __atomic_store_n(&t->checked, 1, __ATOMIC_RELEASE);
+    }
     return BT_OK;
 }
 

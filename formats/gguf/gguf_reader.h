@@ -23,6 +23,7 @@ struct gr_tensor {
     uint32_t       part[BT_MAX_PARTS]; /* index of part k's tensor "<name>.<part>" */
     int32_t        args_kv;  /* index of its bt.fmt_args.<name> key, or -1 */
     uint8_t        is_part;  /* a part of another tensor: not listed */
+    int            checked;  /* the format's check() passed (atomic) */
     uint8_t        has_fmt;  /* a bt.mtq / bt.fmt key gave its format */
 };
 

@@ -142,6 +142,10 @@ struct bt_format {
     bt_status (*to_f32_rows)(const struct bt_tfmt *fmt, const void *const *parts,
                              const void *data, int64_t rows, int64_t cols, int64_t row0,
                              int64_t nrows, float *dst);
+    /* BT_OK if the packed rows and parts of a rows x cols tensor hold valid values (readers call
+     * it before handing the tensor out), else BT_E_FORMAT with the reason in why (n bytes) */
+    bt_status (*check)(const struct bt_tfmt *fmt, const void *const *parts, const void *data,
+                       int64_t rows, int64_t cols, char *why, size_t n);
 };
 
 /* bytes of a row of cols elements of fmt (f = its descriptor); 0 if invalid */
