@@ -61,6 +61,18 @@ def main():
         write_ini(ini, bare, out)
         expect("writer refuses a tensor", ini, 1, "rope_halves", out_dir)
 
+        # config.json contradicts the tensors: refused when the model is opened, before any work
+        # (a failure of the input: 1), naming the key, its value, the tensor and its shape
+        wrong = os.path.join(tmp, "wrong")
+        os.mkdir(wrong)
+        shutil.copy(os.path.join(tiny, "model.safetensors"), wrong)
+        shutil.copy(os.path.join(tiny, "tokenizer.json"), wrong)
+        cfg = open(os.path.join(tiny, "config.json")).read().replace('"vocab_size": 8192', '"vocab_size": 8000')
+        open(os.path.join(wrong, "config.json"), "w").write(cfg)
+        write_ini(ini, wrong, out)
+        expect("config contradicts tensors", ini, 1,
+               "vocab_size = 8000: 'model.embed_tokens.weight' has shape 8192x256, expected 8000x256", out_dir)
+
         # a full disk while the writer spills tensors, and while it writes the output at the end
         write_ini(ini, tiny, out)
         p = run(ini)
