@@ -7,11 +7,14 @@ struct bt_cli_opts {
     int         quiet;      /* -q */
     int         progress;   /* stderr is a TTY and not quiet */
     const char *plugin_dir; /* --plugin-dir */
+    const char *override;   /* --override */
 };
 
 int bt_cli_exit_code(bt_status st);
-/* a registry with the default plugin folders (and --plugin-dir) scanned; NULL on OOM */
-bt_registry *bt_cli_registry(const struct bt_cli_opts *o);
+/* a registry with the plugin folders scanned (--plugin-dir, --override, $BT_PLUGIN_PATH, ...) */
+bt_status    bt_cli_registry(const struct bt_cli_opts *o, bt_registry **out, bt_err *err);
+/* the same, printing the error: NULL and *rc = the exit code on failure */
+bt_registry *bt_cli_registry_or_report(const struct bt_cli_opts *o, int *rc);
 int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_plugins(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv);

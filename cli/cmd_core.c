@@ -9,7 +9,8 @@
 
 int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv) {
     if (argc != 1) { fprintf(stderr, "usage: bt-pipeline run FILE.ini\n"); return 2; }
-    struct bt_run_opts ro = {.quiet = o->quiet, .progress = o->progress};
+    struct bt_run_opts ro = {.quiet = o->quiet, .progress = o->progress,
+                             .plugin_dir = o->plugin_dir, .override = o->override};
 #ifdef BT_HAVE_RUNTIME
     ro.calib_open = bt_cli_calib_open;
     ro.calib_colw = bt_cli_calib_colw;
@@ -42,8 +43,9 @@ static void print_options(const struct bt_option *op) {
 }
 
 int bt_cli_plugins(const struct bt_cli_opts *o, int argc, char **argv) {
-    bt_registry *reg = bt_cli_registry(o);
-    if (!reg) return 1;
+    int rc;
+    bt_registry *reg = bt_cli_registry_or_report(o, &rc);
+    if (!reg) return rc;
     for (uint32_t k = BT_KIND_READER; k <= BT_KIND_BACKEND; k++)
         for (uint32_t i = 0; i < bt_registry_count(reg); i++) {
             const struct bt_plugin_entry *e = bt_registry_at(reg, i);
@@ -109,8 +111,9 @@ static void print_mtq_scales(const struct bt_tensor *t) {
 
 int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
     if (argc != 1) { fprintf(stderr, "usage: bt-pipeline inspect FILE\n"); return 2; }
-    bt_registry *reg = bt_cli_registry(o);
-    if (!reg) return 1;
+    int rc;
+    bt_registry *reg = bt_cli_registry_or_report(o, &rc);
+    if (!reg) return rc;
     bt_err err;
     bt_err_clear(&err);
     struct bt_reader *r;

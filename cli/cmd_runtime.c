@@ -504,8 +504,9 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
     mo.n_ctx = eo.ctx;
     eo.text_path = text;
     eo.report_path = report;
-    bt_registry *reg = bt_cli_registry(o);
-    if (!reg) return 1;
+    int rc;
+    bt_registry *reg = bt_cli_registry_or_report(o, &rc);
+    if (!reg) return rc;
     bt_err err;
     bt_err_clear(&err);
     const char *ins[3] = {model, text, cmp};
@@ -533,8 +534,9 @@ int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv) {
                         "       [--backend B[:key=value,...]] [--device N] [--threads N]\n");
         return 2;
     }
-    bt_registry *reg = bt_cli_registry(o);
-    if (!reg) return 1;
+    int rc;
+    bt_registry *reg = bt_cli_registry_or_report(o, &rc);
+    if (!reg) return rc;
     bt_err err;
     bt_err_clear(&err);
     WITH_BACKEND(reg, backend, device, be, do_generate(reg, model, &be, prompt, &go, o->quiet, &err));
@@ -560,8 +562,9 @@ int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv) {
                         "       [--backend B[:key=value,...]] [--device N] [--threads N]\n");
         return 2;
     }
-    bt_registry *reg = bt_cli_registry(o);
-    if (!reg) return 1;
+    int rc;
+    bt_registry *reg = bt_cli_registry_or_report(o, &rc);
+    if (!reg) return rc;
     bt_err err;
     bt_err_clear(&err);
     const char *ins[2] = {model, text};

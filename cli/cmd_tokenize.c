@@ -19,8 +19,9 @@ static bt_status load_tokenizer(const char *model, const struct bt_cli_opts *o, 
     if (stat(path, &sb) == 0) {
         return bt_tokenizer_from_hf_dir(model, tok, err);
     }
-    bt_registry *reg = bt_cli_registry(o);
-    if (!reg) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    bt_registry *reg;
+    bt_status rst = bt_cli_registry(o, &reg, err);
+    if (rst) return rst;
     struct bt_reader *r;
     bt_status st = bt_reader_open(reg, "auto", model, NULL, &r, err);
     if (st == BT_OK) {

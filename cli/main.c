@@ -31,10 +31,13 @@ static void usage(FILE *f) {
             "  -v, --verbose more log output (repeat for debug)\n"
             "  -h, --help    this help\n"
             "  --version     print the version and ABI\n"
+            "  --plugin-dir DIR  search DIR for plugins first (it must exist)\n"
+            "  --override NAMES  plugins in user folders that may replace built-in ones\n"
+            "                    ([kind:]name, comma separated; see docs/plugins-trust.md)\n"
             "\n"
             "exit codes: 0 ok, 1 failure while working (I/O, malformed input), 2 usage or\n"
             "configuration error, 3 plugin error. Plugins are searched in --plugin-dir / plugin_dir,\n"
-            "$BT_PLUGIN_PATH, <exe>/../lib/bt and the install folder.\n");
+            "$BT_PLUGIN_PATH (absolute folders), then <exe>/../lib/bt and the install folder.\n");
 }
 
 int bt_cli_exit_code(bt_status st) {
@@ -47,10 +50,29 @@ int bt_cli_exit_code(bt_status st) {
     }
 }
 
-bt_registry *bt_cli_registry(const struct bt_cli_opts *o) {
+bt_status bt_cli_registry(const struct bt_cli_opts *o, bt_registry **out, bt_err *err) {
+    *out = NULL;
     bt_registry *reg = NULL;
-    if (bt_registry_new(&reg) != BT_OK) return NULL;
-    bt_registry_scan_default(reg, o->plugin_dir);
+    if (bt_registry_new(&reg) != BT_OK) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    struct bt_plugin_search s = {.dir = {o->plugin_dir}, .dir_from = {"--plugin-dir"},
+                                 .override = {o->override}, .override_from = {"--override"}};
+    bt_status st = bt_registry_scan_default(reg, &s, err);
+    if (st) { bt_registry_free(reg); return st; }
+    *out = reg;
+    return BT_OK;
+}
+
+bt_registry *bt_cli_registry_or_report(const struct bt_cli_opts *o, int *rc) {
+    bt_registry *reg;
+    bt_err err;
+    bt_err_clear(&err);
+    bt_status st = bt_cli_registry(o, &reg, &err);
+    if (st) {
+        fprintf(stderr, "bt-pipeline: error: %s\n", err.msg[0] ? err.msg : bt_status_str(st));
+        *rc = bt_cli_exit_code(st);
+        return NULL;
+    }
+    *rc = 0;
     return reg;
 }
 
@@ -66,6 +88,7 @@ int main(int argc, char **argv) {
             printf("bt-pipeline %s (plugin ABI %d.%d)\n", BT_VERSION, BT_ABI_MAJOR, BT_ABI_MINOR);
             return 0;
         } else if (!strcmp(argv[i], "--plugin-dir") && i + 1 < argc) o.plugin_dir = argv[++i];
+        else if (!strcmp(argv[i], "--override") && i + 1 < argc) o.override = argv[++i];
         else { fprintf(stderr, "bt-pipeline: unknown option '%s'\n", argv[i]); usage(stderr); return 2; }
     }
     bt_log_set_level(verbose >= 2 ? BT_LOG_DEBUG : verbose ? BT_LOG_INFO : BT_LOG_WARN);

@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
     bt_model *m = NULL;
     int rc = 1;
     if (bt_registry_new(&reg)) { fprintf(stderr, "bt_bench_eval: out of memory\n"); return 1; }
-    bt_registry_scan_default(reg, NULL);
+    bt_registry_scan_default(reg, NULL, NULL);
     if (bt_reader_open(reg, "auto", path, NULL, &r, &err)) { rc = fail(path, &err); goto done; }
     if (strcmp(bname, "none") != 0 && bt_backend_open(reg, bname, NULL, &b, &err)) {
         rc = fail("backend", &err);

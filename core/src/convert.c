@@ -165,6 +165,18 @@ bt_status bt_convert_hessian(struct bt_convert_args *a, const struct bt_tensor *
     return BT_OK;
 }
 
+/* A writer's add/finish failed (st != BT_OK) while working. Everything the user configured was
+ * validated before the work started, so whatever the writer calls an invalid argument here is a
+ * failure while working (exit 1), never a usage or configuration error (exit 2): BT_E_INVAL
+ * becomes BT_E_IO, the writer's message is kept. */
+static bt_status writer_failed(bt_status st, bt_err *err, const char *what, const char *why) {
+    if (st == BT_OK) return BT_OK;
+    if (err && err->status == BT_OK) bt_err_set(err, st, "%s: %s", what, why);
+    if (st == BT_E_INVAL) st = BT_E_IO;
+    if (err) err->status = st;
+    return st;
+}
+
 /* the extra parts of a rows x cols tensor in fmt (none for most formats) */
 struct tensor_parts {
     uint32_t n;
@@ -340,8 +352,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
         ot.nbytes = rb * (size_t)rows;
         ot.n_parts = tp.n;
         for (uint32_t k = 0; k < tp.n; k++) { ot.parts[k] = tp.p[k]; ot.part_bytes[k] = tp.bytes[k]; }
-        st = w->i->add(w->ctx, &ot, err);
-        if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer failed", t->name);
+        st = writer_failed(w->i->add(w->ctx, &ot, err), err, t->name, "writer failed");
         row->bytes_out = ot.nbytes;
         if (!st && a->done_fn && t->n_dims == 2) st = a->done_fn(a->colw_ctx, t->name, &p.fmt, out, ot.nbytes, err);
     }
@@ -489,8 +500,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     }
     if (a->progress && !a->quiet) fprintf(stderr, "\n");
     if (st == BT_OK) {
-        st = w->i->finish(w->ctx, err);
-        if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer could not finish", a->out_path);
+        st = writer_failed(w->i->finish(w->ctx, err), err, a->out_path, "writer could not finish");
     }
     rep.wall = now() - t0;
     if (st == BT_OK && !a->quiet) bt_report_print(&rep, stdout);

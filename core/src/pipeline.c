@@ -7,6 +7,8 @@
 #include "convert.h"
 
 #include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +16,9 @@
 static const struct bt_option pipeline_opts[] = {
     {"backend", BT_OPT_STRING, "auto", 0, -1, NULL, "compute backend: auto or a backend plugin name"},
     {"threads", BT_OPT_INT, "0", 0, BT_THREADS_MAX, NULL, "worker threads (0 = all cores; at most 256)"},
-    {"plugin_dir", BT_OPT_PATH, "", 0, -1, NULL, "extra folder scanned for plugins first"},
+    {"plugin_dir", BT_OPT_PATH, "", 0, -1, NULL, "extra folder scanned for plugins first (must exist)"},
+    {"override", BT_OPT_STRING, "", 0, -1, NULL,
+     "plugins in user folders allowed to replace the built-in plugin of the same name ([kind:]name, ...)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 static const struct bt_option input_opts[] = {
@@ -125,6 +129,26 @@ static bt_status plugin_opts(bt_registry *reg, struct bt_cfg *cfg, const char *s
     snprintf(what, nwhat, "%s plugin '%s')", bt_kind_name(kind), name);
     *out = bt_optset_new(pe->desc->options);
     return *out ? BT_OK : bt_err_set(err, BT_E_NOMEM, "out of memory");
+}
+
+static int key_line(struct bt_cfg *cfg, const char *sec, const char *key);
+
+/* the plugin search: the command line's folder and overrides, then [pipeline] plugin_dir and
+ * override (named by file:line in messages), then $BT_PLUGIN_PATH and the built-in folders */
+static bt_status scan_plugins(bt_registry *reg, struct bt_cfg *cfg, const bt_optset *pipe,
+                              const struct bt_run_opts *ro, bt_err *err) {
+    char dir_from[PATH_MAX + 64], ovr_from[PATH_MAX + 64];
+    snprintf(dir_from, sizeof dir_from, "%s:%d: [pipeline] plugin_dir", cfg->path,
+             key_line(cfg, "pipeline", "plugin_dir"));
+    snprintf(ovr_from, sizeof ovr_from, "%s:%d: [pipeline] override", cfg->path,
+             key_line(cfg, "pipeline", "override"));
+    struct bt_plugin_search ps = {
+        .dir = {ro ? ro->plugin_dir : NULL, bt_opt_str(pipe, "plugin_dir")},
+        .dir_from = {"--plugin-dir", dir_from},
+        .override = {ro ? ro->override : NULL, bt_opt_str(pipe, "override")},
+        .override_from = {"--override", ovr_from},
+    };
+    return bt_registry_scan_default(reg, &ps, err);
 }
 
 struct run_state {
@@ -239,7 +263,7 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
     if ((st = apply_keys(&cfg, "pipeline", s.pipe, NULL, NULL, 1, err))) goto done;
     bt_threads_set((int)bt_opt_int(s.pipe, "threads"));
     if ((st = bt_registry_new(&reg))) goto done;
-    bt_registry_scan_default(reg, bt_opt_str(s.pipe, "plugin_dir"));
+    if ((st = scan_plugins(reg, &cfg, s.pipe, ro, err))) goto done;
     /* pick plugins from the core keys first, then validate their own keys */
     char what[128];
     struct bt_cfg_entry *e;

@@ -1,8 +1,11 @@
-/* registry.c - plugin discovery and loading: dlopen each libbt-*.so, call its one init symbol,
- * validate the descriptor (ABI version, struct sizes, name, kind, interface) and keep it.
- * Refused files are recorded with the reason; the rest still load. */
+/* registry.c - plugin loading: check each libbt-*.so's ELF symbols (plugin_elf.c), dlopen it,
+ * call its one init symbol, validate the descriptor (ABI version, struct sizes, name, kind,
+ * interface) and keep it. Refused files are recorded with the reason; the rest still load.
+ * Which folders are searched, and what a user folder may do: plugin_search.c. */
 #include "bt/bt.h"
 #include "bt_types.h"
+#include "plugin_elf.h"
+#include "registry_int.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -11,14 +14,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#ifndef BT_INSTALL_PLUGIN_DIR
-#define BT_INSTALL_PLUGIN_DIR "/usr/local/lib/bt"
-#endif
-#ifndef BT_PLUGIN_SUBDIR
-#define BT_PLUGIN_SUBDIR "lib/bt"
-#endif
 
 /* smallest descriptor / interface sizes of ABI 1.0 (everything through the last v1 field) */
 #define V1_PLUGIN_SIZE (offsetof(struct bt_plugin, ctx_size) + sizeof(uint32_t))
@@ -87,7 +83,7 @@ const struct bt_plugin_entry *bt_registry_find(const bt_registry *reg, uint32_t 
     return NULL;
 }
 
-static void add_reject(bt_registry *reg, const char *msg) {
+void bt_registry_add_reject(bt_registry *reg, const char *msg) {
     if (reg->nrej == reg->caprej) {
         uint32_t nc = reg->caprej ? 2 * reg->caprej : 8;
         char **nr = realloc(reg->rejects, nc * sizeof(*nr));
@@ -148,12 +144,23 @@ static bt_status refuse(bt_registry *reg, bt_err *err, bt_status st, const char 
     char why[512], msg[1024];
     snprintf(why, sizeof(why), fmt, a ? a : "", x, y);
     snprintf(msg, sizeof(msg), "%s: %s", path, why);
-    add_reject(reg, msg);
+    bt_registry_add_reject(reg, msg);
     bt_log(BT_LOG_WARN, "plugin refused: %s", msg);
     return bt_err_set(err, st, "%s", msg);
 }
 
 bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err) {
+    /* dlopen runs the file's constructors: first make sure it is a plugin at all */
+    char ewhy[256];
+    switch (bt_plugin_elf_check(path, ewhy, sizeof ewhy)) {
+    case BT_ELF_OK: break;
+    case BT_ELF_NOT_PLUGIN_FILE:
+        return refuse(reg, err, BT_E_PLUGIN, path, "cannot load: %s (checked before loading: none of "
+                      "its code ran)", ewhy, 0, 0);
+    default:
+        return refuse(reg, err, BT_E_PLUGIN, path, "%s (checked before loading: none of its code ran)",
+                      ewhy, 0, 0);
+    }
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) return refuse(reg, err, BT_E_PLUGIN, path, "cannot load: %s", dlerror(), 0, 0);
     bt_status st = BT_E_PLUGIN;
@@ -247,17 +254,21 @@ fail:
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int bt_registry_scan_dir(bt_registry *reg, const char *dir) {
-    char real[PATH_MAX];
-    if (!realpath(dir, real)) return 0;
+int bt_registry_claim_dir(bt_registry *reg, const char *real) {
     for (uint32_t i = 0; i < reg->ndirs; i++)
         if (strcmp(reg->dirs[i], real) == 0) return 0;
     char **nd = realloc(reg->dirs, (reg->ndirs + 1) * sizeof(*nd));
     if (!nd) return 0;
     reg->dirs = nd;
-    reg->dirs[reg->ndirs++] = strdup(real);
+    if (!(reg->dirs[reg->ndirs] = strdup(real))) return 0;
+    reg->ndirs++;
+    return 1;
+}
+
+char **bt_registry_list_dir(const char *real, size_t *n_out) {
+    *n_out = 0;
     DIR *d = opendir(real);
-    if (!d) return 0;
+    if (!d) return NULL;
     char **names = NULL;
     size_t n = 0;
     struct dirent *de;
@@ -267,10 +278,19 @@ int bt_registry_scan_dir(bt_registry *reg, const char *dir) {
         char **nn = realloc(names, (n + 1) * sizeof(*nn));
         if (!nn) break;
         names = nn;
-        names[n++] = strdup(de->d_name);
+        if ((names[n] = strdup(de->d_name))) n++;
     }
     closedir(d);
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n) qsort(names, n, sizeof(*names), cmp_str);
+    *n_out = n;
+    return names;
+}
+
+int bt_registry_scan_dir(bt_registry *reg, const char *dir) {
+    char real[PATH_MAX];
+    if (!realpath(dir, real) || !bt_registry_claim_dir(reg, real)) return 0;
+    size_t n = 0;
+    char **names = bt_registry_list_dir(real, &n);
     int loaded = 0;
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX + 256];
@@ -282,28 +302,4 @@ int bt_registry_scan_dir(bt_registry *reg, const char *dir) {
     }
     free(names);
     return loaded;
-}
-
-void bt_registry_scan_default(bt_registry *reg, const char *extra_dir) {
-    if (extra_dir && *extra_dir) bt_registry_scan_dir(reg, extra_dir);
-    const char *env = getenv("BT_PLUGIN_PATH");
-    if (env && *env) {
-        char *copy = strdup(env), *save = NULL;
-        for (char *p = copy ? strtok_r(copy, ":", &save) : NULL; p; p = strtok_r(NULL, ":", &save))
-            bt_registry_scan_dir(reg, p);
-        free(copy);
-    }
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (len > 0) {
-        exe[len] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            char dir[PATH_MAX + 64];
-            snprintf(dir, sizeof(dir), "%s/../%s", exe, BT_PLUGIN_SUBDIR);
-            bt_registry_scan_dir(reg, dir);
-        }
-    }
-    bt_registry_scan_dir(reg, BT_INSTALL_PLUGIN_DIR);
 }

@@ -6,10 +6,12 @@
 #define _GNU_SOURCE
 #include "gguf_reader.h"
 #include "bt_types.h"
+#include "llama_check.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -429,6 +431,33 @@ static bt_status map_file(struct gr_ctx *g, const char *path, bt_err *err) {
     return BT_OK;
 }
 
+/* llama.* metadata against the listed tensors (llama_check.c); the layer count unless the file
+ * is one part of a split model (split.count > 1) */
+static bt_status check_llama(struct gr_ctx *g, bt_err *err) {
+    const struct bt_host *h = g->host;
+    unsigned flags = BT_LLAMA_WHOLE;
+    for (uint32_t i = 0; i < g->n_kv; i++)
+        if (!strcmp(g->kv[i].key, "split.count") && g->kv[i].type != BT_KV_STRING &&
+            g->kv[i].type != BT_KV_ARRAY && g->kv[i].v.u > 1)
+            flags = 0;
+    struct bt_llama_t *v = h->alloc((g->n_vis ? g->n_vis : 1) * sizeof *v);
+    char *where = h->alloc(strlen(g->path) + 32);
+    bt_status st;
+    if (!v || !where) {
+        st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", g->path);
+    } else {
+        for (uint32_t i = 0; i < g->n_vis; i++) {
+            const struct gr_tensor *t = &g->t[g->vis[i]];
+            v[i] = (struct bt_llama_t){t->name, t->name, t->n_dims, t->shape};
+        }
+        sprintf(where, "gguf: %s: llama.* metadata", g->path);
+        st = bt_llama_check(where, g->kv, g->n_kv, v, g->n_vis, flags, err);
+    }
+    h->free(v);
+    h->free(where);
+    return st;
+}
+
 static bt_status gr_open(void *ctx, const struct bt_host *host, const bt_optset *opts,
                          const char *path, bt_err *err) {
     struct gr_ctx *g = ctx;
@@ -463,6 +492,7 @@ static bt_status gr_open(void *ctx, const struct bt_host *host, const bt_optset 
     }
     if (!st) st = parse_kvs(g, &c, n_kv, err);
     if (!st) st = parse_tensors(g, &c, n_t, err);
+    if (!st) st = check_llama(g, err);
     if (st) {
         gr_close(g);
         return st;

@@ -4,6 +4,7 @@
 #include "bt/bt_plugin.h"
 #include "bt_kvlist.h"
 #include "hf_config.h"
+#include "llama_check.h"
 #include "st_header.h"
 #include "st_names.h"
 #ifdef BT_HAVE_HF_TOKENIZER
@@ -51,6 +52,7 @@ struct st_reader {
     struct bt_kvlist      kv;         /* metadata */
     float                *rope_freqs; /* generated rope_freqs.weight data (owned) or NULL */
     char                 *dir;        /* model folder (owned) */
+    int                   whole;      /* opened as a folder or an index: the whole model */
     size_t                page;       /* page size for release() */
 };
 
@@ -350,6 +352,25 @@ static bt_status st_metadata(struct st_reader *r, bt_err *err) {
     return st;
 }
 
+/* config.json against the tensors (llama_check.c); the layer count only when the whole model
+ * was opened (a folder or an index), not a single shard of it */
+static bt_status st_check_config(struct st_reader *r, bt_err *err) {
+    struct bt_llama_t *v = malloc((r->n_t ? r->n_t : 1) * sizeof *v);
+    char *cfg = st_join(r->dir, "config.json");
+    bt_status st = BT_OK;
+    if (!v || !cfg) {
+        st = r->host->set_error(err, BT_E_NOMEM, "safetensors: out of memory");
+    } else {
+        for (uint32_t i = 0; i < r->n_t; i++)
+            v[i] = (struct bt_llama_t){r->t[i].name, r->t[i].t.src_name, r->t[i].t.n_dims, r->t[i].t.shape};
+        st = bt_llama_check(cfg, r->kv.kv, r->kv.n, v, r->n_t,
+                            BT_LLAMA_HF | (r->whole ? BT_LLAMA_WHOLE : 0), err);
+    }
+    free(v);
+    free(cfg);
+    return st;
+}
+
 /* ---- open ---------------------------------------------------------------------------------------- */
 static bt_status st_open_path(struct st_reader *r, const char *path, bt_err *err) {
     const struct bt_host *h = r->host;
@@ -358,6 +379,7 @@ static bt_status st_open_path(struct st_reader *r, const char *path, bt_err *err
         return h->set_error(err, BT_E_IO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) {
         r->dir = st_strdup(path);
+        r->whole = 1;
         if (!r->dir) return h->set_error(err, BT_E_NOMEM, "safetensors: out of memory");
         if (st_file_in_dir(path, ST_INDEX_NAME)) {
             char *ip = st_join(path, ST_INDEX_NAME);
@@ -373,7 +395,10 @@ static bt_status st_open_path(struct st_reader *r, const char *path, bt_err *err
     const char *slash = strrchr(path, '/');
     r->dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : st_strdup(".");
     if (!r->dir) return h->set_error(err, BT_E_NOMEM, "safetensors: out of memory");
-    if (st_has_suffix(path, ".index.json")) return st_open_index(r, path, err);
+    if (st_has_suffix(path, ".index.json")) {
+        r->whole = 1;
+        return st_open_index(r, path, err);
+    }
     return st_open_single(r, slash ? slash + 1 : path, err);
 }
 
@@ -387,6 +412,7 @@ static bt_status st_open(void *ctx, const struct bt_host *host, const bt_optset 
     bt_status st = st_open_path(r, path, err);
     if (st == BT_OK) st = st_metadata(r, err);
     if (st == BT_OK) st = st_sort_check(r, err);
+    if (st == BT_OK) st = st_check_config(r, err);
     if (st != BT_OK) {
         st_close(r);
         return st;

@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
     bt_registry *reg = NULL;
     bt_err err = {0};
     CHECK_EQ(bt_registry_new(&reg), BT_OK);
-    bt_registry_scan_default(reg, NULL);
+    bt_registry_scan_default(reg, NULL, NULL);
     CHECK_EQ(bt_registry_load_file(reg, argv[1], &err), BT_OK);
     const struct bt_format *lf = bt_format_by_name("fixture_lut4");
     CHECK(lf != NULL);

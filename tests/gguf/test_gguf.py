@@ -362,6 +362,83 @@ def unsupported(work, exe, reader):
           and "q4_K" in d.get("msg", "") and path in d.get("msg", ""), f"q4_K: {d}")
 
 
+def llama_consistency(work, exe, reader):
+    """llama.* metadata against the tensors: every mismatch is refused naming the key, its value,
+    the tensor and its shape; a part of a split model (split.count > 1) is not checked for
+    missing layers"""
+    E, H, HKV, D, F, V, L = 16, 2, 1, 8, 24, 12, 2
+
+    def write(name, kv=None, layers=range(L), shapes=None, tokens=V, split=None):
+        kv = dict({"embedding_length": E, "block_count": L, "attention.head_count": H,
+                   "attention.head_count_kv": HKV, "feed_forward_length": F}, **(kv or {}))
+        path = os.path.join(work, name + ".gguf")
+        w = gguf.GGUFWriter(path, "llama")
+        for k, v in kv.items():
+            if v is not None:
+                w.add_uint32("llama." + k, v)
+        if tokens:
+            w.add_token_list(["t%d" % i for i in range(tokens)])
+        if split:
+            w.add_uint16("split.count", split)
+        t = {"token_embd.weight": (V, E), "output_norm.weight": (E,), "output.weight": (V, E)}
+        for n in layers:
+            t.update({f"blk.{n}.attn_norm.weight": (E,), f"blk.{n}.ffn_norm.weight": (E,),
+                      f"blk.{n}.attn_q.weight": (H * D, E), f"blk.{n}.attn_k.weight": (HKV * D, E),
+                      f"blk.{n}.attn_v.weight": (HKV * D, E), f"blk.{n}.attn_output.weight": (E, H * D),
+                      f"blk.{n}.ffn_gate.weight": (F, E), f"blk.{n}.ffn_up.weight": (F, E),
+                      f"blk.{n}.ffn_down.weight": (E, F)})
+        t.update(shapes or {})
+        for tn, sh in t.items():
+            w.add_tensor(tn, np.zeros(sh, np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        out = subprocess.run([exe, "dump", reader, path, work], capture_output=True, text=True)
+        return path, json.loads(out.stdout) if out.stdout.strip() else {"error": None, "msg": out.stderr}
+
+    def good(name, **kw):
+        path, d = write(name, **kw)
+        check("error" not in d, f"llama {name}: refused: {d.get('msg')}")
+
+    def bad(name, subs, **kw):
+        path, d = write(name, **kw)
+        msg = d.get("msg", "")
+        ok = d.get("error") == -4 and f"gguf: {path}: llama.* metadata does not match the tensors: " in msg \
+            and all(x in msg for x in subs)
+        check(ok, f"llama {name}: want {subs}, got {d.get('error')} {msg}")
+        if ok:
+            print(f"ok   llama {name}: {msg.split('tensors: ', 1)[1][:150]}", file=sys.stderr)
+
+    good("llama_ok")
+    good("llama_key_length", kv={"attention.key_length": D})
+    good("llama_no_head_kv", kv={"attention.head_count_kv": None, "attention.head_count": 1}, layers=[0, 1],
+         shapes={f"blk.{n}.attn_{x}.weight": (E, E) for n in range(L) for x in "qkvo"} | {"blk.0.attn_output.weight": (E, E)})
+    good("llama_vocab_key", kv={"vocab_size": V}, tokens=0)
+    good("llama_split_part", layers=[0], split=2)  # one part of a split model: layer 1 is elsewhere
+    bad("embedding_length", ["llama.embedding_length = 20: 'token_embd.weight' has shape 12x16, expected 12x20"],
+        kv={"embedding_length": 20})
+    bad("block_count", ["llama.block_count = 3: 1 of the layers have no tensors (layer 2)"], kv={"block_count": 3})
+    bad("block_count_beyond", ["llama.block_count = 1: 'blk.1.", "belongs to layer 1"], kv={"block_count": 1})
+    # 4 heads make the head size 16 / 4 = 4: q (4 x 4) still fits, k and v (1 x 4) do not
+    bad("head_count", ["llama.attention.head_count_kv = 1, head size 4 (llama.embedding_length 16 / "
+                       "llama.attention.head_count 4): 'blk.0.attn_k.weight' has shape 8x16, expected 4x16"],
+        kv={"attention.head_count": 4})
+    bad("head_count_kv", ["llama.attention.head_count_kv = 2", "'blk.0.attn_k.weight' has shape 8x16, expected 16x16"],
+        kv={"attention.head_count_kv": 2})
+    bad("key_length", ["llama.attention.head_count = 2, llama.attention.key_length = 4: "
+                       "'blk.0.attn_q.weight' has shape 16x16, expected 8x16"], kv={"attention.key_length": 4})
+    bad("feed_forward_length", ["llama.feed_forward_length = 32: 'blk.0.ffn_gate.weight' has shape 24x16, expected 32x16 "
+                                "(and 5 more tensors)"],
+        kv={"feed_forward_length": 32})
+    bad("vocab_size", ["llama.vocab_size = 13: 'token_embd.weight' has shape 12x16, expected 13x16 (and 1 more"],
+        kv={"vocab_size": 13})
+    bad("vocab_tokens", ["tokenizer.ggml.tokens (entries) = 11: 'token_embd.weight' has shape 12x16, expected 11x16"],
+        tokens=11)
+    bad("tensor_shape", ["llama.feed_forward_length = 24: 'blk.1.ffn_up.weight' has shape 20x16, expected 24x16"],
+        shapes={"blk.1.ffn_up.weight": (20, E)})
+
+
 def main():
     exe, writer, reader, work = sys.argv[1:5]
     shutil.rmtree(work, ignore_errors=True)
@@ -373,6 +450,7 @@ def main():
     check_zstd(work, exe, reader)
     py_written(work, exe, reader)
     unsupported(work, exe, reader)
+    llama_consistency(work, exe, reader)
     leftovers = [f for f in os.listdir(work) if f.startswith(".")]
     check(not leftovers, f"temp files left: {leftovers}")
     print(f"gguf_py: {len(FAILS)} failures", file=sys.stderr)

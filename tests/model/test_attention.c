@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
     bt_registry *reg = NULL;
     bt_err err = {0};
     CHECK_EQ(bt_registry_new(&reg), BT_OK);
-    bt_registry_scan_default(reg, NULL);
+    bt_registry_scan_default(reg, NULL, NULL);
     static const char *names[] = {"cpu", "cpu-avx2"};
     for (int i = 0; i < 2; i++) {
         struct bt_backend *b = NULL;

@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
     bt_registry *reg = NULL;
     bt_err err = {0};
     CHECK_EQ(bt_registry_new(&reg), BT_OK);
-    bt_registry_scan_default(reg, NULL);
+    bt_registry_scan_default(reg, NULL, NULL);
     struct bt_backend *probe = NULL;
     if (bt_backend_open(reg, rname, NULL, &probe, &err)) rname = "cpu"; /* no AVX2 here */
     bt_backend_close(probe);

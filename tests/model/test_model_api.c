@@ -419,7 +419,7 @@ int main(int argc, char **argv) {
     struct bt_backend *b = NULL;
     bt_err err = {0};
     CHECK_EQ(bt_registry_new(&reg), BT_OK);
-    bt_registry_scan_default(reg, NULL);
+    bt_registry_scan_default(reg, NULL, NULL);
     if (bt_backend_open(reg, "auto", NULL, &b, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     test_math(b);
     struct loaded tiny = {0}, small = {0};

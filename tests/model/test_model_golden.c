@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
     struct bt_backend *b = NULL;
     bt_model *m = NULL;
     CHECK_EQ(bt_registry_new(&reg), BT_OK);
-    bt_registry_scan_default(reg, NULL);
+    bt_registry_scan_default(reg, NULL, NULL);
     if (bt_reader_open(reg, "auto", dir, NULL, &r, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     if (strcmp(bname, "none") != 0 && bt_backend_open(reg, bname, NULL, &b, &err)) {
         fprintf(stderr, "%s\n", err.msg);

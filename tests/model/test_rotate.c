@@ -338,7 +338,7 @@ int main(int argc, char **argv) {
     test_refusals();
     bt_err err = {0};
     CHECK_EQ(bt_registry_new(&g_reg), BT_OK);
-    bt_registry_scan_default(g_reg, NULL);
+    bt_registry_scan_default(g_reg, NULL, NULL);
     if (bt_backend_open(g_reg, "auto", NULL, &g_be, &err)) fprintf(stderr, "note: %s\n", err.msg);
     test_hessians("bt-tiny", BT_ROTATE_HADAMARD);
     test_hessians("bt-tiny", BT_ROTATE_DENSE);

@@ -138,15 +138,19 @@ def main():
             if out:
                 check(open(o1, "rb").read() == open(out, "rb").read(), "output differs between runs")
         # rows not divisible by the block size fall back to keep_type, and the report says so
+        # (a one-layer MLP: hidden 512, intermediate 300; its config.json says so, since the
+        # reader checks the config against the tensors)
         odd = os.path.join(tmp, "oddmodel")
         os.mkdir(odd)
         tiny = os.path.join(SHARED, "models", "bt-tiny")
-        for f in ["config.json", "tokenizer.json"]:
-            open(os.path.join(odd, f), "wb").write(open(os.path.join(tiny, f), "rb").read())
+        open(os.path.join(odd, "tokenizer.json"), "wb").write(open(os.path.join(tiny, "tokenizer.json"), "rb").read())
+        cfg = json.load(open(os.path.join(tiny, "config.json")))
+        cfg.update(hidden_size=512, intermediate_size=300, num_hidden_layers=1)
+        json.dump(cfg, open(os.path.join(odd, "config.json"), "w"))
         rng = np.random.default_rng(7)
         btref.write_safetensors_bf16(os.path.join(odd, "model.safetensors"), {
-            "model.layers.0.mlp.down_proj.weight": rng.standard_normal((16, 300)).astype(np.float32),
-            "model.layers.0.mlp.up_proj.weight": rng.standard_normal((16, 512)).astype(np.float32)})
+            "model.layers.0.mlp.down_proj.weight": rng.standard_normal((512, 300)).astype(np.float32),
+            "model.layers.0.mlp.up_proj.weight": rng.standard_normal((300, 512)).astype(np.float32)})
         p, o, rep = run_ini(tmp, "odd", odd)
         check(p.returncode == 0, f"odd model: {p.stderr}")
         if p.returncode == 0:

@@ -43,6 +43,13 @@ CASES = [
     ("backend_opt_unknown", GOOD.replace("threads = 1", "threads = 1\nbackend = cpu\ndevice = 1"), 4,
      "unknown key 'device' in [pipeline] (not an option of backend plugin 'cpu')"),
     ("backend_opt_auto", GOOD.replace("threads = 1", "threads = 1\ndevice = 1"), 3, "unknown key 'device' in [pipeline]"),
+    # plugin folders and overrides the user names must make sense (docs/plugins-trust.md)
+    ("plugin_dir_missing", GOOD.replace("threads = 1", "threads = 1\nplugin_dir = no-such-plugins"), 3,
+     "[pipeline] plugin_dir: plugin folder"),
+    ("override_unused", GOOD.replace("threads = 1", "threads = 1\noverride = absmean"), 3,
+     "[pipeline] override: override 'absmean': no plugin of that name in a user folder"),
+    ("override_bad_name", GOOD.replace("threads = 1", "threads = 1\noverride = Abs!"), 3,
+     "'Abs!' is not a plugin name"),
 ]
 # with the opencl backend built, its options are accepted and range-checked
 if os.path.exists(os.path.join(os.path.dirname(BIN), "..", "lib", "bt", "libbt-backend-opencl.so")):

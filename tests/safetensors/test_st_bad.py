@@ -29,16 +29,19 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def tiny_tensors():
-    s = [("model.embed_tokens.weight", (16, 8)), ("model.norm.weight", (8,)),
-         ("model.layers.0.input_layernorm.weight", (8,)),
-         ("model.layers.0.self_attn.q_proj.weight", (8, 8)),
-         ("model.layers.0.self_attn.k_proj.weight", (4, 8)),
-         ("model.layers.0.self_attn.v_proj.weight", (4, 8)),
-         ("model.layers.0.self_attn.o_proj.weight", (8, 8)),
-         ("model.layers.0.post_attention_layernorm.weight", (8,)),
-         ("model.layers.0.mlp.gate_proj.weight", (16, 8)), ("model.layers.0.mlp.up_proj.weight", (16, 8)),
-         ("model.layers.0.mlp.down_proj.weight", (8, 16))]
+def tiny_tensors(cfg=CFG, layers=None):
+    """the tensors of a model with the sizes of cfg (layers: which layer indices to include)"""
+    e, f, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    hd = cfg.get("head_dim", e // cfg["num_attention_heads"])
+    q, kv = cfg["num_attention_heads"] * hd, cfg.get("num_key_value_heads", cfg["num_attention_heads"]) * hd
+    s = [("model.embed_tokens.weight", (v, e)), ("model.norm.weight", (e,))]
+    for n in (range(cfg["num_hidden_layers"]) if layers is None else layers):
+        p = "model.layers.%d." % n
+        s += [(p + "input_layernorm.weight", (e,)), (p + "self_attn.q_proj.weight", (q, e)),
+              (p + "self_attn.k_proj.weight", (kv, e)), (p + "self_attn.v_proj.weight", (kv, e)),
+              (p + "self_attn.o_proj.weight", (e, q)), (p + "post_attention_layernorm.weight", (e,)),
+              (p + "mlp.gate_proj.weight", (f, e)), (p + "mlp.up_proj.weight", (f, e)),
+              (p + "mlp.down_proj.weight", (e, f))]
     return [(n, "BF16", sh, arr_bytes("BF16", sh, i)) for i, (n, sh) in enumerate(s)]
 
 
@@ -196,7 +199,8 @@ def config_cases(r, root):
     rs = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
           "original_max_position_embeddings": 64}
     cfg = dict(CFG, head_dim=32, num_attention_heads=1, num_key_value_heads=1, rope_theta=500000.0, rope_scaling=rs)
-    g = good("config llama3", cfg)
+    n[0] += 1  # its tensors have the attention sizes this config says (1 head of 32)
+    g = r.good("config llama3", model_dir(root, "cfg%d" % n[0], {"model.safetensors": pack(tiny_tensors(cfg))}, cfg))
     freq = 500000.0 ** (-np.arange(0, 32, 2, dtype=np.float64) / 32)
     wl = 2 * math.pi / freq
     s = (64 / wl - 1.0) / (4.0 - 1.0)
@@ -207,6 +211,60 @@ def config_cases(r, root):
     check(not any(k.startswith("llama.rope.scaling") for k in g["K"]), "llama3 writes no scaling keys")
 
 
+def consistency_cases(r, root):
+    """config.json against the tensors: every mismatch names the key, its value, the tensor and its
+    shape; the layer count is checked only when the whole model (folder or index) is opened"""
+    st = {"model.safetensors": pack(tiny_tensors())}
+    cases = [
+        ("hidden_size", dict(CFG, hidden_size=12),
+         ["hidden_size = 12: 'model.embed_tokens.weight' has shape 16x8, expected 16x12 (and 10 more tensors)"]),
+        ("num_hidden_layers", dict(CFG, num_hidden_layers=3), ["num_hidden_layers = 3: 2 of the layers have no tensors (layer 1, 2)"]),
+        ("num_attention_heads", dict(CFG, num_attention_heads=4, num_key_value_heads=1),
+         ["num_attention_heads = 4, head_dim = 4: 'model.layers.0.self_attn.q_proj.weight' has shape 8x8, expected 16x8",
+          "'model.layers.0.self_attn.o_proj.weight' has shape 8x8, expected 8x16"]),
+        ("num_key_value_heads", dict(CFG, num_key_value_heads=2),
+         ["num_key_value_heads = 2, head_dim = 4: 'model.layers.0.self_attn.k_proj.weight' has shape 4x8, expected 8x8",
+          "'model.layers.0.self_attn.v_proj.weight' has shape 4x8"]),
+        ("head_dim", dict(CFG, head_dim=2), ["num_attention_heads = 2, head_dim = 2: 'model.layers.0.self_attn.q_proj.weight' has shape 8x8, expected 4x8"]),
+        ("head_dim derived", {k: v for k, v in dict(CFG, num_attention_heads=4, num_key_value_heads=2).items() if k != "head_dim"},
+         ["num_attention_heads = 4, hidden_size = 8 (head size 2)", "'model.layers.0.self_attn.q_proj.weight' has shape 8x8, expected 8x8"]),
+        ("vocab_size", dict(CFG, vocab_size=32), ["vocab_size = 32: 'model.embed_tokens.weight' has shape 16x8, expected 32x8"]),
+        ("intermediate_size", dict(CFG, intermediate_size=24),
+         ["intermediate_size = 24: 'model.layers.0.mlp.down_proj.weight' has shape 8x16, expected 8x24 (and 2 more tensors)"]),
+    ]
+    for i, (name, cfg, subs) in enumerate(cases):
+        d = model_dir(root, "cons%d" % i, st, cfg)
+        if name == "head_dim derived":  # head size 2 (8 / 4): q of 4 heads is 8 rows, consistent; k of 2 is 4
+            r.good("consistent: " + name, d)
+            continue
+        r.bad("mismatch " + name, d, -4, os.path.join(d, "config.json") + " does not match the tensors:", *subs)
+    # all mismatches at once, in one message
+    d = model_dir(root, "cons_all", st, dict(CFG, hidden_size=12, vocab_size=32, intermediate_size=24, num_hidden_layers=2))
+    r.bad("mismatch all", d, -4, "hidden_size = 12", "vocab_size = 32", "intermediate_size = 24",
+          "num_hidden_layers = 2: 1 of the layers have no tensors (layer 1)")
+    # tensors of a layer past num_hidden_layers, even in a single shard
+    d = model_dir(root, "cons_beyond", {"model.safetensors": pack(tiny_tensors(dict(CFG, num_hidden_layers=2)))}, CFG)
+    r.bad("mismatch layer beyond", d, -4, "num_hidden_layers = 1: 'model.layers.1.", "belongs to layer 1")
+    r.bad("mismatch layer beyond, file", os.path.join(d, "model.safetensors"), -4, "belongs to layer 1")
+    # a sharded 3-layer model: the folder and the index are the whole model, one shard is not
+    cfg3 = dict(CFG, num_hidden_layers=3)
+    t = tiny_tensors(cfg3)
+    a, b = t[:2 + 9], t[2 + 9:]  # embeddings + layer 0 | layers 1, 2
+    files = {"model-00001-of-00002.safetensors": pack(a), "model-00002-of-00002.safetensors": pack(b)}
+    wm = {n: ("model-00001-of-00002.safetensors" if i < len(a) else "model-00002-of-00002.safetensors")
+          for i, (n, *_rest) in enumerate(t)}
+    idx = json.dumps({"metadata": {"total_size": 0}, "weight_map": wm}).encode()
+    d = model_dir(root, "cons_sharded", dict(files, **{"model.safetensors.index.json": idx}), cfg3)
+    r.good("sharded whole model", d)
+    g = r.good("one shard of a sharded model", os.path.join(d, "model-00001-of-00002.safetensors"))
+    check(len(g["T"]) == len(a), "one shard: %d tensors" % len(g["T"]))
+    r.good("the other shard", os.path.join(d, "model-00002-of-00002.safetensors"))
+    d = model_dir(root, "cons_sharded4", dict(files, **{"model.safetensors.index.json": idx}), dict(CFG, num_hidden_layers=4))
+    r.bad("sharded, a layer missing", d, -4, "num_hidden_layers = 4: 1 of the layers have no tensors (layer 3)")
+    r.bad("sharded, a layer missing, index", os.path.join(d, "model.safetensors.index.json"), -4, "(layer 3)")
+    r.good("sharded, one shard of 4 layers", os.path.join(d, "model-00002-of-00002.safetensors"))
+
+
 def main():
     st_dump, plugin, _tiny = sys.argv[1:4]
     r = Runner(st_dump, plugin, "--valgrind" in sys.argv)
@@ -215,6 +273,7 @@ def main():
         file_cases(r, root)
         index_cases(r, root)
         config_cases(r, root)
+        consistency_cases(r, root)
     finally:
         shutil.rmtree(root)
     print("%d failures" % fails)

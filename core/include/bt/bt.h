@@ -62,13 +62,30 @@ struct bt_plugin_entry {
  * registry's reject list; they never fail the whole scan. */
 bt_status bt_registry_new(bt_registry **out);
 void      bt_registry_free(bt_registry *reg);
-/* load one file; BT_E_ABI/BT_E_PLUGIN with err naming the file and the reason */
+/* load one file (its ELF symbols are checked before dlopen runs any of its code);
+ * BT_E_ABI/BT_E_PLUGIN with err naming the file and the reason */
 bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err);
-/* scan a directory for libbt-*.so; returns the number loaded (>= 0) */
+/* scan one directory for libbt-*.so, no questions asked (tests, tools); returns the number
+ * loaded (>= 0) */
 int       bt_registry_scan_dir(bt_registry *reg, const char *dir);
-/* scan the default places: <exe>/../lib/bt, the install dir, $BT_PLUGIN_PATH (':'-separated),
- * then extra (may be NULL) */
-void      bt_registry_scan_default(bt_registry *reg, const char *extra_dir);
+
+/* What a program asks the plugin search for (docs/plugins-trust.md). Folders are searched in
+ * this order: the user folders dir[] (--plugin-dir, [pipeline] plugin_dir; a relative one is
+ * resolved against the current folder), then each entry of $BT_PLUGIN_PATH (absolute only),
+ * then the built-in folders <exe>/../lib/bt and the install folder. A user folder that does not
+ * exist, a relative $BT_PLUGIN_PATH entry and a bad or unused override are errors (BT_E_INVAL,
+ * the message naming the entry and where it came from). A plugin in a user folder with the
+ * kind and name of a built-in one is refused without being loaded, unless it is named in
+ * override[] or $BT_PLUGIN_OVERRIDE: then it replaces the built-in. */
+#define BT_PLUGIN_MAX_DIRS 4
+struct bt_plugin_search {
+    const char *dir[BT_PLUGIN_MAX_DIRS];      /* user folders; NULL or "" = unused */
+    const char *dir_from[BT_PLUGIN_MAX_DIRS]; /* where each was named ("--plugin-dir") */
+    const char *override[2];      /* lists of [kind:]name, ',' or blank separated; NULL = none */
+    const char *override_from[2]; /* where each list was given */
+};
+/* s may be NULL (only $BT_PLUGIN_PATH, $BT_PLUGIN_OVERRIDE and the built-in folders) */
+bt_status bt_registry_scan_default(bt_registry *reg, const struct bt_plugin_search *s, bt_err *err);
 uint32_t  bt_registry_count(const bt_registry *reg);
 const struct bt_plugin_entry *bt_registry_at(const bt_registry *reg, uint32_t i);
 const struct bt_plugin_entry *bt_registry_find(const bt_registry *reg, uint32_t kind,

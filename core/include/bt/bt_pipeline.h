@@ -56,6 +56,10 @@ struct bt_run_opts {
                             uint64_t nbytes, bt_err *err);
     /* (optional) 1 if ctx needs the tensors layer by layer (q k v o gate up down) and calib_done */
     int (*calib_sequential)(void *ctx);
+    /* (optional) the command line's plugin folder and override list (struct bt_plugin_search);
+     * searched / applied beside [pipeline] plugin_dir and override */
+    const char *plugin_dir;
+    const char *override;
 };
 
 /* Run the pipeline in ini_path. Returns BT_OK, or an error whose message names file:line for
