@@ -118,7 +118,7 @@ static void cb_column(void *user, int64_t row0, int64_t nrows, int64_t c, const 
     }
 }
 
-struct plain_job { struct vq_state *s; const float *Wp; int64_t cols; };
+struct plain_job { struct vq_state *s; const float *Wp; int64_t cols, prow; };
 
 static void plain_chunk(void *arg, int64_t c0, int64_t c1, int tid) {
     struct plain_job *j = arg;
@@ -126,7 +126,8 @@ static void plain_chunk(void *arg, int64_t c0, int64_t c1, int tid) {
     (void)tid;
     for (int64_t ch = c0; ch < c1; ch++)
         for (int64_t c = 0; c < j->cols; c++) {
-            for (int64_t i = 0; i < CHUNK; i++) w[i] = j->Wp[(ch * CHUNK + i) * j->cols + c];
+            for (int64_t i = 0; i < CHUNK; i++)
+                w[i] = ch * CHUNK + i < j->prow ? j->Wp[(ch * CHUNK + i) * j->cols + c] : 0.0f;
             cb_column(j->s, ch * CHUNK, CHUNK, c, w, q);
         }
 }
@@ -138,8 +139,8 @@ static bt_status run_pass(const struct bt_host *h, struct vq_state *s, const flo
         struct bt_so_cb cb = {s, s->cols, cb_group, cb_column};
         return h->so_quantize(hess, Wp, prow, s->cols, &cb, herr, err);
     }
-    struct plain_job j = {s, Wp, s->cols};
-    h->parallel_for(prow / CHUNK, 1, plain_chunk, &j);
+    struct plain_job j = {s, Wp, s->cols, prow};
+    h->parallel_for((prow + CHUNK - 1) / CHUNK, 1, plain_chunk, &j);
     return BT_OK;
 }
 
