@@ -24,6 +24,7 @@ struct gr_tensor {
     int32_t        args_kv;  /* index of its bt.fmt_args.<name> key, or -1 */
     uint8_t        is_part;  /* a part of another tensor: not listed */
     uint8_t        has_fmt;  /* a bt.mtq / bt.fmt key gave its format */
+    uint8_t        halves;   /* bt.rope_halves.<name>: rows in HF rotate-half order */
 };
 
 /* Reader instance state (ctx_size bytes, zeroed by the core). */
