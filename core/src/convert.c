@@ -69,6 +69,23 @@ static int all_finite(const float *x, int64_t n) {
 }
 
 
+/* a tensor already in a format with parts (vq from the vptq reader, or a bt gguf): handed to
+ * the writer as read, parts included */
+static bt_status copy_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_writer *w,
+                             uint32_t idx, const struct bt_tensor *t, const struct tensor_plan *p,
+                             struct bt_report_row *row, bt_err *err) {
+    bt_status st = w->i->add(w->ctx, t, err);
+    if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer failed", t->name);
+    if (!st && a->done_fn && t->n_dims == 2) st = a->done_fn(a->colw_ctx, t->name, &t->fmt, t->data, t->nbytes, err);
+    bt_reader_release(r, idx);
+    row->bytes_out = t->nbytes; /* codebooks, scales and permutations count too */
+    for (uint32_t k = 0; k < t->n_parts; k++) row->bytes_out += t->part_bytes[k];
+    bt_fmt_str(&t->fmt, row->type_out, sizeof(row->type_out));
+    row->bpw = bt_fmt_bpw(&t->fmt, bt_tensor_cols(t));
+    snprintf(row->note, sizeof(row->note), "%s", p->note);
+    return st;
+}
+
 bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
                           const struct bt_tensor *t, const struct bt_tfmt *chosen, struct tensor_plan *p,
                           bt_err *err) {
@@ -209,22 +226,6 @@ static bt_status parts_alloc(const struct bt_tfmt *fmt, int64_t rows, int64_t co
         tp->n = k + 1;
     }
     return BT_OK;
-}
-
-/* a tensor already in a format with parts (vq from the vptq reader, or a bt gguf): handed to
- * the writer as read, parts included */
-static bt_status copy_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_writer *w,
-                             uint32_t idx, const struct bt_tensor *t, const struct tensor_plan *p,
-                             struct bt_report_row *row, bt_err *err) {
-    bt_status st = w->i->add(w->ctx, t, err);
-    if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer failed", t->name);
-    if (!st && a->done_fn && t->n_dims == 2) st = a->done_fn(a->colw_ctx, t->name, &t->fmt, t->data, t->nbytes, err);
-    bt_reader_release(r, idx);
-    row->bytes_out = t->nbytes;
-    bt_fmt_str(&t->fmt, row->type_out, sizeof(row->type_out));
-    row->bpw = bt_fmt_bpw(&t->fmt, bt_tensor_cols(t));
-    snprintf(row->note, sizeof(row->note), "%s", p->note);
-    return st;
 }
 
 static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_quantizer *q,

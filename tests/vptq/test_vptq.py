@@ -12,7 +12,7 @@
   e2e       eval of the folder (finite perplexity below 2x bt-small's BF16 reference, within
             0.5 % of the numpy-dequantized model in f32), `run` to a bt gguf (vq tensors copied,
             not re-quantized), the gguf decodes to the same weights and evaluates to the same
-            perplexity
+            perplexity; generate gives the same greedy text from both
 
 usage: test_vptq.py PART BUILD_BIN PLUGIN_DIR SHARED WORK"""
 import hashlib
@@ -293,6 +293,14 @@ def e2e():
     check(same, "gguf: same tensors, formats, rope_halves flags and decoded weights as the folder %s" % (err[-300:] if rc else ""))
     p_gguf = ppl(gguf)
     check(p_gguf == p_fold, "eval of the gguf: %.4f (folder %.4f)" % (p_gguf, p_fold))
+    # generate: the folder and its gguf give the same greedy text
+    gen = []
+    for m in (folder, gguf):
+        r = run([BT, "generate", "--model", m, "--prompt", "In the beginning God created", "-n", "12",
+                 "--temp", "0"])
+        gen.append(r.stdout if r.returncode == 0 else "error: " + r.stderr[-300:])
+    check(not gen[0].startswith("error") and len(gen[0].split()) > 6 and gen[0] == gen[1],
+          "generate (folder = gguf, greedy): %r" % gen[0].strip()[:120])
 
 
 {"fixture": fixture, "decode": decode, "bad": bad, "e2e": e2e}[PART]()
