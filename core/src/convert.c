@@ -69,6 +69,24 @@ static int all_finite(const float *x, int64_t n) {
 }
 
 
+/* a tensor already in a format with parts (vq from the vptq reader, or a bt gguf): handed to
+ * the writer as read, parts included */
+static bt_status copy_tensor(struct bt_convert_args *a, struct bt_reader *r, struct bt_writer *w,
+                             uint32_t idx, const struct bt_tensor *t, const struct tensor_plan *p,
+                             struct bt_report_row *row, bt_err *err) {
+    bt_status st = w->i->add(w->ctx, t, err);
+    if (st && err->status == BT_OK) bt_err_set(err, st, "%s: writer failed", t->name);
+    if (!st && a->done_fn && t->n_dims == 2) st = a->done_fn(a->colw_ctx, t->name, &t->fmt, t->data, t->nbytes, err);
+    bt_reader_release(r, idx);
+    row->bytes_out = t->nbytes; /* codebooks, scales and permutations count too */
+    for (uint32_t k = 0; k < t->n_parts; k++) row->bytes_out += t->part_bytes[k];
+    bt_fmt_str(&t->fmt, row->type_out, sizeof(row->type_out));
+    int64_t n = bt_tensor_rows(t) * bt_tensor_cols(t);
+    row->bpw = n > 0 ? (double)row->bytes_out * 8.0 / (double)n : 0.0;
+    snprintf(row->note, sizeof(row->note), "%s", p->note);
+    return st;
+}
+
 bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, struct bt_writer *w,
                           const struct bt_tensor *t, const struct bt_tfmt *chosen, struct tensor_plan *p,
                           bt_err *err) {
@@ -80,6 +98,17 @@ bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, str
         if (p->fmt.type == BT_TYPE_F16 || p->fmt.type == BT_TYPE_BF16 || p->fmt.type == BT_TYPE_F32 || bt_type_block(t->fmt.type) > 1)
             p->fmt = bt_fmt(BT_TYPE_F32);
         snprintf(p->note, sizeof(p->note), "kept (%u-D)", t->n_dims);
+        return BT_OK;
+    }
+    if (bt_fmt_n_parts(&t->fmt)) { /* already in a codebook format (vq): never re-encoded */
+        p->fmt = t->fmt;
+        p->copy = 1;
+        if (w && !bt_writer_supports(w, &p->fmt)) {
+            char fs[32];
+            bt_fmt_str(&p->fmt, fs, sizeof(fs));
+            return bt_err_set(err, BT_E_UNSUPPORTED, "%s: writer '%s' cannot store %s", t->name, w->entry->desc->name, fs);
+        }
+        snprintf(p->note, sizeof(p->note), "kept as read (codebook format)");
         return BT_OK;
     }
     int keep = !q || bt_keep_match(a->keep, t->name, t->src_name);
@@ -258,6 +287,7 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
     bt_status st = bt_convert_plan(a, q, w, t, chosen, &p, err);
     if (st) return st;
     int64_t rows = bt_tensor_rows(t), cols = bt_tensor_cols(t);
+    if (p.copy) return copy_tensor(a, r, w, idx, t, &p, row, err);
     float *whole = NULL;
     uint32_t gb, gbb;
     if (p.quantize && !bt_fmt_geometry(&p.fmt, &gb, &gbb)) {

@@ -41,6 +41,7 @@ struct bt_convert_args {
 struct tensor_plan {
     struct bt_tfmt fmt;      /* output format (invalid geometry: the quantizer decides) */
     int            quantize; /* 1 if the quantizer handles it */
+    int            copy;     /* 1: stored as read (input already in a format with extra parts) */
     char           note[96]; /* why it was kept */
 };
 

@@ -18,6 +18,7 @@
 #define GGUF_MTQ_PREFIX        "bt.mtq."        /* KV carrying the MTQ geometry of an I8 tensor */
 #define GGUF_FMT_PREFIX        "bt.fmt."        /* KV naming the bt format of an I8 tensor */
 #define GGUF_FMT_ARGS_PREFIX   "bt.fmt_args."   /* KV u32[4]: its parameters and logical cols */
+#define GGUF_HALVES_PREFIX     "bt.rope_halves." /* BOOL: rows kept in HF rotate-half order */
 #define GGUF_ZSTD_PREFIX       "bt.zstd."       /* KV restoring the info of a zstd-compressed tensor */
 #define GGUF_ZSTD_NV           7u               /* u64[7]: ggml type, n_dims, ne0..ne3, raw bytes */
 #define GGUF_COMPRESSION_KEY   "bt.compression" /* "zstd" when some tensors are compressed */

@@ -554,6 +554,7 @@ bt_status gr_tensor_get(void *ctx, uint32_t i, struct bt_tensor *out, bt_err *er
     memcpy(out->shape, t->shape, sizeof(out->shape));
     out->data = data;
     out->nbytes = t->nbytes;
+    out->flags = t->halves ? BT_TENSOR_ROPE_HALVES : 0;
     out->n_parts = t->n_parts;
     for (uint32_t k = 0; k < t->n_parts; k++) {
         out->parts[k] = pdata[k];

@@ -25,6 +25,7 @@ struct gr_tensor {
     uint8_t        is_part;  /* a part of another tensor: not listed */
     int            checked;  /* the format's check() passed (atomic) */
     uint8_t        has_fmt;  /* a bt.mtq / bt.fmt key gave its format */
+    uint8_t        halves;   /* bt.rope_halves.<name>: rows in HF rotate-half order */
 };
 
 /* Reader instance state (ctx_size bytes, zeroed by the core). */

@@ -101,6 +101,16 @@ static bt_status apply_keys(struct gr_ctx *g, const struct gguf_nameset *names, 
         if (st) return st;
         t->args_kv = -2; /* used */
     }
+    size_t ph = strlen(GGUF_HALVES_PREFIX);
+    for (uint32_t i = 0; i < g->n_kv; i++) { /* bt.rope_halves.<name> = true */
+        const struct bt_kv *kv = &g->kv[i];
+        if (strncmp(kv->key, GGUF_HALVES_PREFIX, ph) != 0) continue;
+        int64_t ti = key_tensor(names, kv->key, ph);
+        if (kv->type != BT_KV_BOOL || ti < 0)
+            return h->set_error(err, BT_E_FORMAT, "gguf: %s: key '%s' must be a bool naming an "
+                                "existing tensor", g->path, kv->key);
+        g->t[ti].halves = kv->v.u != 0;
+    }
     for (uint32_t i = 0; i < g->n_t; i++)
         if (g->t[i].args_kv >= 0)
             return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': key '%s' without a key "

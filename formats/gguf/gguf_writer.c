@@ -130,7 +130,8 @@ static bt_status take_kvs(struct gw_ctx *c, const struct bt_kv *kvs, uint32_t n_
         /* format keys (MTQ geometry, bt.fmt*) are regenerated at finish from the tensors */
         if (strncmp(kv->key, GGUF_MTQ_PREFIX, strlen(GGUF_MTQ_PREFIX)) == 0 ||
             strncmp(kv->key, GGUF_FMT_PREFIX, strlen(GGUF_FMT_PREFIX)) == 0 ||
-            strncmp(kv->key, GGUF_FMT_ARGS_PREFIX, strlen(GGUF_FMT_ARGS_PREFIX)) == 0) continue;
+            strncmp(kv->key, GGUF_FMT_ARGS_PREFIX, strlen(GGUF_FMT_ARGS_PREFIX)) == 0 ||
+            strncmp(kv->key, GGUF_HALVES_PREFIX, strlen(GGUF_HALVES_PREFIX)) == 0) continue;
         /* compression keys describe the blobs of the file read, not ours: regenerated too */
         if (strncmp(kv->key, GGUF_ZSTD_PREFIX, strlen(GGUF_ZSTD_PREFIX)) == 0 ||
             strcmp(kv->key, GGUF_COMPRESSION_KEY) == 0) continue;
@@ -286,7 +287,7 @@ static int zstd_pays(uint64_t zbytes, uint64_t raw) { return zbytes <= raw - raw
 static bt_status spill_data(struct gw_ctx *c, const struct bt_tensor *t, bt_err *err) {
     const struct bt_host *h = c->host;
     const uint8_t *src = t->data;
-    if (!(t->flags & BT_TENSOR_ROPE_HALVES)) {
+    if (!(t->flags & BT_TENSOR_ROPE_HALVES) || t->n_parts) { /* parts: kept, bt.rope_halves key */
         emit(c, src, (size_t)t->nbytes);
         return BT_OK;
     }

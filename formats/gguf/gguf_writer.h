@@ -34,6 +34,8 @@ struct gw_tensor {
     int64_t        cols;     /* logical columns (numpy shape[last]) */
     uint32_t       how;      /* GW_NATIVE / GW_MTQ / GW_GENERIC */
     uint32_t       part;     /* 1 for a part tensor "<name>.<part>" of the tensor before it */
+    uint32_t       halves;   /* 1: flagged rope_halves but with parts: rows kept in HF order,
+                              * key bt.rope_halves.<name> */
     char           fname[33];/* GW_GENERIC: the format's name (bt.fmt.<name>) */
 };
 

@@ -54,10 +54,6 @@ static bt_status check_parts(struct gw_ctx *c, const struct bt_tensor *t, const 
         return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': format '%s' has %u extra "
                             "parts, the tensor carries %u", c->path, t->name, f->name, np,
                             t->n_parts);
-    if (np && (t->flags & BT_TENSOR_ROPE_HALVES))
-        return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': rows of format '%s' "
-                            "(with extra parts) cannot be permuted for rope_halves", c->path,
-                            t->name, f->name);
     for (uint32_t k = 0; k < np; k++) {
         const char *pn = NULL;
         uint64_t want = 0;
@@ -141,13 +137,15 @@ bt_status gw_make_record(struct gw_ctx *c, const struct bt_tensor *t, struct gw_
     r->nbytes = t->nbytes;
     r->fmt = t->fmt;
     r->cols = cols;
+    r->halves = t->n_parts && (t->flags & BT_TENSOR_ROPE_HALVES); /* rows cannot be permuted */
     snprintf(r->fname, sizeof(r->fname), "%s", f->name);
     return BT_OK;
 }
 
 uint64_t gw_fmt_key_count(const struct gw_ctx *c) {
     uint64_t n = 0;
-    for (uint32_t i = 0; i < c->nt; i++) n += c->t[i].how == GW_MTQ ? 1 : c->t[i].how == GW_GENERIC ? 2 : 0;
+    for (uint32_t i = 0; i < c->nt; i++)
+        n += (c->t[i].how == GW_MTQ ? 1 : c->t[i].how == GW_GENERIC ? 2 : 0) + c->t[i].halves;
     return n;
 }
 
@@ -162,13 +160,23 @@ static void put_u32x4(struct gguf_sink *out, const struct bt_host *h, const char
     for (int k = 0; k < 4; k++) gguf_put_u32(out, h, v[k]);
 }
 
-/* bt.mtq.* first (as before), then bt.fmt.* / bt.fmt_args.* pairs, both in tensor order */
+/* bt.mtq.* first (as before), then bt.fmt.* / bt.fmt_args.* pairs, then bt.rope_halves.*, all
+ * in tensor order */
 void gw_put_fmt_keys(struct gw_ctx *c, struct gguf_sink *out) {
     const struct bt_host *h = c->host;
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 3; pass++)
         for (uint32_t i = 0; i < c->nt; i++) {
             const struct gw_tensor *t = &c->t[i];
             uint32_t v[4] = {t->fmt.planes, t->fmt.block, t->fmt.layout, (uint32_t)t->cols};
+            if (pass == 2 && t->halves) {
+                char key[128];
+                snprintf(key, sizeof(key), "%s%s", GGUF_HALVES_PREFIX, t->name);
+                gguf_put_str(out, h, key, strlen(key));
+                gguf_put_u32(out, h, BT_KV_BOOL);
+                uint8_t one = 1;
+                gguf_sink_put(out, h, &one, 1);
+            }
+            if (pass == 2) continue;
             if (pass == 0 && t->how == GW_MTQ) put_u32x4(out, h, GGUF_MTQ_PREFIX, t->name, v);
             if (pass == 0 || t->how != GW_GENERIC) continue;
             char key[128];

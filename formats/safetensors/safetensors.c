@@ -92,11 +92,26 @@ static int st_file_in_dir(const char *dir, const char *name) {
     return r;
 }
 
+/* 1 if the folder's config.json has a "quantization_config" object (a quantized checkpoint:
+ * this reader lists its raw tensors, a reader for that method should win "auto") */
+static int st_quantized_dir(const char *dir) {
+    char *p = st_join(dir, "config.json");
+    if (!p || !st_is_file(p)) { free(p); return 0; }
+    struct json_object *root = json_object_from_file(p), *q = NULL;
+    free(p);
+    int r = root && json_object_object_get_ex(root, "quantization_config", &q) &&
+            json_object_is_type(q, json_type_object);
+    json_object_put(root);
+    return r;
+}
+
 static int st_probe(const char *path) {
     struct stat sb;
     if (!path || stat(path, &sb) != 0) return 0;
-    if (S_ISDIR(sb.st_mode))
-        return st_file_in_dir(path, ST_SINGLE_NAME) || st_file_in_dir(path, ST_INDEX_NAME) ? 100 : 0;
+    if (S_ISDIR(sb.st_mode)) {
+        if (!st_file_in_dir(path, ST_SINGLE_NAME) && !st_file_in_dir(path, ST_INDEX_NAME)) return 0;
+        return st_quantized_dir(path) ? 50 : 100;
+    }
     if (!S_ISREG(sb.st_mode)) return 0;
     return st_has_suffix(path, ".safetensors") || st_has_suffix(path, ".safetensors.index.json")
                ? 100 : 0;
@@ -482,4 +497,9 @@ static const struct bt_plugin st_plugin = {
     .ctx_size    = sizeof(struct st_reader),
 };
 
+#ifdef BT_ST_EMBED
+/* built into another reader (formats/vptq): its descriptor, by a hidden symbol */
+const struct bt_plugin *bt_st_embedded(void) { return &st_plugin; }
+#else
 BT_PLUGIN_DEFINE(st_plugin)
+#endif
