@@ -130,10 +130,16 @@ int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
         if (r->i->kv_get(r->ctx, i, &kv) == BT_OK) print_kv(&kv);
     }
     uint64_t total = 0;
+    int bad = 0;
     printf("  %-40s %-10s %-18s %12s\n", "tensor", "type", "shape", "bytes");
     for (uint32_t i = 0; i < nt; i++) {
         struct bt_tensor t;
-        if (r->i->tensor_get(r->ctx, i, &t, &err)) continue;
+        if (r->i->tensor_get(r->ctx, i, &t, &err)) {
+            fprintf(stderr, "bt-pipeline: error: %s\n", err.msg);
+            bad = 1;
+            bt_err_clear(&err);
+            continue;
+        }
         char sh[64] = "", ty[32];
         size_t off = 0;
         for (uint32_t d = 0; d < t.n_dims; d++)
@@ -143,7 +149,19 @@ int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
         if (t.fmt.type == BT_TYPE_MTQ)
             printf("  %u planes, %u-element blocks, %s layout", t.fmt.planes, t.fmt.block,
                    t.fmt.layout ? "compact" : "interleaved");
-        if (bt_type_block(t.fmt.type) != 1) printf("  %.4f bpw", bt_fmt_bpw(&t.fmt, bt_tensor_cols(&t)));
+        struct bt_vq_layout L;
+        if (t.fmt.type == BT_TYPE_VQ && bt_vq_layout(&t.fmt, bt_tensor_rows(&t), bt_tensor_cols(&t), &L)) {
+            printf("  vectors of %u, %u x %u centroids", L.v, L.G, 1u << L.b1);
+            if (L.b2) printf(" + %u x %u residual", L.G, 1u << L.b2);
+            if (L.n_out) printf(", %u outlier columns (vectors of %u, %u centroids)", L.n_out, L.v0, 1u << L.b0);
+            printf("%s%s", L.flags & BT_VQ_NORM ? ", column scale+bias" : "", L.flags & BT_VQ_PERM ? ", column order" : "");
+            uint64_t all = t.nbytes;
+            for (uint32_t k = 0; k < t.n_parts && k < BT_MAX_PARTS; k++) all += t.part_bytes[k];
+            printf(": codes %.4f bpw, with codebooks and columns %.4f bpw", (double)L.t / L.v,
+                   8.0 * (double)all / ((double)bt_tensor_rows(&t) * (double)bt_tensor_cols(&t)));
+        } else if (bt_type_block(t.fmt.type) != 1) {
+            printf("  %.4f bpw", bt_fmt_bpw(&t.fmt, bt_tensor_cols(&t)));
+        }
         for (uint32_t k = 0; k < t.n_parts && k < BT_MAX_PARTS; k++) {
             const char *pn = "?";
             uint64_t pb = 0;
@@ -155,9 +173,10 @@ int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
         printf("\n");
         if (t.fmt.type == BT_TYPE_MTQ && t.data) print_mtq_scales(&t);
         total += t.nbytes;
+        for (uint32_t k = 0; k < t.n_parts && k < BT_MAX_PARTS; k++) total += t.part_bytes[k];
     }
     printf("total tensor bytes: %llu\n", (unsigned long long)total);
     bt_reader_close(r);
     bt_registry_free(reg);
-    return 0;
+    return bad; /* a tensor that could not be read (corrupt) was named on stderr */
 }

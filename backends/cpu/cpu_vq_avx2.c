@@ -150,22 +150,69 @@ void bt_cpu_vq_gemv_avx2(const struct bt_cpu_vq *q, const uint8_t *data, const u
 }
 
 /* ---- k-means assignment (op KMEANS) ---------------------------------------------------------- */
-/* idx[i] for points [i0, i1) of P (n x d): nearest of the K centroids given component-major in
- * blocks of 8 (cs[(kb*d + e)*8 + lane], K padded to a multiple of 8 with far points), by
- * sum_e w_e (p_e - c_e)^2 in f32 (w NULL: 1); lowest index on ties */
-void bt_cpu_kmeans_avx2(const float *P, int64_t d, const float *cs, int64_t K, const float *w,
-                        int64_t i0, int64_t i1, int32_t *idx) {
-    int64_t nb = (K + 7) / 8;
+/* lanes of (best, index) -> the lowest index of the smallest value */
+static inline int32_t reduce_best(__m256 best, __m256i bidx, int64_t K) {
+    float bv[8];
+    int32_t bi[8];
+    _mm256_storeu_ps(bv, best);
+    _mm256_storeu_si256((__m256i *)(void *)bi, bidx);
+    float m = bv[0];
+    int32_t mi = bi[0];
+    for (int l = 1; l < 8; l++)
+        if (bv[l] < m || (bv[l] == m && bi[l] < mi)) { m = bv[l]; mi = bi[l]; }
+    return mi < K ? mi : 0;
+}
+
+/* two points at a time, their components broadcast once, D known at compile time (0: any) */
+static inline __attribute__((always_inline)) void km_pairs(const float *P, int64_t d, const float *cs, int64_t K,
+                                                           const float *w, int64_t i0, int64_t i1, int32_t *idx,
+                                                           const int D) {
+    int64_t nb = (K + 7) / 8, dd = D ? D : d;
     const __m256i step = _mm256_set1_epi32(8);
-    for (int64_t i = i0; i < i1; i++) {
-        const float *x = P + i * d;
+    int64_t i = i0;
+    for (; i + 2 <= i1; i += 2) {
+        __m256 xa[8], xb[8], we[8];
+        for (int64_t e = 0; e < dd && e < 8; e++) {
+            xa[e] = _mm256_set1_ps(P[i * d + e]);
+            xb[e] = _mm256_set1_ps(P[(i + 1) * d + e]);
+            we[e] = _mm256_set1_ps(w ? w[e] : 1.0f);
+        }
+        __m256 ba = _mm256_set1_ps(INFINITY), bb = ba;
+        __m256i ia = _mm256_setzero_si256(), ib = ia, cur = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (int64_t kb = 0; kb < nb; kb++, cur = _mm256_add_epi32(cur, step)) {
+            const float *c = cs + kb * dd * 8;
+            __m256 sa = _mm256_setzero_ps(), sb = _mm256_setzero_ps();
+            for (int64_t e = 0; e < dd; e++) {
+                __m256 ce = _mm256_loadu_ps(c + e * 8);
+                __m256 pa = e < 8 ? xa[e] : _mm256_set1_ps(P[i * d + e]);
+                __m256 pb = e < 8 ? xb[e] : _mm256_set1_ps(P[(i + 1) * d + e]);
+                __m256 da = _mm256_sub_ps(pa, ce), db = _mm256_sub_ps(pb, ce);
+                if (w) {
+                    __m256 ww = e < 8 ? we[e] : _mm256_set1_ps(w[e]);
+                    sa = _mm256_fmadd_ps(ww, _mm256_mul_ps(da, da), sa);
+                    sb = _mm256_fmadd_ps(ww, _mm256_mul_ps(db, db), sb);
+                } else {
+                    sa = _mm256_add_ps(sa, _mm256_mul_ps(da, da));
+                    sb = _mm256_add_ps(sb, _mm256_mul_ps(db, db));
+                }
+            }
+            __m256 la = _mm256_cmp_ps(sa, ba, _CMP_LT_OQ), lb = _mm256_cmp_ps(sb, bb, _CMP_LT_OQ);
+            ba = _mm256_blendv_ps(ba, sa, la);
+            bb = _mm256_blendv_ps(bb, sb, lb);
+            ia = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(ia), _mm256_castsi256_ps(cur), la));
+            ib = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(ib), _mm256_castsi256_ps(cur), lb));
+        }
+        idx[i] = reduce_best(ba, ia, K);
+        idx[i + 1] = reduce_best(bb, ib, K);
+    }
+    for (; i < i1; i++) { /* the last odd point */
         __m256 best = _mm256_set1_ps(INFINITY);
         __m256i bidx = _mm256_setzero_si256(), cur = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         for (int64_t kb = 0; kb < nb; kb++, cur = _mm256_add_epi32(cur, step)) {
-            const float *c = cs + kb * d * 8;
+            const float *c = cs + kb * dd * 8;
             __m256 acc = _mm256_setzero_ps();
-            for (int64_t e = 0; e < d; e++) {
-                __m256 df = _mm256_sub_ps(_mm256_set1_ps(x[e]), _mm256_loadu_ps(c + e * 8));
+            for (int64_t e = 0; e < dd; e++) {
+                __m256 df = _mm256_sub_ps(_mm256_set1_ps(P[i * d + e]), _mm256_loadu_ps(c + e * 8));
                 __m256 sq = _mm256_mul_ps(df, df);
                 acc = w ? _mm256_fmadd_ps(_mm256_set1_ps(w[e]), sq, acc) : _mm256_add_ps(acc, sq);
             }
@@ -173,14 +220,17 @@ void bt_cpu_kmeans_avx2(const float *P, int64_t d, const float *cs, int64_t K, c
             best = _mm256_blendv_ps(best, acc, lt);
             bidx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bidx), _mm256_castsi256_ps(cur), lt));
         }
-        float bv[8];
-        int32_t bi[8];
-        _mm256_storeu_ps(bv, best);
-        _mm256_storeu_si256((__m256i *)(void *)bi, bidx);
-        float m = bv[0];
-        int32_t mi = bi[0];
-        for (int l = 1; l < 8; l++)
-            if (bv[l] < m || (bv[l] == m && bi[l] < mi)) { m = bv[l]; mi = bi[l]; }
-        idx[i] = mi < K ? mi : 0;
+        idx[i] = reduce_best(best, bidx, K);
     }
+}
+
+/* idx[i] for points [i0, i1) of P (n x d): nearest of the K centroids given component-major in
+ * blocks of 8 (cs[(kb*d + e)*8 + lane], K padded to a multiple of 8 with far points), by
+ * sum_e w_e (p_e - c_e)^2 in f32 (w NULL: 1); lowest index on ties */
+void bt_cpu_kmeans_avx2(const float *P, int64_t d, const float *cs, int64_t K, const float *w,
+                        int64_t i0, int64_t i1, int32_t *idx) {
+    if (d == 4) km_pairs(P, d, cs, K, w, i0, i1, idx, 4);
+    else if (d == 8) km_pairs(P, d, cs, K, w, i0, i1, idx, 8);
+    else if (d == 6) km_pairs(P, d, cs, K, w, i0, i1, idx, 6);
+    else km_pairs(P, d, cs, K, w, i0, i1, idx, 0);
 }

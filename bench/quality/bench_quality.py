@@ -14,7 +14,7 @@ llama-quantize and llama-perplexity are built there. Then:
   llama-imatrix -m F16 -f calib.txt -c 512                          (once)
   llama-quantize --imatrix I --pure --token-embedding-type f16 --output-tensor-type f16 F16 OUT T
   llama-perplexity -m OUT -f eval_kjv.txt -c 512 -b 512             (and on F16 itself)
-for T in IQ2_XXS IQ2_XS Q2_K IQ3_XXS IQ3_S. bpw = bits of the blk.* 2-D tensors in the GGUF / their
+for T in IQ1_S IQ1_M IQ2_XXS IQ2_XS Q2_K IQ3_XXS IQ3_S. bpw = bits of the blk.* 2-D tensors in the GGUF / their
 weights (gguf-py).
 
 bt rows: each configuration is converted by `bt-pipeline run` and evaluated by `bt-pipeline eval`
@@ -25,6 +25,8 @@ twice: `--scoring llama` (exactly llama-perplexity's windows: ppl_llama) and the
   tq2_0_so         absmean, TQ2_0, calibration + second_order = on
   budget_B_so      residual, bases = auto, layout = compact, budget_bpw = B, calibration +
                    second_order = on, MTQ; B = 2.31 2.63 3.06 3.44 (llama.cpp's sizes)
+  vq4xB_so         vptq, vector_len 4, 2^B centroids, calibration + second_order = on, vq;
+                   B = 6 8 9 (about 1.6, 2.1 and 2.35 bits/weight with codebooks and scales)
 The calibration file: `bt-pipeline calibrate --model M --text calib.txt --windows 128` (full
 Gram matrices, once). bpw = bits of the quantized tensors / their weights (conversion report).
 
@@ -61,7 +63,7 @@ LLAMA_TOOLS = ["llama-imatrix", "llama-quantize", "llama-perplexity"]
 CTX = 512
 CALIB_WINDOWS = 128
 
-LLAMA_TYPES = ["F16", "IQ2_XXS", "IQ2_XS", "Q2_K", "IQ3_XXS", "IQ3_S"]
+LLAMA_TYPES = ["F16", "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "Q2_K", "IQ3_XXS", "IQ3_S"]
 BUDGETS = ["2.31", "2.63", "3.06", "3.44"]
 
 # name, [quantize] body, [output] type, needs the calibration file
@@ -70,11 +72,15 @@ BT_ROWS = [
     ("tq2_0_lsq", "method = absmean\nscale = lsq\n", "tq2_0", False),
     ("tq2_0_so", "method = absmean\nsecond_order = on\n", "tq2_0", True),
 ] + [(f"budget_{b}_so", f"method = residual\nbases = auto\nlayout = compact\nbudget_bpw = {b}\n"
-      "second_order = on\n", "mtq", True) for b in BUDGETS]
+      "second_order = on\n", "mtq", True) for b in BUDGETS] + [
+    # VPTQ-style vector quantization (plugins/vptq): v = 4 weights down a column, 2^b centroids
+    (f"vq4x{b}_so", f"method = vptq\nvector_len = 4\ncentroids = {1 << b}\nsecond_order = on\n", "vq", True)
+    for b in (6, 8, 9)]
 
 # llama.cpp type -> bt row of the same nominal size
-PAIRS = {"F16": "f16", "IQ2_XXS": "tq2_0_so", "IQ2_XS": "budget_2.31_so", "Q2_K": "budget_2.63_so",
-         "IQ3_XXS": "budget_3.06_so", "IQ3_S": "budget_3.44_so"}
+PAIRS = {"F16": ["f16"], "IQ1_S": ["vq4x6_so"], "IQ1_M": ["vq4x6_so"], "IQ2_XXS": ["tq2_0_so", "vq4x8_so"],
+         "IQ2_XS": ["budget_2.31_so", "vq4x9_so"], "Q2_K": ["budget_2.63_so"], "IQ3_XXS": ["budget_3.06_so"],
+         "IQ3_S": ["budget_3.44_so"]}
 
 
 def log(*a):
@@ -331,12 +337,13 @@ def main():
             tmpobj.cleanup()
     bt = {r["name"]: r for r in res["bt"]}
     for r in res["llama_cpp"]:
-        b = bt.get(PAIRS[r["type"]])
-        if "ppl" not in r or not b or "ppl_llama" not in b:
-            continue
-        res["pairs"].append({"size": r["bpw"], "llama_type": r["type"], "llama_ppl": r["ppl"],
-                             "bt_name": b["name"], "bt_bpw": b["bpw"], "bt_ppl": b["ppl_llama"],
-                             "ratio": round(b["ppl_llama"] / r["ppl"], 4)})
+        for name in PAIRS[r["type"]]:
+            b = bt.get(name)
+            if "ppl" not in r or not b or "ppl_llama" not in b:
+                continue
+            res["pairs"].append({"size": r["bpw"], "llama_type": r["type"], "llama_ppl": r["ppl"],
+                                 "bt_name": b["name"], "bt_bpw": b["bpw"], "bt_ppl": b["ppl_llama"],
+                                 "ratio": round(b["ppl_llama"] / r["ppl"], 4)})
     res["seconds_total"] = round(time.time() - t0, 1)
     if provenance(args)["build_mtime"] != res["bt_build"]["build_mtime"]:
         res["warning"] = "bt's build changed during the run (rebuilt by someone else): rows may mix builds"

@@ -6,12 +6,16 @@
  * order), then bt_mtq_so_quantize (one ternary plane, block 256, refit) of every linear on that
  * input, for each requested pass count. Weights are Gaussian (sd 0.02). Prints one JSON object
  * (wall seconds, peak RSS, threads). Not a test.
- * Usage: bt-bench-so [--threads N] [--passes P] [--scale S] [--tokens T]
+ * Usage: bt-bench-so [--threads N] [--passes P] [--scale S] [--tokens T] [--vq V:K]
  *   --passes P  time only P passes (default: 1 and 2); --scale S  shapes times S (multiples of
- *   256; 0.25 for a quick run); --tokens T  calibration tokens (default 8192) */
+ *   256; 0.25 for a quick run); --tokens T  calibration tokens (default 8192);
+ *   --vq V:K    time the vptq quantizer instead (vectors of V, K centroids, Hessian-weighted
+ *               k-means of 20 iterations on at most 262144 vectors, column loop; the k-means
+ *               assignment on the cpu-avx2 backend, else cpu, from the build's plugin folder) */
 #include "bt/bt.h"
 #include "hessian.h"
 #include "mtq_so.h"
+#include "vq_algo.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -99,21 +103,31 @@ static int64_t scaled(int64_t x, double s) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, only_passes = 0;
+    int threads = 0, only_passes = 0, npass_vq = 0;
     double scale = 1.0;
     int64_t ntok = 8192;
+    int vq_v = 0, vq_k = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--passes") && i + 1 < argc) only_passes = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--scale") && i + 1 < argc) scale = atof(argv[++i]);
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) ntok = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--vq") && i + 1 < argc && sscanf(argv[++i], "%d:%d", &vq_v, &vq_k) == 2) continue;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--passes P] [--scale S] [--tokens T]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--passes P] [--scale S] [--tokens T] [--vq V:K]\n", argv[0]);
             return 2;
         }
     }
     if (!(scale > 0) || ntok < 1 || only_passes < 0) die("bad option value");
     bt_threads_set(threads);
+    bt_registry *reg = NULL;
+    struct vq_opts vo = {(uint32_t)vq_v, 0, 0, 1, 0.0, 4, 10, 1, 20, 262144, 1};
+    if (vq_v) {
+        while ((1 << vo.b1) < vq_k) vo.b1++;
+        if (bt_registry_new(&reg) || bt_registry_scan_dir(reg, BT_BENCH_PLUGIN_DIR) <= 0) die("no plugins");
+        bt_compute_begin(reg, "auto", NULL);
+        npass_vq = 1;
+    }
     int64_t d = scaled(4096, scale), kv = scaled(1024, scale), ff = scaled(14336, scale);
     struct input in[4] = {
         {"attn_in", d, {{"q", d}, {"k", kv}, {"v", kv}}, 3},
@@ -122,7 +136,7 @@ int main(int argc, char **argv) {
         {"down_in", ff, {{"down", d}}, 1},
     };
     int pass_list[2] = {1, 2}, npass = 2;
-    if (only_passes) { pass_list[0] = only_passes; npass = 1; }
+    if (only_passes || npass_vq) { pass_list[0] = only_passes ? only_passes : 1; npass = 1; }
     const double damp = 0.01;
     const int act_order = 1, block = 256;
     double t_gram[4], t_prep[4], t_q[4][3][2], herr[4][3][2], t_all0 = now_s();
@@ -152,7 +166,24 @@ int main(int argc, char **argv) {
                 struct bt_mtq_so_opts o = {.planes = 1, .block = block, .refit = 1, .passes = pass_list[pi],
                                            .rounds = 6, .init = 0};
                 s = now_s();
-                if (bt_mtq_so_quantize(bt_host(), h, W, rows, cols, &o, t, a, &herr[ii][li][pi], &err)) die(err.msg);
+                if (vq_v) {
+                    struct bt_tfmt f;
+                    struct bt_vq_layout L;
+                    float *cw = malloc(sizeof(float) * (size_t)cols);
+                    for (int64_t j = 0; j < cols; j++) cw[j] = 1.0f + (float)(j % 7);
+                    if (!vq_plan_fmt(&vo, rows, cols, 1, &f) || !bt_vq_layout(&f, rows, cols, &L)) die("vq plan");
+                    uint8_t *dst = malloc((size_t)(rows * L.R) + 1);
+                    void *parts[BT_MAX_PARTS] = {0};
+                    for (uint32_t k = 0; k < L.n_parts; k++) parts[k] = malloc(L.part_bytes[k]);
+                    double e2;
+                    if (vq_quantize(bt_host(), &vo, &f, x->lin[li].name, W, rows, cols, cw, h, dst, parts, &e2,
+                                    &herr[ii][li][pi], &err)) die(err.msg);
+                    for (uint32_t k = 0; k < L.n_parts; k++) free(parts[k]);
+                    free(dst);
+                    free(cw);
+                } else if (bt_mtq_so_quantize(bt_host(), h, W, rows, cols, &o, t, a, &herr[ii][li][pi], &err)) {
+                    die(err.msg);
+                }
                 t_q[ii][li][pi] = now_s() - s;
                 fprintf(stderr, "%s %lldx%lld passes %d: %.2f s\n", x->lin[li].name, (long long)rows,
                         (long long)cols, pass_list[pi], t_q[ii][li][pi]);
@@ -171,7 +202,8 @@ int main(int argc, char **argv) {
     printf("{\n  \"bench\": \"so_layer\",\n  \"shape\": \"llama-3-8b layer x %.3g\",\n", scale);
     printf("  \"threads\": %d,\n  \"tokens\": %lld,\n  \"damp\": %g,\n  \"act_order\": %d,\n", bt_threads_get(),
            (long long)ntok, damp, act_order);
-    printf("  \"planes\": 1,\n  \"block\": %d,\n  \"refit\": 1,\n", block);
+    if (vq_v) printf("  \"quantizer\": \"vptq v%d k%d, kmeans 20 iters, sample 262144\",\n", vq_v, vq_k);
+    else printf("  \"planes\": 1,\n  \"block\": %d,\n  \"refit\": 1,\n", block);
     printf("  \"gram_s\": {");
     for (int ii = 0; ii < 4; ii++) printf("%s\"%s\": %.3f", ii ? ", " : "", in[ii].name, t_gram[ii]);
     printf(", \"total\": %.3f},\n  \"prepare_s\": {", g_sum);
@@ -209,5 +241,6 @@ int main(int argc, char **argv) {
         printf("%s\"passes_%d\": %.3f", pi ? ", " : "", pass_list[pi], g_sum + p_sum + qs);
     }
     printf("},\n  \"wall_s\": %.3f,\n  \"cpu_s\": %.3f,\n  \"peak_rss_mb\": %.1f\n}\n", t_all, cpu, peak_rss_mb());
+    if (reg) { bt_compute_end(); bt_registry_free(reg); }
     return 0;
 }
