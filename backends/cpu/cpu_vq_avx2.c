@@ -116,36 +116,70 @@ static void any_one(const struct bt_vq_layout *L, const float *cm0, const float 
     memcpy(out, acc, sizeof(float) * v);
 }
 
-#define DISPATCH(CALL_T)                                                                         \
-    do {                                                                                         \
-        if (L->t == 8) { CALL_T(8); } else if (L->t == 16) { CALL_T(16); } else { CALL_T(0); }  \
-    } while (0)
+/* one variant of the whole row-block loop per (v, code width, residual): small functions the
+ * compiler keeps in registers */
+#define STREAM(rb) ((((rb) + 1) * (int64_t)L->v > L->rows) ? tail : data + (uint64_t)(rb) * L->v * L->R)
+#define V4_ROWS(NAME, T, RES)                                                                         \
+    static __attribute__((noinline)) void NAME(const struct bt_vq_layout *L, const float *cm0,        \
+                                               const float *cr0, const uint8_t *data,                \
+                                               const uint8_t *tail, int64_t rb0, int64_t rb1,         \
+                                               const float *xp, float *y) {                          \
+        float out[8];                                                                                \
+        for (int64_t rb = rb0; rb < rb1;) {                                                          \
+            if (rb + 1 < rb1 && (rb + 2) * 4 <= L->rows) {                                           \
+                v4_pair(L, cm0, cr0, STREAM(rb), STREAM(rb + 1), xp, out, T, RES);                   \
+                memcpy(y + rb * 4, out, sizeof(out));                                                \
+                rb += 2;                                                                             \
+            } else {                                                                                 \
+                any_one(L, cm0, cr0, STREAM(rb), xp, out);                                           \
+                for (int64_t e = 0; e < 4 && rb * 4 + e < L->rows; e++) y[rb * 4 + e] = out[e];      \
+                rb++;                                                                                \
+            }                                                                                        \
+        }                                                                                            \
+    }
+#define V8_ROWS(NAME, T, RES)                                                                         \
+    static __attribute__((noinline)) void NAME(const struct bt_vq_layout *L, const float *cm0,        \
+                                               const float *cr0, const uint8_t *data,                \
+                                               const uint8_t *tail, int64_t rb0, int64_t rb1,         \
+                                               const float *xp, float *y) {                          \
+        float out[8];                                                                                \
+        for (int64_t rb = rb0; rb < rb1; rb++) {                                                     \
+            v8_one(L, cm0, cr0, STREAM(rb), xp, out, T, RES);                                        \
+            for (int64_t e = 0; e < 8 && rb * 8 + e < L->rows; e++) y[rb * 8 + e] = out[e];          \
+        }                                                                                            \
+    }
+V4_ROWS(v4_8, 8, 0)
+V4_ROWS(v4_16, 16, 0)
+V4_ROWS(v4_any, 0, 0)
+V4_ROWS(v4_16r, 16, 1)
+V4_ROWS(v4_anyr, 0, 1)
+V8_ROWS(v8_8, 8, 0)
+V8_ROWS(v8_16, 16, 0)
+V8_ROWS(v8_any, 0, 0)
+V8_ROWS(v8_16r, 16, 1)
+V8_ROWS(v8_anyr, 0, 1)
+
+typedef void (*rows_fn)(const struct bt_vq_layout *, const float *, const float *, const uint8_t *,
+                        const uint8_t *, int64_t, int64_t, const float *, float *);
 
 void bt_cpu_vq_gemv_avx2(const struct bt_cpu_vq *q, const uint8_t *data, const uint8_t *tail,
                          int64_t rb0, int64_t rb1, const float *xp, float *y) {
     const struct bt_vq_layout *L = &q->L;
-    uint32_t v = L->v;
     const float *cm0 = q->cb + L->cb_main / 2, *cr0 = q->cb + L->cb_res / 2;
     int res = L->b2 != 0;
-    float out[2 * BT_VQ_MAX_V];
-    for (int64_t rb = rb0; rb < rb1;) {
-        const uint8_t *s = (rb + 1) * (int64_t)v > L->rows ? tail : data + (uint64_t)rb * v * L->R;
-        int64_t n = 1;
-        if (v == 4 && rb + 1 < rb1 && (rb + 2) * 4 <= L->rows) {
-            const uint8_t *s1 = s + 4 * L->R;
-#define V4(T) (res ? v4_pair(L, cm0, cr0, s, s1, xp, out, T, 1) : v4_pair(L, cm0, cr0, s, s1, xp, out, T, 0))
-            DISPATCH(V4);
-#undef V4
-            n = 2;
-        } else if (v == 8) {
-#define V8(T) (res ? v8_one(L, cm0, cr0, s, xp, out, T, 1) : v8_one(L, cm0, cr0, s, xp, out, T, 0))
-            DISPATCH(V8);
-#undef V8
-        } else {
-            any_one(L, cm0, cr0, s, xp, out);
-        }
-        for (uint32_t e = 0; e < n * v && rb * v + e < L->rows; e++) y[rb * v + e] = out[e];
-        rb += n;
+    rows_fn fn = NULL;
+    if (L->v == 4)
+        fn = res ? (L->t == 16 ? v4_16r : v4_anyr) : L->t == 8 ? v4_8 : L->t == 16 ? v4_16 : v4_any;
+    else if (L->v == 8)
+        fn = res ? (L->t == 16 ? v8_16r : v8_anyr) : L->t == 8 ? v8_8 : L->t == 16 ? v8_16 : v8_any;
+    if (fn) {
+        fn(L, cm0, cr0, data, tail, rb0, rb1, xp, y);
+        return;
+    }
+    float out[BT_VQ_MAX_V];
+    for (int64_t rb = rb0; rb < rb1; rb++) {
+        any_one(L, cm0, cr0, STREAM(rb), xp, out);
+        for (uint32_t e = 0; e < L->v && rb * L->v + e < L->rows; e++) y[rb * L->v + e] = out[e];
     }
 }
 

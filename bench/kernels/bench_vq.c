@@ -190,7 +190,7 @@ int main(int argc, char **argv) {
         bt_vq_tfmt(4, 8, 0, 1, BT_VQ_NORM | BT_VQ_PERM, 0, 0, 0),   /* bt-small's 2-bit setting */
         bt_vq_tfmt(8, 16, 0, 1, BT_VQ_NORM | BT_VQ_PERM, 0, 0, 0),  /* VPTQ v8-k65536 (2 bits) */
         bt_vq_tfmt(6, 12, 0, 1, BT_VQ_NORM | BT_VQ_PERM, 0, 0, 0),  /* v6-k4096 (2 bits) */
-        bt_vq_tfmt(8, 12, 8, 1, BT_VQ_NORM | BT_VQ_PERM, 0, 0, 0),  /* residual (2.5 bits) */
+        bt_vq_tfmt(8, 8, 8, 1, BT_VQ_NORM | BT_VQ_PERM, 0, 0, 0),   /* v8-k256 + 256 residual (2 bits) */
         {BT_TYPE_TQ2_0, 0, 0, 0},
     };
     static const int64_t shapes[2][2] = {{4096, 4096}, {14336, 4096}};
