@@ -8,7 +8,8 @@
     finite and below 3x the model's bf16 reference;
   - a corrupt permutation, an outlier code out of range and a truncated file are refused naming
     the tensor; bad option values (centroids not a power of two, vector_len 0) are refused with
-    file:line before any work; a calibration file of another model is refused."""
+    file:line before any work; a calibration file of another model is refused;
+  - 1 thread and all threads write the same bytes."""
 import json
 import math
 import os
@@ -27,6 +28,7 @@ BIN = os.environ["BT_BIN"]
 SHARED = os.environ["BT_SHARED"]
 TINY = os.path.join(SHARED, "models", "bt-tiny")
 EVAL = os.path.join(SHARED, "data", "eval_kjv.txt")
+CALIB = os.path.join(SHARED, "data", "calib.txt")
 failures = []
 
 
@@ -40,10 +42,10 @@ def run(*args):
     return subprocess.run([BIN, *args], capture_output=True, text=True)
 
 
-def convert(wd, name, opts):
+def convert(wd, name, opts, pipeline=""):
     ini = os.path.join(wd, name + ".ini")
     with open(ini, "w") as f:
-        f.write(f"[input]\npath = {TINY}\n[quantize]\nmethod = vptq\n{opts}\n[output]\n"
+        f.write(f"[pipeline]\n{pipeline}\n[input]\npath = {TINY}\n[quantize]\nmethod = vptq\n{opts}\n[output]\n"
                 f"path = {wd}/{name}.gguf\ntype = vq\nreport = {wd}/{name}.json\n")
     return ini, run("-q", "run", ini)
 
@@ -135,6 +137,21 @@ def main():
             p = run("eval", "--model", f"{wd}/badout.gguf", "--text", EVAL, "--max-windows", "1")
             check(p.returncode != 0 and "blk.0.ffn_up.weight" in p.stderr and "outlier" in p.stderr,
                   f"outlier code out of range refused: {p.stderr.strip()[-200:]}")
+        # the same file for any thread count (sampling, ties, sums and the engine's row chunks)
+        if os.path.exists(f"{wd}/full.gguf"):
+            ini, p = convert(wd, "full1", variants["full"], "threads = 1")
+            same = p.returncode == 0 and open(f"{wd}/full1.gguf", "rb").read() == open(f"{wd}/full.gguf", "rb").read()
+            check(same, "1 thread and all threads write the same bytes")
+        # a calibration file of another model (bt-small's sizes) is refused before any work
+        cal = os.path.join(wd, "small.btcal")
+        p = run("-q", "calibrate", "--model", os.path.join(SHARED, "models", "bt-small"), "--text", CALIB,
+                "--out", cal, "--ctx", "64", "--windows", "1")
+        if p.returncode == 0:
+            ini, p = convert(wd, "badcal", f"calibration = {cal}\nsecond_order = on")
+            check(p.returncode != 0 and "blk." in p.stderr and not os.path.exists(f"{wd}/badcal.gguf"),
+                  f"calibration of another model refused: {p.stderr.strip()[-200:]}")
+        else:
+            check(False, f"calibrate bt-small: {p.stderr.strip()[-200:]}")
         # bad options, before any work
         for opts, word in (("centroids = 100", "power of two"), ("vector_len = 0", "vector_len")):
             ini, p = convert(wd, "bad", opts)
