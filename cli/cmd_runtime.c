@@ -36,11 +36,29 @@ static bt_status load_model(bt_registry *reg, const char *path, const struct be_
                             const struct bt_model_opts *mo, struct loaded *l, bt_err *err) {
     memset(l, 0, sizeof(*l));
     bt_status st = bt_reader_open(reg, "auto", path, NULL, &l->r, err);
-    bt_optset *bo = be->opts ? bt_optset_clone(be->opts) : NULL;
-    if (be->opts && !bo) st = st ? st : bt_err_set(err, BT_E_NOMEM, "out of memory");
-    if (!st) st = bt_backend_open(reg, be->name ? be->name : "auto", bo, &l->b, err);
-    else bt_optset_free(bo);
-    if (!st) st = bt_model_load(l->r, l->b, mo, &l->m, err);
+    int is_auto = !be->name || !strcmp(be->name, "auto");
+    const char *skip[8];
+    int n_skip = 0;
+    bt_err first;
+    bt_err_clear(&first);
+    for (;;) { /* auto: the best backend that runs every op and format of this model */
+        bt_optset *bo = be->opts ? bt_optset_clone(be->opts) : NULL;
+        if (be->opts && !bo) st = st ? st : bt_err_set(err, BT_E_NOMEM, "out of memory");
+        if (!st) st = bt_backend_open_skip(reg, is_auto ? "auto" : be->name, bo, skip, n_skip, &l->b, err);
+        else bt_optset_free(bo);
+        if (!st) st = bt_model_load(l->r, l->b, mo, &l->m, err);
+        if (st != BT_E_UNSUPPORTED || !is_auto || !l->b || n_skip == 8) break;
+        bt_log(BT_LOG_INFO, "backend auto: %s; trying the next backend", err->msg);
+        if (!n_skip) first = *err;
+        skip[n_skip++] = bt_backend_name(l->b);
+        bt_model_free(l->m);
+        l->m = NULL;
+        bt_backend_close(l->b);
+        l->b = NULL;
+        bt_err_clear(err);
+        st = BT_OK;
+    }
+    if (st && n_skip && first.status) *err = first; /* none could: the best one's reason */
     if (st) loaded_free(l);
     return st;
 }

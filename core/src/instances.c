@@ -222,6 +222,12 @@ static bt_status backend_try(const struct bt_plugin_entry *e, bt_optset *opts,
 
 bt_status bt_backend_open(bt_registry *reg, const char *name, bt_optset *opts,
                           struct bt_backend **out, bt_err *err) {
+    return bt_backend_open_skip(reg, name, opts, NULL, 0, out, err);
+}
+
+bt_status bt_backend_open_skip(bt_registry *reg, const char *name, bt_optset *opts,
+                               const char *const *skip, int n_skip, struct bt_backend **out,
+                               bt_err *err) {
     *out = NULL;
     if (name && strcmp(name, "auto") != 0) {
         const struct bt_plugin_entry *e = need(reg, BT_KIND_BACKEND, name, err);
@@ -240,6 +246,9 @@ bt_status bt_backend_open(bt_registry *reg, const char *name, bt_optset *opts,
         for (uint32_t i = 0; i < n; i++) {
             const struct bt_plugin_entry *x = bt_registry_at(reg, i);
             if (x->desc->kind != BT_KIND_BACKEND || tried[i]) continue;
+            int skipped = 0;
+            for (int k = 0; k < n_skip && !skipped; k++) skipped = !strcmp(skip[k], x->desc->name);
+            if (skipped) continue;
             const struct bt_backend_i *bi = x->desc->iface;
             int s = BT_HAS(bi, score) ? bi->score() : 1;
             if (s > best_score) { best_score = s; best = x; best_i = i; }

@@ -143,6 +143,11 @@ void      bt_quantizer_close(struct bt_quantizer *q);
 
 bt_status bt_backend_open(bt_registry *reg, const char *name, bt_optset *opts,
                           struct bt_backend **out, bt_err *err);
+/* the same; with name "auto", backends named in skip[] are not candidates (a caller that found
+ * the best one cannot run its model tries the next) */
+bt_status bt_backend_open_skip(bt_registry *reg, const char *name, bt_optset *opts,
+                               const char *const *skip, int n_skip, struct bt_backend **out,
+                               bt_err *err);
 void      bt_backend_close(struct bt_backend *b);
 /* the quantizers' compute backend (compute.c): host->kmeans_assign opens `backend` (with a copy
  * of opts) on first use between begin and end */
