@@ -26,7 +26,9 @@ int vq_plan_fmt(const struct vq_opts *o, int64_t rows, int64_t cols, int has_cw,
     if (no < 0 || no > 65535 || rows % o->v || (no && rows % o->v0)) return 0;
     int64_t l = no ? o->v / gcd64(o->v, o->v0) * o->v0 : o->v;
     if (l > CHUNK) return 0;
-    uint32_t fl = (o->norm ? BT_VQ_NORM : 0) | (has_cw || no ? BT_VQ_PERM : 0);
+    /* the column order only matters for who shares a codebook: stored with groups or outliers */
+    uint32_t fl = (o->norm ? BT_VQ_NORM : 0) | (no || o->G > 1 ? BT_VQ_PERM : 0);
+    (void)has_cw;
     *out = bt_vq_tfmt(o->v, o->b1, o->b2, o->G, fl, (uint32_t)no, no ? o->v0 : 0, no ? o->b0 : 0);
     struct bt_vq_layout L;
     return bt_vq_layout(out, rows, cols, &L);

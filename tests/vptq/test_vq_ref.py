@@ -170,7 +170,7 @@ def np_quant(W, Gm, v, b1, b2, G, pct, v0, b0, norm, iters, sample, seed, damp):
         n_out += 1
     cw = np.diagonal(Gm).astype(np.float32) if Gm is not None else None
     key = cw if cw is not None else (W.astype(np.float64) ** 2).sum(0).astype(np.float32)
-    use_perm = cw is not None or n_out > 0
+    use_perm = n_out > 0 or G > 1
     perm = np.lexsort((np.arange(cols), -key.astype(np.float64))) if use_perm else np.arange(cols)
     pos = np.empty(cols, dtype=np.int64)
     pos[perm] = np.arange(cols)
