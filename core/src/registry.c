@@ -7,6 +7,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
+
+#ifdef BT_SANITIZED
+#define BT_DLOPEN_EXTRA RTLD_NODELETE
+#else
+#define BT_DLOPEN_EXTRA 0
+#endif
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -154,7 +160,9 @@ static bt_status refuse(bt_registry *reg, bt_err *err, bt_status st, const char 
 }
 
 bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err) {
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    /* sanitized builds keep plugin code mapped after dlclose, so that leak reports (ours, and
+     * third-party ones tests/lsan.supp names, e.g. the OpenCL ICD loader's) have symbols */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | BT_DLOPEN_EXTRA);
     if (!h) return refuse(reg, err, BT_E_PLUGIN, path, "cannot load: %s", dlerror(), 0, 0);
     bt_status st = BT_E_PLUGIN;
     bt_plugin_init_fn init;
