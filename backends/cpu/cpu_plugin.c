@@ -19,13 +19,12 @@ static int cpu_score(void) {
 #ifdef BT_CPU_AVX2
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
-        !__builtin_cpu_supports("f16c"))
-        return 0;
-    /* CPUID.1:ECX bit 27 (OSXSAVE) and XCR0 bits 1-2: the OS saves SSE and AVX state */
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+    /* CPUID.1:ECX bit 29 (F16C; clang's __builtin_cpu_supports has no "f16c"), bit 27
+     * (OSXSAVE) and XCR0 bits 1-2: the OS saves SSE and AVX state */
     unsigned a = 1, b = 0, c = 0, d = 0;
     __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
-    if (!(c & (1u << 27))) return 0;
+    if (!(c & (1u << 29)) || !(c & (1u << 27))) return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & 6u) != 6u) return 0;

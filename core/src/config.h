@@ -27,4 +27,10 @@ void      bt_cfg_free(struct bt_cfg *cfg);
 /* last entry for section/key or NULL */
 struct bt_cfg_entry *bt_cfg_get(struct bt_cfg *cfg, const char *section, const char *key);
 int       bt_cfg_has_section(const struct bt_cfg *cfg, const char *section);
+
+struct bt_stage;
+/* bt_pipeline_run's validation only (INI, sections, every key against the core's and the chosen
+ * plugins' option tables, input/output path guards), no work: for tests and the INI fuzz target */
+bt_status bt_pipeline_check(const char *ini_path, const struct bt_stage *stages, int n_stages,
+                            bt_err *err);
 #endif

@@ -234,8 +234,9 @@ static bt_status guard_io(struct bt_cfg *cfg, struct run_state *s, const struct 
     return BT_OK;
 }
 
-bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
-                          const struct bt_run_opts *ro, bt_err *err) {
+/* check_only: stop once everything is validated (bt_pipeline_check) */
+static bt_status pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
+                              const struct bt_run_opts *ro, int check_only, bt_err *err) {
     struct bt_cfg cfg;
     struct run_state s;
     memset(&s, 0, sizeof(s));
@@ -329,6 +330,7 @@ bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, i
         goto done;
     }
     if ((st = guard_io(&cfg, &s, stages, n_stages, err))) goto done;
+    if (check_only) goto done;
     /* ---- all validated: do the work ---- */
     struct bt_stage_ctx sc = {
         .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
@@ -388,4 +390,14 @@ done:
     bt_registry_free(reg);
     bt_cfg_free(&cfg);
     return st;
+}
+
+bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
+                          const struct bt_run_opts *ro, bt_err *err) {
+    return pipeline_run(ini_path, stages, n_stages, ro, 0, err);
+}
+
+bt_status bt_pipeline_check(const char *ini_path, const struct bt_stage *stages, int n_stages,
+                            bt_err *err) {
+    return pipeline_run(ini_path, stages, n_stages, NULL, 1, err);
 }

@@ -10,6 +10,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
+
+#ifdef BT_SANITIZED
+#define BT_DLOPEN_EXTRA RTLD_NODELETE
+#else
+#define BT_DLOPEN_EXTRA 0
+#endif
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -161,7 +167,9 @@ bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err)
         return refuse(reg, err, BT_E_PLUGIN, path, "%s (checked before loading: none of its code ran)",
                       ewhy, 0, 0);
     }
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    /* sanitized builds keep plugin code mapped after dlclose, so that leak reports (ours, and
+     * third-party ones tests/lsan.supp names, e.g. the OpenCL ICD loader's) have symbols */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | BT_DLOPEN_EXTRA);
     if (!h) return refuse(reg, err, BT_E_PLUGIN, path, "cannot load: %s", dlerror(), 0, 0);
     bt_status st = BT_E_PLUGIN;
     bt_plugin_init_fn init;

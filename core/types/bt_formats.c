@@ -10,11 +10,23 @@
 
 /* ---- F16C fast paths (x86-64; same IEEE round-to-nearest-even results as the scalar code) -- */
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define BT_HAVE_F16C_PATH 1
+/* AVX + F16C through CPUID.1:ECX (bits 28, 29) and the OS saving AVX state (OSXSAVE bit 27,
+ * XCR0 bits 1-2): what gcc's __builtin_cpu_supports("avx") && ("f16c") test, in a form clang
+ * accepts too (clang's builtin has no "f16c"). */
 static int has_f16c(void) {
     static int v = -1;
-    if (v < 0) v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    if (v < 0) {
+        unsigned a, b, c, d, lo, hi;
+        v = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27)) && (c & (1u << 28)) &&
+            (c & (1u << 29))) {
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            v = (lo & 6u) == 6u;
+        }
+    }
     return v;
 }
 __attribute__((target("avx,f16c"))) static int64_t f32_to_f16_f16c(const float *src, uint8_t *dst, int64_t n) {

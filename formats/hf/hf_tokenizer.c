@@ -345,7 +345,10 @@ bt_status bt_hf_tokenizer_kvs_log(const char *path, struct bt_kvlist *out, bt_er
         if (json_object_get_int64(id) > maxid) maxid = json_object_get_int64(id);
     }
     if (maxid < 0 || maxid >= (1 << 30)) {
-        st = fail(&c, BT_E_FORMAT, "tokenizer.json: %s: bad vocabulary size %lld", path, (long long)maxid + 1);
+        /* (no maxid + 1 here: the largest id may be INT64_MAX) */
+        st = maxid < 0 ? fail(&c, BT_E_FORMAT, "tokenizer.json: %s: empty vocabulary", path)
+                       : fail(&c, BT_E_FORMAT, "tokenizer.json: %s: token id %lld is out of range "
+                              "(ids must be below 2^30)", path, (long long)maxid);
         goto done;
     }
     c.n = (uint32_t)maxid + 1;

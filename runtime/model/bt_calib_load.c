@@ -72,7 +72,7 @@ static bt_status calib_load(const char *path, int lazy, bt_calib **out, bt_err *
     bt_status st = BT_OK;
     bt_calib *c = calloc(1, sizeof *c);
     char magic[8];
-    uint32_t ver, ne, nwin, ctx;
+    uint32_t ver = 0, ne = 0, nwin, ctx;
     long fsize = -1;
     if (fseek(f, 0, SEEK_END) == 0) fsize = ftell(f);
     rewind(f);

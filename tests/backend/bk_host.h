@@ -221,7 +221,9 @@ enum { BK_OK = 0, BK_E_LOAD = -1 /* not a loadable backend of this ABI */,
 static int bk_load_ex(const char *path, const char *const *user, int n_user, struct bk_backend *b,
                       char *why, size_t why_n) {
     memset(b, 0, sizeof(*b));
-    b->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    /* NODELETE: the opencl backend's score() initializes the OpenCL ICD loader, whose state
+     * would leak (77 bytes, "<unknown module>" under LSan) once dlclose unmaps it */
+    b->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!b->dl) { snprintf(why, why_n, "dlopen: %s", dlerror()); return BK_E_LOAD; }
     bt_plugin_init_fn init = (bt_plugin_init_fn)dlsym(b->dl, BT_PLUGIN_INIT_SYMBOL);
     if (!init || init(&bk_host, &b->desc) != BT_OK || !b->desc ||
