@@ -265,7 +265,7 @@ static const struct bt_format builtin[BT_TYPE_COUNT] = {
     FMT(BT_TYPE_Q4_0, "q4_0", W | I, 2, g_q4_0, d_q4_0, e_q4_0),
     FMT(BT_TYPE_Q8_K, "q8_k", 0, 15, g_q8_k, NULL, NULL),
     [BT_TYPE_MTQ] = {sizeof(struct bt_format), BT_TYPE_MTQ, "mtq", W | I | BT_FMT_PARAMS,
-                     BT_GGUF_NONE, g_mtq, d_mtq, NULL, mtq_describe, NULL, NULL},
+                     BT_GGUF_NONE, g_mtq, d_mtq, NULL, mtq_describe, NULL, NULL, NULL, NULL, NULL},
     [BT_TYPE_VQ] = {sizeof(struct bt_format), BT_TYPE_VQ, "vq", W | BT_FMT_PARAMS, BT_GGUF_NONE,
                     g_vq, d_vq, NULL, bt_vq_describe, bt_vq_n_parts, bt_vq_part_info,
                     bt_vq_row_bytes, bt_vq_to_f32_rows, bt_vq_check},
