@@ -78,7 +78,6 @@ struct bt_cpu_vq {
     float   *cb;                /* the codebook part as f32 (same element offsets / 2) */
     int32_t *perm;              /* stream position -> column (identity without BT_VQ_PERM) */
     float   *scale, *bias;      /* per column, or NULL without BT_VQ_NORM */
-    const uint8_t *out;         /* outlier codes of the current call */
 };
 /* y[rb*v + e] for row blocks [rb0, rb1) = sum_p xp[p] * (C + R)[code of p] */
 typedef void (*bt_cpu_vq_gemv_fn)(const struct bt_cpu_vq *q, const uint8_t *data,

@@ -89,7 +89,7 @@ static bt_status vq_cache(struct bt_cpu_ctx *c, const struct bt_view *w, const s
 
 /* ---- exact decoding (bit-identical to bt_vq_to_f32_rows) ------------------------------------ */
 static void decode_rows(const struct bt_cpu_vq *q, const uint8_t *data, const uint8_t *tail,
-                        int64_t r0, int64_t r1, float *dst) {
+                        const uint8_t *ocodes, int64_t r0, int64_t r1, float *dst) {
     const struct bt_vq_layout *L = &q->L;
     int64_t cols = L->cols;
     uint32_t v = L->v, m1 = (1u << L->b1) - 1;
@@ -112,7 +112,7 @@ static void decode_rows(const struct bt_cpu_vq *q, const uint8_t *data, const ui
     }
     for (int64_t rb = L->n_out ? r0 / L->v0 : 0; L->n_out && rb * L->v0 < r1; rb++)
         for (int64_t p = 0; p < L->n_out; p++) {
-            const uint8_t *o = q->out + ((uint64_t)rb * L->n_out + p) * 2;
+            const uint8_t *o = ocodes + ((uint64_t)rb * L->n_out + p) * 2;
             const float *c = co + (uint64_t)(o[0] | (o[1] << 8)) * L->v0;
             for (uint32_t e = 0; e < L->v0; e++) {
                 int64_t r = rb * L->v0 + e;
@@ -159,7 +159,7 @@ struct vq_job {
     const struct bt_host   *host;
     bt_cpu_vq_gemv_fn       gemv;
     bt_cpu_tile_fn          tile;
-    const uint8_t          *data, *tail;
+    const uint8_t          *data, *tail, *ocodes; /* packed rows, tail part, outlier codes */
     const float            *X;    /* (ntok x cols) */
     const float            *xp;   /* (ntok x ncode) pre-scaled, permuted */
     const float            *xb;   /* (ntok) sum_j x_j b_j, or NULL */
@@ -175,7 +175,7 @@ static void add_outliers(const struct vq_job *j, int64_t t, int64_t r0, int64_t 
     const float *co = j->q->cb + L->cb_out / 2, *xo = j->xo + t * L->n_out;
     for (int64_t rb = r0 / L->v0; rb * L->v0 < r1; rb++) {
         float acc[BT_VQ_MAX_V] = {0};
-        const uint8_t *o = j->q->out + (uint64_t)rb * L->n_out * 2;
+        const uint8_t *o = j->ocodes + (uint64_t)rb * L->n_out * 2;
         for (int64_t p = 0; p < L->n_out; p++) {
             const float *c = co + (uint64_t)(o[2 * p] | (o[2 * p + 1] << 8)) * L->v0;
             for (uint32_t e = 0; e < L->v0; e++) acc[e] += xo[p] * c[e];
@@ -195,7 +195,7 @@ static void vq_mm_run(void *arg, int64_t u0, int64_t u1, int tid) {
     if (r1 > L->rows) r1 = L->rows;
     if (r0 >= r1) return;
     if (j->D) { /* DEQUANT */
-        decode_rows(j->q, j->data, j->tail, r0, r1, j->D + r0 * L->cols);
+        decode_rows(j->q, j->data, j->tail, j->ocodes, r0, r1, j->D + r0 * L->cols);
         return;
     }
     if (j->ntok >= VQ_BATCH) { /* decode tiles, f32 tile kernel */
@@ -204,7 +204,7 @@ static void vq_mm_run(void *arg, int64_t u0, int64_t u1, int tid) {
         if (!buf) { atomic_store(&j->nomem, 1); return; }
         for (int64_t r = r0; r < r1; r += RT) {
             int64_t nr = r1 - r < RT ? r1 - r : RT;
-            decode_rows(j->q, j->data, j->tail, r, r + nr, buf);
+            decode_rows(j->q, j->data, j->tail, j->ocodes, r, r + nr, buf);
             j->tile(buf, nr, L->cols, j->X, j->ntok, j->Y + r, L->rows);
         }
         j->host->free(buf);
@@ -235,7 +235,7 @@ bt_status bt_cpu_vq_op(struct bt_cpu_ctx *c, const struct bt_view *w, const void
     j.host = h;
     j.data = W;
     j.tail = L->p_tail >= 0 ? w->parts[L->p_tail]->p : NULL;
-    ((struct bt_cpu_vq *)q)->out = L->p_out >= 0 ? w->parts[L->p_out]->p : NULL;
+    j.ocodes = L->p_out >= 0 ? w->parts[L->p_out]->p : NULL;
     j.gemv = c->isa && c->isa->vq_gemv ? c->isa->vq_gemv : bt_cpu_vq_gemv_ref;
     j.tile = (c->isa ? c->isa : &bt_cpu_isa_ref)->tile;
     j.X = X;
@@ -285,8 +285,8 @@ bt_status bt_cpu_vq_rows(struct bt_cpu_ctx *c, const struct bt_view *w, const vo
     bt_status st = vq_cache(c, w, &q, err);
     if (st) return st;
     const struct bt_vq_layout *L = &q->L;
-    ((struct bt_cpu_vq *)q)->out = L->p_out >= 0 ? w->parts[L->p_out]->p : NULL;
     const uint8_t *tail = L->p_tail >= 0 ? w->parts[L->p_tail]->p : NULL;
-    for (int64_t t = 0; t < n; t++) decode_rows(q, W, tail, ids[t], ids[t] + 1, dst + t * L->cols);
+    const uint8_t *oc = L->p_out >= 0 ? w->parts[L->p_out]->p : NULL;
+    for (int64_t t = 0; t < n; t++) decode_rows(q, W, tail, oc, ids[t], ids[t] + 1, dst + t * L->cols);
     return BT_OK;
 }

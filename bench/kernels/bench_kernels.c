@@ -7,6 +7,7 @@
  *        [ntok, default 64] [max threads, default 2] [backend filter, e.g. cpu-avx2] */
 #include "bk_host.h"
 #include "bt_types.h"
+#include "bench_bw.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -16,11 +17,6 @@ static uint64_t rng_s = 0x2545f4914f6cdd1dull;
 static uint64_t rng(void) { rng_s ^= rng_s << 13; rng_s ^= rng_s >> 7; rng_s ^= rng_s << 17; return rng_s; }
 static float frand(void) { return (float)((rng() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint8_t *make_weights(const struct bt_tfmt *f, int64_t rows, int64_t cols) {
     size_t rb = bt_fmt_row_bytes(f, cols), bb;
@@ -109,38 +105,6 @@ static struct bt_op mm_op(bt_buf *w, const struct bt_tfmt *f, int64_t rows, int6
     return op;
 }
 
-/* ---- machine read bandwidth: sum a 1 GB buffer on nt threads (best of 5) -------------------- */
-struct rd_job {
-    const uint64_t *p;
-    uint64_t        sums[BK_MAX_THREADS * 8];
-};
-
-static void rd_range(void *arg, int64_t i0, int64_t i1, int tid) {
-    struct rd_job *j = arg;
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    const uint64_t *p = j->p;
-    for (int64_t i = i0 * 512; i < i1 * 512; i += 4) { a += p[i]; b += p[i + 1]; c += p[i + 2]; d += p[i + 3]; }
-    j->sums[(tid % BK_MAX_THREADS) * 8] += a + b + c + d;
-}
-
-static double read_bw(int nt) {
-    size_t n = (size_t)1 << 30;
-    uint64_t *p = bk_alloc(n);
-    if (!p) return 0;
-    memset(p, 1, n);
-    struct rd_job j;
-    memset(&j, 0, sizeof j);
-    j.p = p;
-    bk_set_threads(nt);
-    double best = 1e9;
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-        bk_parallel_for((int64_t)(n / 8 / 512), 256, rd_range, &j);
-        best = fmin(best, now() - t0);
-    }
-    bk_free(p);
-    return (double)n / best * 1e-9;
-}
 
 /* ---- decode over whole 8B-shaped layers (q k v o gate up down), >= 128 MB of weights --------- */
 static const int64_t layer8b[7][2] = {{4096, 4096}, {1024, 4096}, {1024, 4096}, {4096, 4096},

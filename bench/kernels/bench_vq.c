@@ -9,6 +9,7 @@
  *                 [kmeans|gemv|all] */
 #include "bk_host.h"
 #include "bt_types.h"
+#include "bench_bw.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -17,11 +18,6 @@
 static uint64_t rs = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return rs; }
 static float frand(void) { return (float)((rng() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static bt_buf *buf_of(struct bk_backend *b, const void *src, size_t n) {
     bt_buf *buf = NULL;
@@ -53,31 +49,6 @@ static double timed(struct bk_backend *b, const struct bt_op *op, bt_buf *out, d
     return t / n;
 }
 
-struct rd_job { const uint64_t *p; uint64_t sums[BK_MAX_THREADS * 8]; };
-static void rd_range(void *arg, int64_t i0, int64_t i1, int tid) {
-    struct rd_job *j = arg;
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    for (int64_t i = i0 * 512; i < i1 * 512; i += 4) { a += j->p[i]; b += j->p[i + 1]; c += j->p[i + 2]; d += j->p[i + 3]; }
-    j->sums[(tid % BK_MAX_THREADS) * 8] += a + b + c + d;
-}
-static double read_bw(int nt) {
-    size_t n = (size_t)1 << 30;
-    uint64_t *p = bk_alloc(n);
-    if (!p) return 0;
-    memset(p, 1, n);
-    struct rd_job j;
-    memset(&j, 0, sizeof j);
-    j.p = p;
-    bk_set_threads(nt);
-    double best = 1e9;
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-        bk_parallel_for((int64_t)(n / 8 / 512), 256, rd_range, &j);
-        best = fmin(best, now() - t0);
-    }
-    bk_free(p);
-    return (double)n / best * 1e-9;
-}
 
 static int first = 1;
 static void sep(void) { printf("%s    ", first ? "" : ",\n"); first = 0; }
