@@ -179,12 +179,13 @@ static void state_free(struct vq_state *s) {
     free(s->Cs); free(s->Rs); free(s->Os); free(s->codes); free(s->ocodes); free(s->res);
 }
 
-/* column order: by decreasing weight (ties: lower column first) */
-static const float *g_key;
+/* column order: by decreasing weight (ties: lower column first); the key travels with the
+ * index, so no shared state */
+struct col_key { float key; int64_t col; };
 static int by_key(const void *a, const void *b) {
-    int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
-    if (g_key[i] != g_key[j]) return g_key[i] > g_key[j] ? -1 : 1;
-    return i < j ? -1 : i > j;
+    const struct col_key *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return x->col < y->col ? -1 : x->col > y->col;
 }
 
 bt_status vq_quantize(const struct bt_host *h, const struct vq_opts *o, const struct bt_tfmt *fmt,
@@ -240,8 +241,12 @@ bt_status vq_quantize(const struct bt_host *h, const struct vq_opts *o, const st
         perm[j] = j;
     }
     if (L->flags & BT_VQ_PERM) {
-        g_key = key; /* qsort has no context argument; plugins quantize one tensor at a time */
-        qsort(perm, (size_t)cols, sizeof(int64_t), by_key);
+        struct col_key *ck = malloc(sizeof(*ck) * (size_t)cols);
+        if (!ck) { st = h->set_error(err, BT_E_NOMEM, "vptq: %s: out of memory", name); goto done; }
+        for (int64_t j = 0; j < cols; j++) ck[j] = (struct col_key){key[j], j};
+        qsort(ck, (size_t)cols, sizeof(*ck), by_key);
+        for (int64_t j = 0; j < cols; j++) perm[j] = ck[j].col;
+        free(ck);
     }
     for (int64_t p = 0; p < cols; p++) s.pos[perm[p]] = p;
     for (int64_t j = 0; j < cols; j++) {
