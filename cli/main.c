@@ -17,7 +17,7 @@ static void usage(FILE *f) {
             "commands:\n"
             "  run FILE.ini            run a pipeline (convert, eval, ...) described by an INI file\n"
             "  plugins                 list loaded plugins (kind, name, version, ABI, options)\n"
-            "  inspect FILE            show metadata and tensors of a safetensors model or GGUF file\n"
+            "  inspect [--json] FILE   show metadata and tensors of a safetensors model or GGUF file\n"
             "  tokenize --model M FILE print the token ids of FILE (space separated, no BOS)\n"
             "  eval --model M --text F [--ctx N] [--compare ORIG] [--backend B]\n"
             "                          perplexity (and KLD vs ORIG) of a model on a text\n"

@@ -42,8 +42,17 @@ int bt_cpu_fmt_ok(const struct bt_tfmt *fmt) {
         return 1;
     case BT_TYPE_MTQ: return bt_cpu_tgeom_of(fmt, &g);
     case BT_TYPE_VQ: return bt_vq_params_ok(fmt); /* cpu_vq.c */
-    default: return 0;
+    default: return bt_cpu_fmt_generic(fmt);
     }
+}
+
+int bt_cpu_fmt_generic(const struct bt_tfmt *fmt) {
+    const struct bt_format *f = bt_format_get(fmt->type);
+    uint32_t b = 0, bb = 0;
+    if (!f || !(f->flags & BT_FMT_WEIGHT) || (f->flags & BT_FMT_PARAMS) || f->n_parts ||
+        !f->to_f32 || BT_HAS(f, to_f32_rows) || BT_HAS(f, row_bytes))
+        return 0;
+    return bt_fmt_geometry(fmt, &b, &bb) && b <= 256 && 256 % b == 0;
 }
 
 /* common checks; on success *rb is the row size in bytes */

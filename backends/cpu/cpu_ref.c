@@ -167,13 +167,31 @@ static void gemv_f32_tern(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb
     }
 }
 
+/* formats without kernels of their own (bt_cpu_fmt_generic): 256 columns decoded at a time */
+static void gemv_f32_generic(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb,
+                             int64_t nrows, int64_t cols, const float *x, float *y) {
+    float buf[256];
+    uint32_t b = 1, bb = 1;
+    bt_fmt_geometry(fmt, &b, &bb);
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *row = W + (size_t)r * rb;
+        float acc = 0.0f;
+        for (int64_t c0 = 0; c0 < cols; c0 += 256) {
+            int64_t n = cols - c0 < 256 ? cols - c0 : 256;
+            bt_to_f32(fmt, row + (size_t)(c0 / b) * bb, buf, n);
+            acc += dot8(buf, x + c0, n);
+        }
+        y[r] = acc;
+    }
+}
+
 static bt_cpu_gemv_f32_fn ref_pick_gemv_f32(const struct bt_tfmt *fmt) {
     switch (fmt->type) {
     case BT_TYPE_F32: case BT_TYPE_F16: case BT_TYPE_BF16: return gemv_f32_float;
     case BT_TYPE_Q8_0: return gemv_f32_q8_0;
     case BT_TYPE_Q4_0: return gemv_f32_q4_0;
     case BT_TYPE_TQ1_0: case BT_TYPE_TQ2_0: case BT_TYPE_MTQ: return gemv_f32_tern;
-    default: return NULL;
+    default: return bt_cpu_fmt_generic(fmt) ? gemv_f32_generic : NULL;
     }
 }
 
@@ -275,7 +293,7 @@ static bt_cpu_decode_fn ref_pick_decode(const struct bt_tfmt *fmt) {
     case BT_TYPE_F32: case BT_TYPE_F16: case BT_TYPE_BF16: case BT_TYPE_Q8_0: case BT_TYPE_Q4_0:
         return decode_generic;
     case BT_TYPE_TQ1_0: case BT_TYPE_TQ2_0: case BT_TYPE_MTQ: return decode_tern;
-    default: return NULL;
+    default: return bt_cpu_fmt_generic(fmt) ? decode_generic : NULL;
     }
 }
 

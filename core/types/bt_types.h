@@ -43,6 +43,17 @@ bt_status bt_to_f32_parts(const struct bt_tfmt *fmt, const void *const *parts, c
 bt_status bt_fmt_rows_to_f32(const struct bt_tfmt *fmt, const void *const *parts, const void *data,
                              int64_t rows, int64_t cols, int64_t row0, int64_t nrows, float *dst);
 
+/* ---- ggml block types (bt_formats_ggml.c): Q4_1 .. IQ4_XS decoders, the "ggml" placeholder - */
+int       bt_ggml_geometry(const struct bt_tfmt *f, uint32_t *block, uint32_t *block_bytes);
+bt_status bt_ggml_to_f32(const struct bt_tfmt *fmt, const void *const *parts, const void *src,
+                         float *dst, int64_t n);
+/* BT_TYPE_GGML: planes = a ggml type id bt sizes but does not decode (iq2_xxs, ...) */
+int       bt_ggml_raw_geometry(const struct bt_tfmt *f, uint32_t *block, uint32_t *block_bytes);
+bt_status bt_ggml_raw_to_f32(const struct bt_tfmt *fmt, const void *const *parts,
+                             const void *src, float *dst, int64_t n); /* BT_E_UNSUPPORTED */
+void      bt_ggml_raw_describe(const struct bt_tfmt *f, char *buf, size_t n); /* "iq2_xxs" */
+struct bt_tfmt bt_ggml_raw_tfmt(uint32_t ggml_id);
+
 /* ---- vq (bt_vq.c): bt's vector-quantized format, BT_TYPE_VQ ---------------------------------- */
 #define BT_VQ_MAX_V 32
 /* where everything of a rows x cols vq tensor is (docs/formats.md "vq") */

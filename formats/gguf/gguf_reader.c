@@ -231,6 +231,9 @@ static bt_status parse_tensor(struct gr_ctx *g, struct gr_cur *c, uint64_t i, ui
                             g->path, t->name, ty);
     uint32_t blk = 0, bytes = 0;
     const struct bt_format *f = gguf_fmt_of_ggml(h, ty, &blk, &bytes);
+    struct bt_tfmt raw = bt_ggml_raw_tfmt(ty);
+    if (!f && ti->block && gguf_fmt_geom(gguf_fmt(h, BT_TYPE_GGML), &raw, &blk, &bytes))
+        f = gguf_fmt(h, BT_TYPE_GGML); /* listed by name and size; reading it says why not */
     if (!f)
         return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': ggml type %s is not "
                             "supported by bt (no format maps to it)", g->path, t->name, ti->name);
@@ -253,7 +256,7 @@ static bt_status parse_tensor(struct gr_ctx *g, struct gr_cur *c, uint64_t i, ui
         return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s' has offset %llu, expected "
                             "%llu", g->path, t->name, (unsigned long long)off,
                             (unsigned long long)expect);
-    t->fmt = bt_fmt(f->type);
+    t->fmt = f->type == BT_TYPE_GGML ? raw : bt_fmt(f->type);
     t->ggml = ty;
     t->n_dims = nd ? nd : 1; /* a 0-dim tensor is a scalar of shape (1,) */
     for (uint32_t d = 0; d < t->n_dims; d++) t->shape[d] = (int64_t)ne[t->n_dims - 1 - d];

@@ -191,6 +191,11 @@ bt_status gr_read_f32(void *ctx, uint32_t i, int64_t row0, int64_t nrows, float 
     uint64_t rb = gguf_row_bytes(h, &t.fmt, cols);
     char fs[64];
     gguf_fmt_str(h, &t.fmt, fs, sizeof(fs));
+    if (t.fmt.type == BT_TYPE_GGML)
+        return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s' is of ggml type %s, "
+                            "which bt cannot decode (the IQ1/IQ2/IQ3 types are defined by lookup "
+                            "grids bt does not carry); re-quantize the model to a type bt reads "
+                            "(q4_K, q5_K, q6_K, q8_0, iq4_xs, f16, ...) first", g->path, t.name, fs);
     if (!f || !f->to_f32 || !rb || !t.data)
         return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': cannot read type %s as "
                             "f32", g->path, t.name, fs);

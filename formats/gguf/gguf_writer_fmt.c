@@ -26,6 +26,11 @@ const char *gw_store_how(const struct bt_host *h, const struct bt_tfmt *fmt, uin
         *how = GW_NATIVE;
         return NULL;
     }
+    if (f->type == BT_TYPE_GGML) { /* a ggml type bt does not decode: copied as it came */
+        *ggml = fmt->planes;
+        *how = GW_NATIVE;
+        return NULL;
+    }
     if (!(f->flags & BT_FMT_WEIGHT)) return "has no ggml type and is not a weight format";
     *ggml = GGML_I8;
     *how = f->type == BT_TYPE_MTQ ? GW_MTQ : GW_GENERIC;

@@ -348,18 +348,21 @@ def py_written(work, exe, reader):
 
 
 def unsupported(work, exe, reader):
-    """a Q4_K tensor must be refused naming the tensor and the type"""
-    path = os.path.join(work, "q4k.gguf")
+    """an iq2_xxs tensor (a type bt sizes but does not decode) is listed by name and type, and
+    not decoded"""
+    path = os.path.join(work, "iq2.gguf")
     w = gguf.GGUFWriter(path, "llama")
-    w.add_tensor("blk.3.ffn_up.weight", np.zeros((2, 144), np.uint8), raw_dtype=QT.Q4_K)
+    w.add_tensor("blk.3.ffn_up.weight", np.zeros((2, 66), np.uint8), raw_dtype=QT.IQ2_XXS)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     out = subprocess.run([exe, "dump", reader, path, work], capture_output=True, text=True)
     d = json.loads(out.stdout)
-    check(d.get("error") == -5 and "blk.3.ffn_up.weight" in d.get("msg", "")
-          and "q4_K" in d.get("msg", "") and path in d.get("msg", ""), f"q4_K: {d}")
+    t = d.get("tensors", [{}])[0]
+    check("error" not in d and t.get("name") == "blk.3.ffn_up.weight" and t.get("fmt") == "iq2_xxs"
+          and t.get("nbytes") == 132 and t.get("shape") == [2, 256], f"iq2_xxs: {d}")
+    check(not os.path.exists(os.path.join(work, "blk.3.ffn_up.weight.f32")), "iq2_xxs decoded?")
 
 
 def llama_consistency(work, exe, reader):

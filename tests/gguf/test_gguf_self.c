@@ -377,6 +377,7 @@ static void check_writer_errors(const struct bt_plugin *w, const struct sample *
     for (uint32_t ty = 0; ty < BT_TYPE_COUNT; ty++) {
         struct bt_tfmt f = {ty, ty == BT_TYPE_MTQ ? 2 : 0, ty == BT_TYPE_MTQ ? 64 : 0, 0};
         if (ty == BT_TYPE_VQ) f = bt_vq_tfmt(4, 8, 0, 1, BT_VQ_NORM, 0, 0, 0);
+        if (ty == BT_TYPE_GGML) f = bt_ggml_raw_tfmt(16); /* iq2_xxs, copied as it is */
         int want = ty != BT_TYPE_U8;
         CHECK_EQ(wi->supports(NULL, &f), want);
     }

@@ -12,7 +12,7 @@ extern "C" {
 
 /* ---- versioning ------------------------------------------------------------------------ */
 #define BT_ABI_MAJOR   2
-#define BT_ABI_MINOR   1
+#define BT_ABI_MINOR   2
 #define BT_ABI_VERSION ((uint32_t)((BT_ABI_MAJOR << 16) | BT_ABI_MINOR))
 #define BT_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define BT_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -65,7 +65,20 @@ enum {
     BT_TYPE_MTQ   = 14, /* bt multi-plane ternary; geometry in struct bt_tfmt (docs/formats.md) */
     BT_TYPE_VQ    = 15, /* ABI 2.1: bt vector quantization (VPTQ-style); parameters in struct
                          * bt_tfmt as below, parts: codebook, columns, outliers, tail */
-    BT_TYPE_COUNT = 16,
+    /* ABI 2.2: ggml's block types, decoded (dequantized) only; layouts in docs/formats.md */
+    BT_TYPE_Q4_1   = 16, /* 32 elems: f16 d, f16 m, u8 qs[16]                 (20 B) */
+    BT_TYPE_Q5_0   = 17, /* 32 elems: f16 d, u8 qh[4], u8 qs[16]              (22 B) */
+    BT_TYPE_Q5_1   = 18, /* 32 elems: f16 d, f16 m, u8 qh[4], u8 qs[16]       (24 B) */
+    BT_TYPE_Q2_K   = 19, /* 256 elems: u8 scales[16], qs[64], f16 d, dmin     (84 B) */
+    BT_TYPE_Q3_K   = 20, /* 256 elems: u8 hmask[32], qs[64], scales[12], f16 d (110 B) */
+    BT_TYPE_Q4_K   = 21, /* 256 elems: f16 d, dmin, u8 scales[12], qs[128]    (144 B) */
+    BT_TYPE_Q5_K   = 22, /* 256 elems: f16 d, dmin, u8 scales[12], qh[32], qs[128] (176 B) */
+    BT_TYPE_Q6_K   = 23, /* 256 elems: u8 ql[128], qh[64], i8 scales[16], f16 d (210 B) */
+    BT_TYPE_IQ4_NL = 24, /* 32 elems: f16 d, u8 qs[16] (non-linear 16-value codebook) (18 B) */
+    BT_TYPE_IQ4_XS = 25, /* 256 elems: f16 d, u16 scales_h, u8 scales_l[4], qs[128] (136 B) */
+    BT_TYPE_GGML   = 26, /* a ggml block type bt names and sizes but cannot decode (IQ1/IQ2/IQ3
+                          * grid types, ...): planes = the ggml type id; to_f32 refuses */
+    BT_TYPE_COUNT = 27,
 };
 
 /* A tensor storage format: a type plus the parameters some types need. */
