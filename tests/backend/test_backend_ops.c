@@ -17,7 +17,7 @@
  * backend has it). View offsets are multiples of 4 bytes (weights: of 64).
  * Bytes of every buffer outside the op outputs must come back unchanged (guards are NaN, unused
  * KV-cache rows are NaN: reading them shows). A supports_op() of 0 for a case is a failure: all
- * cases are in the set every backend must run, except those of optional formats (vq), which a
+ * cases are in the set every backend must run, except those of optional formats (vq; ggml Q4_1..IQ4_XS), which a
  * backend other than the CPU ones may decline for a whole group ("not supported"). CPU backends ("cpu*") must also give bit-identical
  * results with 1 and N threads (MATMUL with ntok > 1, ATTN, op lists) and for a Q8 MATMUL batch
  * and the same tokens one at a time. Error paths: unknown op codes, bad formats, bad shapes and

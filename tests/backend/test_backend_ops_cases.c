@@ -39,9 +39,27 @@ static int weight_formats(struct bt_tfmt *out) {
             for (uint32_t np = 1; np <= 4; np++) out[n++] = (struct bt_tfmt){BT_TYPE_MTQ, np, blk, lay};
     out[n++] = (struct bt_tfmt){BT_TYPE_MTQ, 8, 256, 0}; /* the most planes */
     out[n++] = (struct bt_tfmt){BT_TYPE_MTQ, 8, 64, 1};
+    for (uint32_t t = BT_TYPE_Q4_1; t <= BT_TYPE_IQ4_XS; t++) out[n++] = bt_fmt(t); /* generic path */
     return n;
 }
-#define BO_MAX_FMTS 40
+#define BO_MAX_FMTS 48
+
+/* ggml's decode-only block types (CPU: the generic decode path; others may decline them) */
+static int fmt_optional(const struct bt_tfmt *f) {
+    return f->type >= BT_TYPE_Q4_1 && f->type <= BT_TYPE_IQ4_XS;
+}
+
+/* byte offsets of the fp16 fields in a block of a ggml type (the rest may be any bytes) */
+static int ggml_f16_fields(uint32_t t, int *off) {
+    switch (t) {
+    case BT_TYPE_Q4_1: case BT_TYPE_Q5_1: case BT_TYPE_Q4_K: case BT_TYPE_Q5_K:
+        off[0] = 0; off[1] = 2; return 2;
+    case BT_TYPE_Q2_K: off[0] = 80; off[1] = 82; return 2;
+    case BT_TYPE_Q3_K: off[0] = 108; return 1;
+    case BT_TYPE_Q6_K: off[0] = 208; return 1;
+    default: off[0] = 0; return 1; /* Q5_0, IQ4_NL, IQ4_XS */
+    }
+}
 
 /* column counts: one block, 3 and 5 blocks (odd), 512 (the Q8-activation size);
  * scalar types: 1, 7, 33, 512 */
@@ -77,6 +95,16 @@ static uint8_t *gen_weights(const struct bt_tfmt *f, int64_t rows, int64_t cols,
                 a[p] = (float)((0.01 + urand()) * (rnd() & 1 ? -1 : 1) / (double)(1 << p));
             bt_mtq_pack_block(f, t, a, w + bb * b);
         }
+    } else if (fmt_optional(f)) { /* random blocks, scales of about 1/64 and 1/256 */
+        uint32_t B = bt_type_block(f->type), bb = bt_type_block_bytes(f->type);
+        int off[2], nf = ggml_f16_fields(f->type, off);
+        for (size_t i = 0; i < n; i++) w[i] = (uint8_t)rnd();
+        for (int64_t b = 0; b < ne / B; b++)
+            for (int k = 0; k < nf; k++) {
+                uint16_t h = bt_f32_to_fp16((float)((0.25 + urand()) / (k ? -256.0 : 64.0)));
+                w[bb * b + off[k]] = (uint8_t)(h & 0xff);
+                w[bb * b + off[k] + 1] = (uint8_t)(h >> 8);
+            }
     } else {
         float *src = malloc(sizeof(float) * (size_t)ne);
         if (!src) abort();
@@ -119,6 +147,7 @@ static void gen_dequant(bo_emit_fn emit, void *user) {
             uint64_t woff = k % 2 ? 192 : 0;
             struct bo_case *c = cnew("dequant", fs, "%lld x %lld, weights at +%llu", (long long)r,
                                      (long long)cols, (unsigned long long)woff);
+            c->optional = fmt_optional(&fm[i]);
             own(c, w);
             own(c, wf);
             int bw = put_weights(c, w, nb, woff);
@@ -149,6 +178,7 @@ static void gen_get_rows(bo_emit_fn emit, void *user) {
             uint8_t *w = gen_weights(&fm[i], vr, cols, &wf, &nb);
             struct bo_case *c = cnew("get_rows", fs, "%lld x %lld, %lld ids", (long long)vr,
                                      (long long)cols, (long long)nt);
+            c->optional = fmt_optional(&fm[i]);
             own(c, w);
             own(c, wf);
             int32_t *ids = own(c, malloc(sizeof(int32_t) * (size_t)nt));
@@ -188,6 +218,7 @@ static void mm_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, int64_
     struct bo_case *c = cnew("matmul", lab, "%lld x %lld, ntok %lld%s%s%s", (long long)rows,
                              (long long)cols, (long long)ntok, variant & 1 ? ", weights at +256" : "",
                              variant & 2 ? ", one arena" : "", variant & 4 ? ", buf_wrap" : "");
+    c->optional = fmt_optional(f);
     own(c, w);
     own(c, wf);
     float *X = frand(c, ntok * cols, 1.0f), *want = fnew(c, ntok * rows), *mag = fnew(c, ntok * rows);
@@ -229,6 +260,7 @@ static void mm_same_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, i
     snprintf(lab, sizeof(lab), "%s%s", fs, act == BT_ACT_Q8 ? "/q8" : "");
     struct bo_case *c = cnew("matmul", lab, "SAME_INPUT list, 2 weights x 2 inputs, %lld x %lld, "
                              "ntok %lld", (long long)rows, (long long)cols, (long long)ntok);
+    c->optional = fmt_optional(f);
     float *wf[2];
     size_t nb;
     int bw[2];
@@ -271,6 +303,7 @@ static void mm_stale_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, 
     snprintf(lab, sizeof(lab), "%s/q8", fs);
     struct bo_case *c = cnew("matmul", lab, "SAME_INPUT after the input was overwritten, %lld x %lld, "
                              "ntok %lld", (long long)rows, (long long)cols, (long long)ntok);
+    c->optional = fmt_optional(f);
     float *wf;
     size_t nb, xb = sizeof(float) * (size_t)(ntok * cols), yb = sizeof(float) * (size_t)(ntok * rows);
     uint8_t *w = own(c, gen_weights(f, rows, cols, &wf, &nb));
@@ -310,6 +343,7 @@ static void mm_tok_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, in
     snprintf(lab, sizeof(lab), "%s/q8", fs);
     struct bo_case *c = cnew("matmul", lab, "batch of %lld vs one token at a time, %lld x %lld",
                              (long long)ntok, (long long)rows, (long long)cols);
+    c->optional = fmt_optional(f);
     float *wf;
     size_t nb;
     uint8_t *w = own(c, gen_weights(f, rows, cols, &wf, &nb));
