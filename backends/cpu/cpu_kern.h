@@ -155,9 +155,11 @@ struct bt_cpu_ctx {
 /* cpu_matmul.c: products and decoding on host pointers (rows x cols weights W in fmt) */
 int bt_cpu_fmt_ok(const struct bt_tfmt *fmt);
 /* 1 if fmt has no kernel of its own but a plain block decoder (a weight format without
- * parameters or parts whose block divides 256: ggml's Q4_1 .. IQ4_XS): the scalar ISA decodes
- * 256 columns of a row at a time to f32 and dots them; the weights stay packed as stored */
+ * parameters or parts whose block divides 256: ggml's Q4_1 .. IQ4_XS): the gemv decodes
+ * BT_CPU_GEN_COLS columns of a row at a time to f32 and dots them (gemm: tiles of rows); the
+ * weights stay packed as stored */
 int bt_cpu_fmt_generic(const struct bt_tfmt *fmt);
+#define BT_CPU_GEN_COLS 2048 /* columns of a row decoded at once by the generic gemv */
 bt_status bt_cpu_mm_f32(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
                         int64_t rows, int64_t cols, const float *X, int64_t ntok, float *Y,
                         bt_err *err);

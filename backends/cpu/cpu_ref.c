@@ -167,18 +167,20 @@ static void gemv_f32_tern(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb
     }
 }
 
-/* formats without kernels of their own (bt_cpu_fmt_generic): 256 columns decoded at a time */
+/* formats without kernels of their own (bt_cpu_fmt_generic): BT_CPU_GEN_COLS columns of a row
+ * decoded at a time by the format's decoder, then an f32 dot */
 static void gemv_f32_generic(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb,
                              int64_t nrows, int64_t cols, const float *x, float *y) {
-    float buf[256];
+    float buf[BT_CPU_GEN_COLS];
+    const struct bt_format *d = bt_format_get(fmt->type);
     uint32_t b = 1, bb = 1;
     bt_fmt_geometry(fmt, &b, &bb);
     for (int64_t r = 0; r < nrows; r++) {
         const uint8_t *row = W + (size_t)r * rb;
         float acc = 0.0f;
-        for (int64_t c0 = 0; c0 < cols; c0 += 256) {
-            int64_t n = cols - c0 < 256 ? cols - c0 : 256;
-            bt_to_f32(fmt, row + (size_t)(c0 / b) * bb, buf, n);
+        for (int64_t c0 = 0; c0 < cols; c0 += BT_CPU_GEN_COLS) {
+            int64_t n = cols - c0 < BT_CPU_GEN_COLS ? cols - c0 : BT_CPU_GEN_COLS;
+            d->to_f32(fmt, NULL, row + (size_t)(c0 / b) * bb, buf, n);
             acc += dot8(buf, x + c0, n);
         }
         y[r] = acc;

@@ -405,6 +405,12 @@ static void gen_matmul(bo_emit_fn emit, void *user) {
         mm_case(emit, user, &big[i], 96, 1024, 17, BT_ACT_F32, 0);
         mm_case(emit, user, &big[i], 1001, 1024, 5, i % 2 ? BT_ACT_F32 : BT_ACT_Q8, 1); /* thread splits */
     }
+    /* rows longer than the generic gemv's decode chunk (BT_CPU_GEN_COLS = 2048) */
+    static const struct bt_tfmt gen[] = {{BT_TYPE_Q4_K, 0, 0, 0}, {BT_TYPE_Q5_0, 0, 0, 0}};
+    for (size_t i = 0; i < sizeof(gen) / sizeof(gen[0]); i++) {
+        mm_case(emit, user, &gen[i], 9, 2560, 1, BT_ACT_F32, 0);
+        mm_case(emit, user, &gen[i], 9, 4352, 3, BT_ACT_F32, 1);
+    }
 }
 
 /* ---- element-wise ops ------------------------------------------------------------------------ */
