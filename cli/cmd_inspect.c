@@ -42,12 +42,14 @@ static void arr_num(uint32_t t, const void *arr, uint64_t i, double *f, int64_t 
     }
 }
 
-/* a string on one line: control characters escaped, cut at max bytes */
+/* a string on one line, quoted: quotes, backslashes and control characters escaped, cut at
+ * max bytes */
 static void put_str(const char *s, uint64_t n, uint64_t max) {
     putchar('"');
     for (uint64_t i = 0; i < n && i < max; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\n') fputs("\\n", stdout);
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c == '\n') fputs("\\n", stdout);
         else if (c == '\t') fputs("\\t", stdout);
         else if (c < 0x20) printf("\\x%02x", c);
         else putchar(c);
