@@ -105,7 +105,7 @@ static inline struct bt_tfmt bt_vq_tfmt(uint32_t v, uint32_t b1, uint32_t b2, ui
 
 /* ---- formats as data -----------------------------------------------------------------------
  * Every storage format is described by a struct bt_format. The built-in ones (BT_TYPE_F32 ..
- * BT_TYPE_MTQ) live in the core; a format plugin (kind BT_KIND_FORMAT, iface = its struct
+ * BT_TYPE_COUNT - 1) live in the core; a format plugin (kind BT_KIND_FORMAT, iface = its struct
  * bt_format) adds one, and the core gives it an id >= BT_TYPE_USER when it loads (files name a
  * plugin format, never its id). struct bt_tfmt is {type, three parameters the descriptor
  * interprets} (MTQ: planes, block, layout). A format may have per-tensor parts beside its packed
