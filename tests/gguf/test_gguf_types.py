@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """test_gguf_types.py - every ggml type bt decodes, bit for bit against gguf-py's numpy
 dequantizers (gguf.quants.dequantize), on random valid blocks written with gguf-py's GGUFWriter;
-a type bt cannot decode (iq2_xxs) is listed by the reader and by `inspect` (text and --json)
-and refused by name when read; inspect's shapes (ne0 first), types and bytes agree with
+the same file converted by `bt-pipeline run` (method none, keep_type f32) holds exactly those
+values; a type bt cannot decode (iq2_xxs) is listed by the reader and by `inspect` (text and
+--json) and refused by name when read; inspect's shapes (ne0 first), types and bytes agree with
 gguf-py's GGUFReader.
 Usage: test_gguf_types.py <test_gguf binary> <reader.so> <bt-pipeline> <workdir>"""
 import json
@@ -143,6 +144,34 @@ def main():
     kv = {k["key"]: k for k in j.get("metadata", [])}
     la = kv.get("test.long_array", {})
     check(la.get("n") == 100 and la.get("head") == list(range(8)), f"inspect --json array summary {la}")
+
+    # the same tensors (all but iq2_xxs) through a conversion: reader row chunks -> f32 output
+    path2 = os.path.join(work, "types2.gguf")
+    w = gguf.GGUFWriter(path2, "llama")
+    for name, (data, qt) in tensors.items():
+        if qt != QT.IQ2_XXS:
+            w.add_tensor(name, data, raw_dtype=None if qt in (QT.F32, QT.F16) else qt)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    ini2 = os.path.join(work, "f32.ini")
+    with open(ini2, "w") as f:
+        f.write(f"[input]\npath = {path2}\n[quantize]\nmethod = none\n[output]\npath = {work}/f32.gguf\nkeep_type = f32\n")
+    p = subprocess.run([bt, "-q", "run", ini2], capture_output=True, text=True)
+    check(p.returncode == 0, f"conversion of the decodable types to f32 failed: {p.stderr.strip()[-300:]}")
+    if p.returncode == 0:
+        outt = {t.name: t for t in gguf.GGUFReader(f"{work}/f32.gguf").tensors}
+        for t in gguf.GGUFReader(path2).tensors:
+            o = outt.get(t.name)
+            if t.tensor_type in (QT.F32, QT.F16):
+                want = np.asarray(t.data).astype(np.float32).reshape(-1)
+            else:
+                want = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape(-1)
+            got = np.asarray(o.data).reshape(-1) if o is not None else None
+            check(o is not None and o.tensor_type == QT.F32 and got.shape == want.shape and
+                  np.array_equal(got.view(np.uint32), want.view(np.uint32)),
+                  f"{t.name}: converted f32 differs from gguf-py's dequantize")
 
     # reading the iq2_xxs tensor is refused naming it and its type
     ini = os.path.join(work, "q.ini")
