@@ -39,7 +39,7 @@ static const struct bt_cli_opt eval_opts[] = {
     {"text", 'f', BT_CLI_PATH, 1, "FILE", NULL, RANGE_NONE, NULL, "UTF-8 text to score"},
     {"ctx", 'c', BT_CLI_INT, 0, "N", "512", 2, 1 << 20, NULL, "window length in tokens, BOS included"},
     {"compare", 0, BT_CLI_PATH, 0, "ORIG", NULL, RANGE_NONE, NULL, "also score ORIG: ratio, KLD, top-1 agreement"},
-    {"report", 0, BT_CLI_PATH, 0, "FILE", NULL, RANGE_NONE, NULL, "write the results as JSON (- = stdout)"},
+    {"report", 0, BT_CLI_PATH, 0, "FILE", NULL, RANGE_NONE, NULL, "write the results as JSON (- = stdout; with -q nothing else goes there)"},
     {"scoring", 0, BT_CLI_ENUM, 0, "S", "all", RANGE_NONE, "all|second_half|llama",
      "score every token, the second half of each window, or llama-perplexity's chunks"},
     {"tokenize", 0, BT_CLI_ENUM, 0, "T", "paragraphs", RANGE_NONE, "paragraphs|whole",

@@ -110,6 +110,11 @@ int bt_cli_quantize(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
                         "effect\n", calib ? "--calibration" : "--keep", tname);
         return 2;
     }
+    if (report && !strcmp(report, "-")) {
+        fprintf(stderr, "bt-pipeline quantize: error: --report -: the conversion report is a file (the table goes "
+                        "to stdout already); give a path\n");
+        return 2;
+    }
     const char *vals[][2] = {{"IN", in}, {"OUT", out}, {"--calibration", calib}, {"--keep", keep},
                              {"--report", report}, {"--backend", backend}};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)

@@ -5,7 +5,9 @@ stdout, not a file named --help), unknown and malformed arguments named in the e
 conventions themselves: --opt=value, -n5, options before and after positionals, `-` for stdin
 (run, tokenize, generate's prompt), generate's prompt file, a printed random seed, the same
 seed giving the same text and top-k 1 giving the greedy text."""
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -120,6 +122,33 @@ def main():
         p = run("generate", "-m", TINY, "-i", "--chat-template", "chatml", "-n", "4", stdin="hello\nagain\n")
         check("-i answers one turn per line", p.returncode == 0 and "chat template: chatml" in p.stderr
               and p.stderr.count("generated") == 2, p)
+        turns = re.findall(r"\[(\d+) prompt tokens \((\d+) new\)", p.stderr)
+        check("-i: the second turn reuses the cached conversation",
+              len(turns) == 2 and int(turns[1][1]) < int(turns[1][0]) and int(turns[1][0]) > int(turns[0][0]), p)
+        # the model's own template: tokenizer_config.json chat_template (HF folder of links to bt-tiny)
+        src = os.path.join(os.environ["BT_SRC"], "tests", "model", "chat")
+        for name, tmpl in (("chatml", "chatml.jinja"), ("unknown", "unknown.jinja")):
+            d = os.path.join(tmp, "m-" + name)
+            os.mkdir(d)
+            for f in ("config.json", "model.safetensors", "tokenizer.json"):
+                os.symlink(os.path.realpath(os.path.join(TINY, f)), os.path.join(d, f))
+            cfg = json.load(open(os.path.join(TINY, "tokenizer_config.json")))
+            cfg["chat_template"] = open(os.path.join(src, tmpl)).read()
+            json.dump(cfg, open(os.path.join(d, "tokenizer_config.json"), "w"))
+            p = run("generate", "-m", d, "--chat", "-p", "hello", "-n", "4")
+            if name == "chatml":
+                check("--chat: the model's template recognised", p.returncode == 0 and "chat template: chatml" in p.stderr, p)
+            else:
+                check("--chat: an unsupported template is named", p.returncode != 0 and "not one bt supports" in p.stderr
+                      and "### " in p.stderr, p)
+        # eval's JSON report to stdout
+        p = run("eval", "-m", TINY, "-f", os.path.join(SHARED, "data", "eval_kjv.txt"), "-c", "64", "--max-windows", "2",
+                "-q", "--report", "-")
+        try:
+            ok = p.returncode == 0 and json.loads(p.stdout)["perplexity"] > 1
+        except ValueError:
+            ok = False
+        check("eval --report - writes the JSON to stdout", ok, p)
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 
