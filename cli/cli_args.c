@@ -128,7 +128,17 @@ int bt_cli_parse(const struct bt_cli_cmd *cmd, int argc, char **argv, struct bt_
                 rc = c == ':' && o ? fail(cmd, "%s needs a value (%s)", label, o->meta)
                                    : fail(cmd, "unknown option '%s'", label, "");
             } else {
-                rc = fail(cmd, "unknown option '%s'", word, "");
+                /* a long prefix of several options (getopt_long takes unique prefixes) */
+                char alts[256] = "";
+                size_t al = 0, wl = strcspn(word + 2, "=");
+                int hits = 0;
+                for (int i = 0; !strncmp(word, "--", 2) && wl && i < n; i++)
+                    if (!strncmp(opt_at(cmd, i)->name, word + 2, wl) && al < sizeof alts) {
+                        al += (size_t)snprintf(alts + al, sizeof alts - al, "%s--%s", hits ? ", " : "", opt_at(cmd, i)->name);
+                        hits++;
+                    }
+                rc = hits > 1 ? fail(cmd, "ambiguous option '%s' (%s?)", word, alts)
+                              : fail(cmd, "unknown option '%s'", word, "");
             }
             break;
         }

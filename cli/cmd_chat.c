@@ -1,6 +1,7 @@
 /* cmd_chat.c - `generate --chat` and `generate -i`: the conversation rendered with the model's
  * chat template family (runtime/model/bt_chat.c), tokenized with its special tokens, answered
  * turn by turn; the KV cache keeps what the next turn's tokens share with the last ones. */
+#ifdef BT_HAVE_RUNTIME
 #include "bt_chat.h"
 #include "bt_eval.h"
 #include "bt_model.h"
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef BT_HAVE_RUNTIME
 /* the model's template text: tokenizer.chat_template from the reader's metadata (GGUF, or
  * tokenizer_config.json for HF folders), NULL if none */
 static const char *model_template(struct bt_reader *r) {

@@ -562,6 +562,11 @@ int bt_cli_generate(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
         bt_status st = bt_cli_read_input(src, &text, &len, &err);
         if (st) return bt_cli_report(st, &err);
         if (len && text[len - 1] == '\n') text[--len] = 0; /* the line end of a file or `echo` */
+        if (!len && !interactive) {
+            fprintf(stderr, "bt-pipeline generate: error: the prompt from %s is empty\n", strcmp(src, "-") ? src : "stdin");
+            free(text);
+            return 2;
+        }
         prompt = text;
     }
     int rc;

@@ -62,7 +62,8 @@ def main():
                        (["generate", "--chat=yes", "-m", TINY], "--chat takes no value"),
                        (["frobnicate"], "unknown command 'frobnicate'"),
                        (["--bogus", "plugins"], "unknown option '--bogus'"),
-                       (["-q"], "no command given")]:
+                       (["-q"], "no command given"),
+                       (["eval", "-m", TINY, "-f", "x", "--r", "y"], "ambiguous option '--r' (--report, --rope?)")]:
         p = run(*args)
         check(f"{' '.join(args)} -> rc 2 naming it", p.returncode == 2 and part in p.stderr, p)
 
@@ -72,6 +73,10 @@ def main():
         with open(ini, "w") as f:
             f.write(f"[input]\npath = {TINY}\n[output]\npath = {out}\n")
         # global flags after the sub-command and after its argument
+        p = run("run", ini, "--qui")
+        check("unique prefixes of long options", p.returncode == 0 and not p.stdout and os.path.exists(out), p)
+        if os.path.exists(out):
+            os.unlink(out)
         p = run("run", ini, "-q")
         check("run x.ini -q (global flag after the command)", p.returncode == 0 and not p.stdout and os.path.exists(out), p)
         ref = open(out, "rb").read()
