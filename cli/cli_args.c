@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,10 +36,13 @@ static int opt_index(const struct bt_cli_cmd *cmd, const char *name) {
     return -1;
 }
 
-static int fail(const struct bt_cli_cmd *cmd, const char *fmt, const char *a, const char *b) {
+__attribute__((format(printf, 2, 3))) static int fail(const struct bt_cli_cmd *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "%s %s: error: ", PROG, cmd->name);
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n(see `%s %s --help`)\n", PROG, cmd->name);
+    va_end(ap);
     return 2;
 }
 
@@ -50,21 +54,17 @@ static void opt_label(const struct bt_cli_opt *o, int as_short, char *buf, size_
 
 static int check_value(const struct bt_cli_cmd *cmd, const struct bt_cli_opt *o, const char *label, const char *v) {
     char *end;
-    char want[256];
+    int ranged = o->min <= o->max;
     if (o->type == BT_CLI_INT) {
         long long x = strtoll(v, &end, 10);
         if (end == v || *end) return fail(cmd, "%s '%s': expected a whole number", label, v);
-        if (o->min <= o->max && ((double)x < o->min || (double)x > o->max)) {
-            snprintf(want, sizeof want, "%s '%s': expected a whole number from %.0f to %.0f", label, v, o->min, o->max);
-            return fail(cmd, "%s%s", want, "");
-        }
+        if (ranged && ((double)x < o->min || (double)x > o->max))
+            return fail(cmd, "%s '%s': expected a whole number from %.0f to %.0f", label, v, o->min, o->max);
     } else if (o->type == BT_CLI_FLOAT) {
         double x = strtod(v, &end);
         if (end == v || *end || !isfinite(x)) return fail(cmd, "%s '%s': expected a number", label, v);
-        if (o->min <= o->max && (x < o->min || x > o->max)) {
-            snprintf(want, sizeof want, "%s '%s': expected a number from %g to %g", label, v, o->min, o->max);
-            return fail(cmd, "%s%s", want, "");
-        }
+        if (ranged && (x < o->min || x > o->max))
+            return fail(cmd, "%s '%s': expected a number from %g to %g", label, v, o->min, o->max);
     } else if (o->type == BT_CLI_ENUM) {
         size_t n = strlen(v);
         for (const char *c = o->choices; c && *c;) {
@@ -73,10 +73,9 @@ static int check_value(const struct bt_cli_cmd *cmd, const struct bt_cli_opt *o,
             if (len == n && !strncmp(c, v, n)) return 0;
             c = bar ? bar + 1 : c + len;
         }
-        snprintf(want, sizeof want, "%s '%s': expected one of %s", label, v, o->choices);
-        return fail(cmd, "%s%s", want, "");
+        return fail(cmd, "%s '%s': expected one of %s", label, v, o->choices);
     } else if ((o->type == BT_CLI_STR || o->type == BT_CLI_PATH) && !*v) {
-        return fail(cmd, "%s: the value is empty", label, "");
+        return fail(cmd, "%s: the value is empty", label);
     }
     return 0;
 }
@@ -126,7 +125,7 @@ int bt_cli_parse(const struct bt_cli_cmd *cmd, int argc, char **argv, struct bt_
                     if (opt_at(cmd, i)->shrt == oo) o = opt_at(cmd, i);
                 label[0] = '-', label[1] = (char)oo, label[2] = 0;
                 rc = c == ':' && o ? fail(cmd, "%s needs a value (%s)", label, o->meta)
-                                   : fail(cmd, "unknown option '%s'", label, "");
+                                   : fail(cmd, "unknown option '%s'", label);
             } else {
                 /* a long prefix of several options (getopt_long takes unique prefixes) */
                 char alts[256] = "";
@@ -138,7 +137,7 @@ int bt_cli_parse(const struct bt_cli_cmd *cmd, int argc, char **argv, struct bt_
                         hits++;
                     }
                 rc = hits > 1 ? fail(cmd, "ambiguous option '%s' (%s?)", word, alts)
-                              : fail(cmd, "unknown option '%s'", word, "");
+                              : fail(cmd, "unknown option '%s'", word);
             }
             break;
         }
@@ -146,7 +145,7 @@ int bt_cli_parse(const struct bt_cli_cmd *cmd, int argc, char **argv, struct bt_
         else
             for (int i = 0; i < n && idx < 0; i++)
                 if (opt_at(cmd, i)->shrt == c) idx = i, as_short = 1;
-        if (idx < 0) { rc = fail(cmd, "unknown option '-%c'", (char[]){(char)c, 0}, ""); break; }
+        if (idx < 0) { rc = fail(cmd, "unknown option '-%c'", c); break; }
         const struct bt_cli_opt *o = opt_at(cmd, idx);
         opt_label(o, as_short, label, sizeof label);
         if (!strcmp(o->name, "help")) {
@@ -168,7 +167,7 @@ int bt_cli_parse(const struct bt_cli_cmd *cmd, int argc, char **argv, struct bt_
             a->pos[a->npos++] = v[i];
         }
     }
-    if (rc < 0 && a->npos < cmd->min_pos) rc = fail(cmd, "missing %s", cmd->args, "");
+    if (rc < 0 && a->npos < cmd->min_pos) rc = fail(cmd, "missing %s", cmd->args);
     for (int i = 0; rc < 0 && i < n; i++) {
         const struct bt_cli_opt *o = opt_at(cmd, i);
         char label[80];
