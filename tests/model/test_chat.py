@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
-import jinja2
+try:
+    import jinja2
+except ImportError:  # scripts/setup.sh installs it; without it only the hand-checked layouts run
+    jinja2 = None
 
 TOOL, DIR = sys.argv[1], sys.argv[2]
 BOS, EOS = "<s>", "</s>"
@@ -43,6 +46,8 @@ def check(name, cond, detail=""):
 
 
 def main():
+    if jinja2 is None:
+        print("SKIP the jinja2 comparisons: the Python module jinja2 is missing (scripts/setup.sh installs it)")
     for fam in ("llama3", "chatml", "llama2", "mistral", "gemma", "phi3", "zephyr"):
         path = os.path.join(DIR, fam + ".jinja")
         text = open(path).read().rstrip("\n")
@@ -55,6 +60,8 @@ def main():
                     continue
                 if fam in ("llama2", "mistral") and not gen:
                     pass  # the [INST] templates have no generation prompt: same text either way
+                if jinja2 is None:
+                    continue
                 want = jinja_render(text, conv, gen)
                 check(f"{fam} conv {ci} gen {gen}", rc == 0 and got == want, f"\nbt:    {got!r}\njinja: {want!r}")
     rc, got, family, err = bt_render(os.path.join(DIR, "unknown.jinja"), CONVS[0], 1)
@@ -70,7 +77,7 @@ def main():
     rc, got, _, err = bt_render("family:llama2", [("user", "a"), ("user", "b")], 1)
     check("llama2 refuses two user turns in a row", rc == 1 and "alternate" in err, err)
     print(f"{len(failures)} failures")
-    return 1 if failures else 0
+    return 1 if failures else 77 if jinja2 is None else 0
 
 
 if __name__ == "__main__":
