@@ -3,33 +3,32 @@
 #include "bt_types.h"
 #include "cli.h"
 
+#include "config.h"
+
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
-int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv) {
-    if (argc != 1) { fprintf(stderr, "usage: bt-pipeline run FILE.ini\n"); return 2; }
-    struct bt_run_opts ro = {.quiet = o->quiet, .progress = o->progress,
-                             .plugin_dir = o->plugin_dir, .override = o->override};
-#ifdef BT_HAVE_RUNTIME
-    ro.calib_open = bt_cli_calib_open;
-    ro.calib_colw = bt_cli_calib_colw;
-    ro.calib_close = bt_cli_calib_close;
-    ro.calib_hess = bt_cli_calib_hess;
-    ro.calib_entry = bt_cli_calib_entry;
-    ro.calib_done = bt_cli_calib_done;
-    ro.calib_sequential = bt_cli_calib_sequential;
-#endif
+int bt_cli_run(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
+    struct bt_run_opts ro;
+    bt_cli_run_opts(o, &ro);
     bt_err err;
     bt_err_clear(&err);
     int n = 0;
     const struct bt_stage *stages = bt_cli_stages(&n);
-    bt_status st = bt_pipeline_run(argv[0], stages, n, &ro, &err);
-    if (st) {
-        fprintf(stderr, "bt-pipeline: error: %s\n", err.msg[0] ? err.msg : bt_status_str(st));
-        return bt_cli_exit_code(st);
+    const char *ini = a->pos[0];
+    bt_status st;
+    if (!strcmp(ini, "-")) { /* the INI from stdin: relative paths resolve against the current folder */
+        char *text = NULL;
+        size_t len = 0;
+        st = bt_cli_read_input("-", &text, &len, &err);
+        if (!st) st = bt_pipeline_run_text(text, "<stdin>", ".", stages, n, &ro, &err);
+        free(text);
+    } else {
+        st = bt_pipeline_run(ini, stages, n, &ro, &err);
     }
-    return 0;
+    return bt_cli_report(st, &err);
 }
 
 static void print_options(const struct bt_option *op) {
@@ -42,7 +41,7 @@ static void print_options(const struct bt_option *op) {
     }
 }
 
-int bt_cli_plugins(const struct bt_cli_opts *o, int argc, char **argv) {
+int bt_cli_plugins(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
     int rc;
     bt_registry *reg = bt_cli_registry_or_report(o, &rc);
     if (!reg) return rc;

@@ -200,19 +200,9 @@ static void add_sum(struct type_sum *s, int *ns, const char *name, uint64_t byte
     s[i].elems += elems;
 }
 
-static void usage(void) {
-    fprintf(stderr, "usage: bt-pipeline inspect [--json] FILE\n");
-}
-
-int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv) {
-    const char *path = NULL;
-    int js = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) js = 1;
-        else if (argv[i][0] == '-' || path) { usage(); return 2; }
-        else path = argv[i];
-    }
-    if (!path) { usage(); return 2; }
+int bt_cli_inspect(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
+    const char *path = a->pos[0];
+    int js = bt_cli_count(a, "json") > 0;
     int rc;
     bt_registry *reg = bt_cli_registry_or_report(o, &rc);
     if (!reg) return rc;

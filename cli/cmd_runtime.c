@@ -4,6 +4,7 @@
 #include "bt_calib.h"
 #include "bt_eval.h"
 #include "bt_model.h"
+#include "bt_sample.h"
 #include "bt_types.h"
 #include "cli.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- a loaded model: reader + backend + runner ------------------------------------------------ */
 struct loaded {
@@ -174,17 +176,28 @@ static const struct bt_option gen_opts[] = {
     {"temp", BT_OPT_FLOAT, "0", 0, 100, NULL, "temperature (0 = greedy)"},
     {"top_p", BT_OPT_FLOAT, "1", 0, 1, NULL, "nucleus sampling mass"},
     {"seed", BT_OPT_INT, "1", 0, 1e18, NULL, "sampling seed"},
+    {"top_k", BT_OPT_INT, "0", 0, 1 << 30, NULL, "sample among the k most likely tokens (0 = all)"},
+    {"min_p", BT_OPT_FLOAT, "0", 0, 1, NULL, "drop tokens below min_p x the most likely one's probability"},
+    {"repeat_penalty", BT_OPT_FLOAT, "1", 0, 100, NULL, "penalty on the logits of recent tokens (1 = off)"},
+    {"repeat_last_n", BT_OPT_INT, "64", 0, 1 << 20, NULL, "recent tokens the penalty looks at"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static bt_status do_generate(bt_registry *reg, const char *model, const struct be_sel *backend, const char *prompt,
-                             const struct bt_gen_opts *go, int quiet, bt_err *err) {
+                             const struct bt_gen_opts *go, int n_ctx, const struct bt_cli_chat_opts *chat, int quiet,
+                             bt_err *err) {
     struct loaded l;
     struct bt_model_opts mo;
     memset(&mo, 0, sizeof(mo));
     mo.act_q8 = 2; /* int8 activations for integer-dot formats (ternary: multiplication-free) */
+    mo.n_ctx = n_ctx;
     bt_status st = load_model(reg, model, backend, &mo, &l, err);
     if (st) return st;
+    if (chat) {
+        st = bt_cli_chat(l.m, l.r, model, chat, go, err);
+        loaded_free(&l);
+        return st;
+    }
     struct bt_gen_result gr;
     memset(&gr, 0, sizeof(gr));
     fputs(prompt, stdout);
@@ -202,10 +215,12 @@ static bt_status stage_generate(const struct bt_stage_ctx *sc, const bt_optset *
     struct bt_gen_opts go = {
         .n_predict = (int32_t)bt_opt_int(o, "n"), .temperature = (float)bt_opt_float(o, "temp"),
         .top_p = (float)bt_opt_float(o, "top_p"), .seed = (uint64_t)bt_opt_int(o, "seed"),
+        .top_k = (int32_t)bt_opt_int(o, "top_k"), .min_p = (float)bt_opt_float(o, "min_p"),
+        .repeat_penalty = (float)bt_opt_float(o, "repeat_penalty"), .repeat_last_n = (int32_t)bt_opt_int(o, "repeat_last_n"),
     };
     struct be_sel be = {sc->backend, sc->backend_opts};
     return do_generate(sc->reg, sc->output_path ? sc->output_path : sc->input_path, &be,
-                       bt_opt_str(o, "prompt"), &go, sc->quiet, err);
+                       bt_opt_str(o, "prompt"), &go, 0, NULL, sc->quiet, err);
 }
 
 static const struct bt_option calib_opts[] = {
@@ -395,11 +410,6 @@ void bt_cli_calib_close(void *ctx) {
 }
 
 /* ---- commands ---------------------------------------------------------------------------------- */
-static const char *arg_val(int argc, char **argv, int *i, const char *name) {
-    if (strcmp(argv[*i], name) != 0 || *i + 1 >= argc) return NULL;
-    return argv[++*i];
-}
-
 /* --backend NAME[:key=value,...] [--device N] -> a backend choice with validated options (*owned
  * is freed by the caller) */
 static bt_status cli_backend(bt_registry *reg, const char *spec, const char *device,
@@ -463,17 +473,9 @@ static bt_status cli_backend(bt_registry *reg, const char *spec, const char *dev
         return finish(reg, st_, &err);                                                        \
     } while (0)
 
-/* --threads N: a whole number 0..BT_THREADS_MAX (0 = all cores); else an error naming it */
-static int set_threads(const char *v) {
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || n < 0 || n > BT_THREADS_MAX) {
-        fprintf(stderr, "bt-pipeline: error: --threads '%s': expected a whole number from 0 (all cores) "
-                        "to %d\n", v, BT_THREADS_MAX);
-        return 2;
-    }
-    bt_threads_set((int)n);
-    return 0;
+/* --threads N (range-checked by the parser) */
+static void set_threads(const struct bt_cli_args *a) {
+    if (bt_cli_str(a, "threads")) bt_threads_set((int)bt_cli_int(a, "threads", 0));
 }
 
 /* the input is sacred: a file the command writes must not be, or land inside, one of its inputs */
@@ -491,34 +493,20 @@ static int finish(bt_registry *reg, bt_status st, bt_err *err) {
     return bt_cli_exit_code(st);
 }
 
-int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *cmp = NULL, *report = NULL, *backend = "auto", *v;
-    const char *device = NULL;
-    struct bt_eval_opts eo = {.ctx = 512};
+int bt_cli_eval(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
+    const char *model = bt_cli_str(a, "model"), *text = bt_cli_str(a, "text"), *cmp = bt_cli_str(a, "compare");
+    const char *report = bt_cli_str(a, "report"), *backend = bt_cli_str(a, "backend"), *device = bt_cli_str(a, "device");
+    const char *act = bt_cli_str(a, "act"), *rope = bt_cli_str(a, "rope");
+    struct bt_eval_opts eo = {.ctx = (int32_t)bt_cli_int(a, "ctx", 512),
+                              .max_windows = (int32_t)bt_cli_int(a, "max-windows", 0),
+                              .scoring = scoring_of(bt_cli_str(a, "scoring")),
+                              .tokenize = tok_of(bt_cli_str(a, "tokenize"))};
     struct bt_model_opts mo;
     memset(&mo, 0, sizeof(mo));
-    for (int i = 0; i < argc; i++) {
-        if ((v = arg_val(argc, argv, &i, "--model"))) model = v;
-        else if ((v = arg_val(argc, argv, &i, "--text"))) text = v;
-        else if ((v = arg_val(argc, argv, &i, "--compare"))) cmp = v;
-        else if ((v = arg_val(argc, argv, &i, "--report"))) report = v;
-        else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
-        else if ((v = arg_val(argc, argv, &i, "--device"))) device = v;
-        else if ((v = arg_val(argc, argv, &i, "--ctx"))) eo.ctx = atoi(v);
-        else if ((v = arg_val(argc, argv, &i, "--max-windows"))) eo.max_windows = atoi(v);
-        else if ((v = arg_val(argc, argv, &i, "--scoring"))) eo.scoring = scoring_of(v);
-        else if ((v = arg_val(argc, argv, &i, "--tokenize"))) eo.tokenize = tok_of(v);
-        else if ((v = arg_val(argc, argv, &i, "--threads"))) { if (set_threads(v)) return 2; }
-        else if ((v = arg_val(argc, argv, &i, "--rope"))) mo.rope_bf16 = !strcmp(v, "bf16");
-        else if ((v = arg_val(argc, argv, &i, "--act"))) mo.act_q8 = !strcmp(v, "q8") ? 1 : !strcmp(v, "auto") ? 2 : 0;
-        else { model = NULL; break; }
-    }
-    if (!model || !text || eo.ctx < 2) {
-        fprintf(stderr, "usage: bt-pipeline eval --model M --text FILE [--ctx 512] [--compare ORIG] [--report R.json]\n"
-                        "       [--scoring all|second_half|llama] [--tokenize paragraphs|whole] [--max-windows N]\n"
-                        "       [--rope exact|bf16] [--act f32|q8] [--backend B[:key=value,...]] [--device N] [--threads N]\n");
-        return 2;
-    }
+    mo.rope_bf16 = rope && !strcmp(rope, "bf16");
+    mo.act_q8 = !act ? 0 : !strcmp(act, "q8") ? 1 : !strcmp(act, "auto") ? 2 : 0;
+    set_threads(a);
+    if (!backend) backend = "auto";
     mo.n_ctx = eo.ctx;
     eo.text_path = text;
     eo.report_path = report;
@@ -528,58 +516,83 @@ int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv) {
     bt_err err;
     bt_err_clear(&err);
     const char *ins[3] = {model, text, cmp};
-    if (guard_out("--report", report, ins, 3, &err)) return finish(reg, err.status, &err);
+    if (report && strcmp(report, "-") && guard_out("--report", report, ins, 3, &err)) return finish(reg, err.status, &err);
     WITH_BACKEND(reg, backend, device, be, do_eval(reg, model, cmp, &be, &mo, &eo, o->quiet, &err));
 }
 
-int bt_cli_generate(const struct bt_cli_opts *o, int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *backend = "auto", *v, *device = NULL;
-    struct bt_gen_opts go = {.n_predict = 64, .top_p = 1.0f, .seed = 1};
-    for (int i = 0; i < argc; i++) {
-        if ((v = arg_val(argc, argv, &i, "--model"))) model = v;
-        else if ((v = arg_val(argc, argv, &i, "--prompt"))) prompt = v;
-        else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
-        else if ((v = arg_val(argc, argv, &i, "--device"))) device = v;
-        else if ((v = arg_val(argc, argv, &i, "-n"))) go.n_predict = atoi(v);
-        else if ((v = arg_val(argc, argv, &i, "--temp"))) go.temperature = (float)atof(v);
-        else if ((v = arg_val(argc, argv, &i, "--top-p"))) go.top_p = (float)atof(v);
-        else if ((v = arg_val(argc, argv, &i, "--seed"))) go.seed = strtoull(v, NULL, 10);
-        else if ((v = arg_val(argc, argv, &i, "--threads"))) { if (set_threads(v)) return 2; }
-        else { model = NULL; break; }
-    }
-    if (!model || !prompt || go.n_predict < 1) {
-        fprintf(stderr, "usage: bt-pipeline generate --model M --prompt TEXT [-n 64] [--temp 0] [--top-p 1] [--seed 1]\n"
-                        "       [--backend B[:key=value,...]] [--device N] [--threads N]\n");
+int bt_cli_generate(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
+    const char *model = bt_cli_str(a, "model"), *prompt = bt_cli_str(a, "prompt"), *pfile = bt_cli_str(a, "prompt-file");
+    const char *backend = bt_cli_str(a, "backend"), *device = bt_cli_str(a, "device");
+    struct bt_gen_opts go = {
+        .n_predict = (int32_t)bt_cli_int(a, "n-predict", 64), .temperature = (float)bt_cli_float(a, "temp", 0),
+        .top_k = (int32_t)bt_cli_int(a, "top-k", 0), .top_p = (float)bt_cli_float(a, "top-p", 1),
+        .min_p = (float)bt_cli_float(a, "min-p", 0), .repeat_penalty = (float)bt_cli_float(a, "repeat-penalty", 1),
+        .repeat_last_n = (int32_t)bt_cli_int(a, "repeat-last-n", 64), .ignore_eos = bt_cli_count(a, "ignore-eos") > 0,
+    };
+    int interactive = bt_cli_count(a, "interactive") > 0, chat = interactive || bt_cli_count(a, "chat") > 0;
+    if (prompt && pfile) {
+        fprintf(stderr, "bt-pipeline generate: error: give the prompt once: -p/--prompt or -f/--prompt-file\n");
         return 2;
+    }
+    if (interactive && ((prompt && !strcmp(prompt, "-")) || (pfile && !strcmp(pfile, "-")))) {
+        fprintf(stderr, "bt-pipeline generate: error: -i reads the conversation from stdin: the prompt cannot come "
+                        "from it too (use -p TEXT or -f FILE)\n");
+        return 2;
+    }
+    /* the seed: given, or a random one that is printed so the run can be repeated */
+    const char *seed = bt_cli_str(a, "seed");
+    go.seed = seed ? (uint64_t)bt_cli_int(a, "seed", 0) : bt_sample_random_seed();
+    if (!o->quiet && go.temperature > 0.0f) fprintf(stderr, "seed %llu\n", (unsigned long long)go.seed);
+    set_threads(a);
+    if (!backend) backend = "auto";
+    bt_err err;
+    bt_err_clear(&err);
+    char *text = NULL;
+    const char *src = pfile ? pfile : prompt && !strcmp(prompt, "-") ? "-" : NULL;
+    if (!prompt && !pfile && !interactive) {
+        if (isatty(0)) {
+            fprintf(stderr, "bt-pipeline generate: error: no prompt: give -p TEXT, -f FILE, pipe it to stdin, or "
+                            "chat with -i\n(see `bt-pipeline generate --help`)\n");
+            return 2;
+        }
+        src = "-";
+    }
+    if (src) {
+        size_t len;
+        bt_status st = bt_cli_read_input(src, &text, &len, &err);
+        if (st) return bt_cli_report(st, &err);
+        if (len && text[len - 1] == '\n') text[--len] = 0; /* the line end of a file or `echo` */
+        if (!len && !interactive) {
+            fprintf(stderr, "bt-pipeline generate: error: the prompt from %s is empty\n", strcmp(src, "-") ? src : "stdin");
+            free(text);
+            return 2;
+        }
+        prompt = text;
     }
     int rc;
     bt_registry *reg = bt_cli_registry_or_report(o, &rc);
-    if (!reg) return rc;
-    bt_err err;
-    bt_err_clear(&err);
-    WITH_BACKEND(reg, backend, device, be, do_generate(reg, model, &be, prompt, &go, o->quiet, &err));
+    if (!reg) { free(text); return rc; }
+    struct bt_cli_chat_opts co = {.template_name = bt_cli_str(a, "chat-template"), .system = bt_cli_str(a, "system"),
+                                  .prompt = prompt, .interactive = interactive, .quiet = o->quiet};
+    int n_ctx = (int)bt_cli_int(a, "ctx", 0);
+    bt_optset *owned;
+    char name[128];
+    struct be_sel be;
+    bt_status st = cli_backend(reg, backend, device, &be, &owned, name, sizeof name, &err);
+    if (!st) st = do_generate(reg, model, &be, prompt, &go, n_ctx, chat ? &co : NULL, o->quiet, &err);
+    bt_optset_free(owned);
+    free(text);
+    return finish(reg, st, &err);
 }
 
-int bt_cli_calibrate(const struct bt_cli_opts *o, int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *out = NULL, *backend = "auto", *v, *device = NULL;
-    struct bt_calib_opts co = {.ctx = 512};
-    for (int i = 0; i < argc; i++) {
-        if ((v = arg_val(argc, argv, &i, "--model"))) model = v;
-        else if ((v = arg_val(argc, argv, &i, "--text"))) text = v;
-        else if ((v = arg_val(argc, argv, &i, "--out"))) out = v;
-        else if ((v = arg_val(argc, argv, &i, "--backend"))) backend = v;
-        else if ((v = arg_val(argc, argv, &i, "--device"))) device = v;
-        else if ((v = arg_val(argc, argv, &i, "--ctx"))) co.ctx = atoi(v);
-        else if ((v = arg_val(argc, argv, &i, "--windows"))) co.max_windows = atoi(v);
-        else if (!strcmp(argv[i], "--diag-only")) co.diag_only = 1;
-        else if ((v = arg_val(argc, argv, &i, "--threads"))) { if (set_threads(v)) return 2; }
-        else { model = NULL; break; }
-    }
-    if (!model || !text || !out || co.ctx < 2) {
-        fprintf(stderr, "usage: bt-pipeline calibrate --model M --text FILE --out FILE [--ctx 512] [--windows N] [--diag-only]\n"
-                        "       [--backend B[:key=value,...]] [--device N] [--threads N]\n");
-        return 2;
-    }
+int bt_cli_calibrate(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
+    const char *model = bt_cli_str(a, "model"), *text = bt_cli_str(a, "text"), *out = bt_cli_str(a, "out");
+    const char *backend = bt_cli_str(a, "backend"), *device = bt_cli_str(a, "device");
+    struct bt_calib_opts co = {.ctx = (int32_t)bt_cli_int(a, "ctx", 512),
+                               .max_windows = (int32_t)bt_cli_int(a, "windows", 0),
+                               .diag_only = bt_cli_count(a, "diag-only") > 0};
+    set_threads(a);
+    if (!backend) backend = "auto";
     int rc;
     bt_registry *reg = bt_cli_registry_or_report(o, &rc);
     if (!reg) return rc;

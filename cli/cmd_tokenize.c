@@ -1,5 +1,5 @@
-/* cmd_tokenize.c - `bt-pipeline tokenize --model M FILE`: the ids of FILE, space separated,
- * on one line, without BOS. M is a HF folder (tokenizer.json) or any model a reader opens. */
+/* cmd_tokenize.c - `bt-pipeline tokenize --model M FILE`: the ids of FILE (- = stdin), space
+ * separated, on one line, without BOS. M is a HF folder (tokenizer.json) or any model a reader opens. */
 #include "bt_tokenizer.h"
 #include "bt_types.h"
 #include "cli.h"
@@ -41,19 +41,9 @@ static bt_status load_tokenizer(const char *model, const struct bt_cli_opts *o, 
     return st;
 }
 
-int bt_cli_tokenize(const struct bt_cli_opts *o, int argc, char **argv) {
-    const char *model = NULL, *file = NULL;
-    int special = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--special")) special = 1;
-        else if (!file && argv[i][0] != '-') file = argv[i];
-        else { file = NULL; model = NULL; break; }
-    }
-    if (!model || !file) {
-        fprintf(stderr, "usage: bt-pipeline tokenize --model MODEL [--special] FILE\n");
-        return 2;
-    }
+int bt_cli_tokenize(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
+    const char *model = bt_cli_str(a, "model"), *file = a->pos[0];
+    int special = bt_cli_count(a, "special") > 0;
     bt_err err;
     bt_err_clear(&err);
     struct bt_tokenizer *tok = NULL;
@@ -61,7 +51,7 @@ int bt_cli_tokenize(const struct bt_cli_opts *o, int argc, char **argv) {
     int32_t *ids = NULL;
     char *text = NULL;
     bt_status st = load_tokenizer(model, o, &tok, &err);
-    if (st == BT_OK) st = bt_file_read_all(file, &text, &len, &err);
+    if (st == BT_OK) st = bt_cli_read_input(file, &text, &len, &err);
     if (st == BT_OK) {
         st = bt_tokenizer_encode(tok, text, len, special, &ids, &n);
         if (st) bt_err_set(&err, st, "%s: cannot tokenize", file);

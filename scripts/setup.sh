@@ -14,6 +14,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 PY=${PYTHON:-python3}
-if ! $PY -c "import gguf, numpy, regex" >/dev/null 2>&1; then
-  $PY -m pip install -q gguf numpy regex 2>/dev/null || $PY -m pip install -q --break-system-packages gguf numpy regex
+if ! $PY -c "import gguf, numpy, regex, jinja2" >/dev/null 2>&1; then
+  $PY -m pip install -q gguf numpy regex jinja2 2>/dev/null || $PY -m pip install -q --break-system-packages gguf numpy regex jinja2
 fi

@@ -103,14 +103,17 @@ oom:
     return 0;
 }
 
-bt_status bt_cfg_load(const char *path, struct bt_cfg *cfg, bt_err *err) {
-    memset(cfg, 0, sizeof(*cfg));
-    struct parse_state ps = {.cfg = cfg};
-    if (!(ps.f = fopen(path, "r"))) return bt_err_set(err, BT_E_IO, "%s: cannot open: %m", path);
+/* parse the open stream f; path names it in messages, base_dir resolves its relative paths */
+static bt_status cfg_parse(FILE *f, const char *path, const char *base_dir, struct bt_cfg *cfg, bt_err *err) {
+    struct parse_state ps = {.cfg = cfg, .f = f};
     cfg->path = strdup(path);
-    const char *slash = strrchr(path, '/');
-    cfg->base_dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
-    if (slash == path) { free(cfg->base_dir); cfg->base_dir = strdup("/"); }
+    if (base_dir) {
+        cfg->base_dir = strdup(base_dir);
+    } else {
+        const char *slash = strrchr(path, '/');
+        cfg->base_dir = slash == path ? strdup("/") : slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+    }
+    if (!cfg->path || !cfg->base_dir) { fclose(f); return bt_err_set(err, BT_E_NOMEM, "out of memory"); }
     ini_inline_comment_prefixes = ";#";
     ini_use_stack = false;
     ini_max_line = 8192;
@@ -121,6 +124,23 @@ bt_status bt_cfg_load(const char *path, struct bt_cfg *cfg, bt_err *err) {
     if (rc < 0) return bt_err_set(err, BT_E_IO, "%s: cannot read", path);
     if (ps.err_line) return bt_err_set(err, BT_E_INVAL, "%s:%d: %s", path, ps.err_line, ps.err);
     return BT_OK;
+}
+
+bt_status bt_cfg_load(const char *path, struct bt_cfg *cfg, bt_err *err) {
+    memset(cfg, 0, sizeof(*cfg));
+    FILE *f = fopen(path, "r");
+    if (!f) return bt_err_set(err, BT_E_IO, "%s: cannot open: %m", path);
+    return cfg_parse(f, path, NULL, cfg, err);
+}
+
+bt_status bt_cfg_load_text(const char *text, const char *name, const char *base_dir, struct bt_cfg *cfg,
+                           bt_err *err) {
+    memset(cfg, 0, sizeof(*cfg));
+    size_t n = strlen(text);
+    /* fmemopen of an empty buffer fails on some libcs: an empty INI is a one-byte blank line */
+    FILE *f = n ? fmemopen((void *)text, n, "r") : fmemopen((void *)"\n", 1, "r");
+    if (!f) return bt_err_set(err, BT_E_NOMEM, "%s: cannot read the configuration: %m", name);
+    return cfg_parse(f, name, base_dir ? base_dir : ".", cfg, err);
 }
 
 void bt_cfg_free(struct bt_cfg *cfg) {

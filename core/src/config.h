@@ -23,6 +23,10 @@ struct bt_cfg {
 
 /* parse path; syntax errors -> BT_E_FORMAT "file:line: ..." */
 bt_status bt_cfg_load(const char *path, struct bt_cfg *cfg, bt_err *err);
+/* the same for INI text held in memory (a command line turned into a pipeline): name stands for
+ * the file in messages ("name:line: ..."), relative paths resolve against base_dir (NULL: ".") */
+bt_status bt_cfg_load_text(const char *text, const char *name, const char *base_dir, struct bt_cfg *cfg,
+                           bt_err *err);
 void      bt_cfg_free(struct bt_cfg *cfg);
 /* last entry for section/key or NULL */
 struct bt_cfg_entry *bt_cfg_get(struct bt_cfg *cfg, const char *section, const char *key);
@@ -33,4 +37,10 @@ struct bt_stage;
  * plugins' option tables, input/output path guards), no work: for tests and the INI fuzz target */
 bt_status bt_pipeline_check(const char *ini_path, const struct bt_stage *stages, int n_stages,
                             bt_err *err);
+struct bt_run_opts;
+/* bt_pipeline_run on INI text instead of a file (bt_cfg_load_text's name and base_dir): what
+ * `bt-pipeline quantize` and `run -` hand to the same runner */
+bt_status bt_pipeline_run_text(const char *text, const char *name, const char *base_dir,
+                               const struct bt_stage *stages, int n_stages, const struct bt_run_opts *ro,
+                               bt_err *err);
 #endif

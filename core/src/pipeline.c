@@ -235,14 +235,16 @@ static bt_status guard_io(struct bt_cfg *cfg, struct run_state *s, const struct 
 }
 
 /* check_only: stop once everything is validated (bt_pipeline_check) */
-static bt_status pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
+/* text != NULL: the INI is that text, named ini_path, relative paths against base_dir */
+static bt_status pipeline_run(const char *ini_path, const char *text, const char *base_dir,
+                              const struct bt_stage *stages, int n_stages,
                               const struct bt_run_opts *ro, int check_only, bt_err *err) {
     struct bt_cfg cfg;
     struct run_state s;
     memset(&s, 0, sizeof(s));
     bt_registry *reg = NULL;
     void *calib = NULL; /* calibration context (file view or a stage's provider) */
-    bt_status st = bt_cfg_load(ini_path, &cfg, err);
+    bt_status st = text ? bt_cfg_load_text(text, ini_path, base_dir, &cfg, err) : bt_cfg_load(ini_path, &cfg, err);
     if (st) { bt_cfg_free(&cfg); return st; }
     if (n_stages > 16) n_stages = 16;
     /* sections */
@@ -394,10 +396,16 @@ done:
 
 bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
                           const struct bt_run_opts *ro, bt_err *err) {
-    return pipeline_run(ini_path, stages, n_stages, ro, 0, err);
+    return pipeline_run(ini_path, NULL, NULL, stages, n_stages, ro, 0, err);
+}
+
+bt_status bt_pipeline_run_text(const char *text, const char *name, const char *base_dir,
+                               const struct bt_stage *stages, int n_stages, const struct bt_run_opts *ro,
+                               bt_err *err) {
+    return pipeline_run(name, text, base_dir, stages, n_stages, ro, 0, err);
 }
 
 bt_status bt_pipeline_check(const char *ini_path, const struct bt_stage *stages, int n_stages,
                             bt_err *err) {
-    return pipeline_run(ini_path, stages, n_stages, NULL, 1, err);
+    return pipeline_run(ini_path, NULL, NULL, stages, n_stages, NULL, 1, err);
 }

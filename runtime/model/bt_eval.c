@@ -213,6 +213,11 @@ static bt_status write_report(const struct bt_eval_opts *o, int compare,
     json_object_object_add(j, "model", o->model_path ? json_object_new_string(o->model_path) : NULL);
     json_object_object_add(j, "original", o->orig_path ? json_object_new_string(o->orig_path) : NULL);
     const char *s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (!strcmp(o->report_path, "-")) { /* stdout (`eval --report -`) */
+        int bad = puts(s) < 0 || fflush(stdout) != 0;
+        json_object_put(j);
+        return bad ? bt_err_set(err, BT_E_IO, "eval report: cannot write to stdout: %s", strerror(errno)) : BT_OK;
+    }
     size_t plen = strlen(o->report_path);
     char *tmp = malloc(plen + 32);
     bt_status st = BT_OK;

@@ -66,6 +66,14 @@ struct bt_gen_opts {
     uint64_t seed;        /* RNG seed for sampling */
     int32_t  no_bos;      /* 1: do not prepend BOS */
     int32_t  ignore_eos;  /* 1: keep going after EOS */
+    int32_t  top_k;          /* sample among the k most likely (0 = all) */
+    float    min_p;          /* drop tokens below min_p x the most likely one's probability */
+    float    repeat_penalty; /* penalize the last repeat_last_n tokens' logits (1 or 0 = off) */
+    int32_t  repeat_last_n;  /* 0 = no penalty */
+    int32_t  n_cached;       /* the model's cache already holds the first n_cached prompt tokens
+                              * (a conversation going on); 0 = start afresh */
+    const int32_t *stop_ids; /* more tokens that end the generation (a chat's end of turn) */
+    int32_t  n_stop;
 };
 
 struct bt_gen_result {

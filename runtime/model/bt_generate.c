@@ -1,7 +1,9 @@
-/* bt_generate.c - text generation: prompt pass, then token-by-token decoding with greedy or
- * temperature / top-p sampling (seeded, reproducible), streaming each token's bytes. */
+/* bt_generate.c - text generation: prompt pass (or only its new part when a conversation goes
+ * on), then token-by-token decoding with greedy or sampled choice (bt_sample.c: repeat penalty,
+ * top-k, temperature, min-p, top-p; seeded, reproducible), streaming each token's bytes. */
 #include "bt_eval.h"
 #include "bt_model_int.h"
+#include "bt_sample.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -12,50 +14,6 @@ static double gen_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* splitmix64: a small deterministic generator */
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-
-struct cand {
-    float p;  /* probability */
-    int   id; /* token id */
-};
-static int cand_cmp(const void *a, const void *b) {
-    const struct cand *x = a, *y = b;
-    if (x->p != y->p) return x->p < y->p ? 1 : -1;
-    return x->id - y->id;
-}
-
-/* greedy when temp <= 0; else softmax(l / temp), nucleus top_p, draw */
-static int32_t sample(const float *l, int n, float temp, float top_p, uint64_t *rng,
-                      struct cand *c) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (l[i] > l[best]) best = i;
-    if (temp <= 0.0f) return best;
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        c[i].id = i;
-        c[i].p  = (float)exp((double)(l[i] - l[best]) / temp);
-        sum += c[i].p;
-    }
-    qsort(c, (size_t)n, sizeof *c, cand_cmp);
-    double keep = (top_p > 0.0f && top_p < 1.0f ? top_p : 1.0) * sum, acc = 0.0;
-    int k = 0;
-    while (k < n && (k == 0 || acc < keep)) acc += c[k++].p;
-    double r = rng_unit(rng) * acc;
-    for (int i = 0; i < k; i++) {
-        r -= c[i].p;
-        if (r <= 0.0) return c[i].id;
-    }
-    return c[k - 1].id;
 }
 
 bt_status bt_generate_ids(bt_model *m, const int32_t *prompt, int n_prompt,
@@ -70,25 +28,37 @@ bt_status bt_generate_ids(bt_model *m, const int32_t *prompt, int n_prompt,
         return bt_err_set(err, BT_E_INVAL, "generate: prompt of %d tokens does not fit the "
                           "context of %d", n_prompt, m->n_ctx);
     int vocab = m->hp.n_vocab;
+    int n_hist = n_prompt + go.n_predict;
     float *logits = malloc((size_t)vocab * sizeof(float));
-    struct cand *c = go.temperature > 0.0f ? malloc((size_t)vocab * sizeof *c) : NULL;
-    if (!logits || (go.temperature > 0.0f && !c)) {
-        free(logits); free(c);
+    struct bt_cand *c = malloc((size_t)vocab * sizeof *c);
+    int32_t *hist = malloc((size_t)n_hist * sizeof *hist); /* prompt + generated: the penalty's window */
+    if (!logits || !c || !hist) {
+        free(logits); free(c); free(hist);
         return bt_err_set(err, BT_E_NOMEM, "generate: out of memory");
     }
+    memcpy(hist, prompt, (size_t)n_prompt * sizeof *hist);
+    struct bt_sample_opts so = {.temperature = go.temperature, .top_k = go.top_k, .top_p = go.top_p,
+                                .min_p = go.min_p,
+                                .repeat_penalty = go.repeat_last_n > 0 ? go.repeat_penalty : 1.0f};
     uint64_t rng = go.seed;
-    bt_model_reset(m);
+    int cached = go.n_cached < 0 ? 0 : go.n_cached >= n_prompt ? n_prompt - 1 : go.n_cached;
+    if (cached > m->n_past) cached = m->n_past;
+    if (!cached) bt_model_reset(m);
     double t0 = gen_now();
-    bt_status st = bt_model_forward(m, prompt, n_prompt, 0, logits, 0, err);
+    bt_status st = bt_model_forward(m, prompt + cached, n_prompt - cached, cached, logits, 0, err);
     double t1 = gen_now();
     res->n_prompt = n_prompt;
-    res->pp_tps   = st ? 0.0 : n_prompt / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9);
+    res->pp_tps   = st ? 0.0 : (n_prompt - cached) / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9);
     double tg_time = 0.0;
-    int n_dec = 0, pos = n_prompt;
+    int n_dec = 0, pos = n_prompt, len_hist = n_prompt;
     char piece[256];
     for (int i = 0; st == BT_OK && i < go.n_predict; i++) {
-        int32_t id = sample(logits, vocab, go.temperature, go.top_p, &rng, c);
-        if (id == m->hp.eos_id && !go.ignore_eos) { res->hit_eos = 1; break; }
+        int n_recent = len_hist < go.repeat_last_n ? len_hist : go.repeat_last_n;
+        int32_t id = bt_sample(logits, vocab, &so, hist + len_hist - n_recent, n_recent, &rng, c);
+        int stop = id == m->hp.eos_id && !go.ignore_eos;
+        for (int k = 0; k < go.n_stop && !stop; k++) stop = id == go.stop_ids[k];
+        if (stop) { res->hit_eos = 1; break; }
+        hist[len_hist++] = id;
         if (out_ids) out_ids[i] = id;
         res->n_gen++;
         int len = bt_model_token_piece(m, id, piece, (int)sizeof piece);
@@ -104,6 +74,7 @@ bt_status bt_generate_ids(bt_model *m, const int32_t *prompt, int n_prompt,
     res->tg_tps = n_dec ? n_dec / (tg_time > 1e-9 ? tg_time : 1e-9) : 0.0;
     free(logits);
     free(c);
+    free(hist);
     return st;
 }
 

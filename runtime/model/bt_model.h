@@ -81,6 +81,11 @@ int       bt_model_has_tokenizer(const bt_model *m);
 /* text -> ids (no BOS added; special tokens not parsed). *ids: caller frees with free(). */
 bt_status bt_model_tokenize(bt_model *m, const char *text, size_t len, int32_t **ids,
                             int64_t *n, bt_err *err);
+/* the same with special tokens written as their text (<|eot_id|>) parsed as those tokens */
+bt_status bt_model_tokenize_special(bt_model *m, const char *text, size_t len, int32_t **ids,
+                                    int64_t *n, bt_err *err);
+/* the vocabulary's text of token id (as written in tokenizer.json / the GGUF), NULL if none */
+const char *bt_model_token_text(bt_model *m, int32_t id);
 /* bytes of token id (byte-level pieces decoded); returns the length written (<= cap), or -1 */
 int       bt_model_token_piece(bt_model *m, int32_t id, char *buf, int cap);
 

@@ -53,20 +53,39 @@ void bt_model_tok_free(bt_model *m) {
 
 int bt_model_has_tokenizer(const bt_model *m) { return m->tok != NULL; }
 
-bt_status bt_model_tokenize(bt_model *m, const char *text, size_t len, int32_t **ids,
-                            int64_t *n, bt_err *err) {
+static bt_status tokenize(bt_model *m, const char *text, size_t len, int special, int32_t **ids,
+                          int64_t *n, bt_err *err) {
     *ids = NULL;
     *n   = 0;
     if (!m->tok) return bt_err_set(err, BT_E_UNSUPPORTED, "%s", m->tok_err);
 #ifdef BT_HAVE_TOKENIZER
     size_t cnt = 0;
-    bt_status st = bt_tokenizer_encode(m->tok, text, len, 0, ids, &cnt);
+    bt_status st = bt_tokenizer_encode(m->tok, text, len, special, ids, &cnt);
     if (st) return bt_err_set(err, st, "model: tokenizer failed on %zu bytes of text", len);
     *n = (int64_t)cnt;
     return BT_OK;
 #else
-    (void)text; (void)len;
+    (void)text; (void)len; (void)special;
     return BT_E_UNSUPPORTED;
+#endif
+}
+
+bt_status bt_model_tokenize(bt_model *m, const char *text, size_t len, int32_t **ids,
+                            int64_t *n, bt_err *err) {
+    return tokenize(m, text, len, 0, ids, n, err);
+}
+
+bt_status bt_model_tokenize_special(bt_model *m, const char *text, size_t len, int32_t **ids,
+                                    int64_t *n, bt_err *err) {
+    return tokenize(m, text, len, 1, ids, n, err);
+}
+
+const char *bt_model_token_text(bt_model *m, int32_t id) {
+#ifdef BT_HAVE_TOKENIZER
+    return m->tok && id >= 0 ? bt_tokenizer_token_text(m->tok, id) : NULL;
+#else
+    (void)m; (void)id;
+    return NULL;
 #endif
 }
 

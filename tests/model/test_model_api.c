@@ -180,6 +180,21 @@ static void test_generate(bt_model *m) {
         seq[8 + i] = best;
     }
     CHECK(same);
+    /* a conversation going on (n_cached): the cache still holds the prompt and the output but
+     * its last token; continuing from it gives what a fresh run of the longer prompt gives */
+    if (gr.n_gen >= 7) {
+        int32_t p2[16], a[12], b[12];
+        memcpy(p2, prompt, sizeof prompt);
+        memcpy(p2 + 8, got, 6 * sizeof(int32_t));
+        p2[14] = 5878, p2[15] = 366;
+        struct bt_gen_opts g2 = {.n_predict = 12, .n_cached = 14, .repeat_penalty = 1.3f, .repeat_last_n = 16};
+        struct bt_gen_result ra, rb;
+        CHECK_EQ(bt_generate_ids(m, p2, 16, &g2, NULL, NULL, NULL, a, &ra, &err), BT_OK);
+        g2.n_cached = 0;
+        CHECK_EQ(bt_generate_ids(m, p2, 16, &g2, NULL, NULL, NULL, b, &rb, &err), BT_OK);
+        CHECK_EQ(ra.n_gen, rb.n_gen);
+        CHECK(memcmp(a, b, (size_t)ra.n_gen * sizeof(int32_t)) == 0);
+    }
     printf("greedy: %d tokens, pp %.0f t/s, tg %.0f t/s\n", gr.n_gen, gr.pp_tps, gr.tg_tps);
     /* seeded sampling is reproducible */
     int32_t s1[12], s2[12];
