@@ -1,6 +1,6 @@
 /* main.c - bt-pipeline: command-line front end (run, plugins, inspect, tokenize, eval,
  * generate, calibrate). Exit codes: 0 ok, 1 failure while working (I/O, malformed input),
- * 2 usage or configuration error, 3 plugin error. */
+ * 2 usage or configuration error, 3 plugin error, 4 quality gate failed. */
 #include "bt/bt.h"
 #include "bt/bt_pipeline.h"
 #include "cli.h"
@@ -36,7 +36,7 @@ static void usage(FILE *f) {
             "                    ([kind:]name, comma separated; see docs/plugins-trust.md)\n"
             "\n"
             "exit codes: 0 ok, 1 failure while working (I/O, malformed input), 2 usage or\n"
-            "configuration error, 3 plugin error. Plugins are searched in --plugin-dir / plugin_dir,\n"
+            "configuration error, 3 plugin error, 4 a quality gate of [eval] failed. Plugins are searched in --plugin-dir / plugin_dir,\n"
             "$BT_PLUGIN_PATH (absolute folders), then <exe>/../lib/bt and the install folder.\n");
 }
 
@@ -46,6 +46,7 @@ int bt_cli_exit_code(bt_status st) {
     case BT_E_INVAL: return 2;
     case BT_E_ABI:
     case BT_E_PLUGIN: return 3;
+    case BT_E_QUALITY: return 4;
     default: return 1;
     }
 }
@@ -95,6 +96,9 @@ int main(int argc, char **argv) {
     if (i >= argc) { usage(stderr); return 2; }
     const char *cmd = argv[i++];
     o.progress = !o.quiet && isatty(2);
+    const char *pi = getenv("BT_PROGRESS_INTERVAL"); /* seconds between progress lines when piped */
+    bt_progress_set_mode(o.quiet ? BT_PROGRESS_OFF : o.progress ? BT_PROGRESS_TTY : BT_PROGRESS_LINES,
+                         pi ? atof(pi) : -1);
     int ac = argc - i;
     char **av = argv + i;
     if (!strcmp(cmd, "run")) return bt_cli_run(&o, ac, av);

@@ -33,6 +33,10 @@ struct bt_stage {
     bt_status (*run)(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err);
     /* (optional) 1 if run() with these options sets *sc->calib (checked before any work) */
     int (*provides_calibration)(const bt_optset *o);
+    /* (optional) the stage's own checks of its values together, before any work (converting: 1
+     * when the file has an [output] section): BT_OK, or an error message in why and the key it
+     * is about in *key (the runner adds file:line) */
+    bt_status (*check)(const bt_optset *o, int converting, const char **key, char *why, size_t nwhy);
 };
 
 struct bt_run_opts {
