@@ -103,8 +103,9 @@ static int in_choices(const char *choices, const char *v) {
     return 0;
 }
 
-/* path p in normal form (malloc'd): the real path of its longest existing leading part (no "..",
- * no symlinks) followed by the rest as given; p itself when nothing of it resolves */
+/* path p in normal form (malloc'd): the real path of its longest existing leading part (no
+ * symlinks, no "..") followed by the rest with "." and ".." folded (names that do not exist yet
+ * cannot be symlinks); p itself when nothing of it resolves */
 static char *normal_path(const char *p) {
     size_t n = strlen(p);
     char *buf = malloc(n + 1), real[PATH_MAX];
@@ -117,14 +118,27 @@ static char *normal_path(const char *p) {
         int ok = realpath(buf, real) != NULL;
         buf[cut] = c;
         if (!ok) continue;
-        if (!strstr(p + cut, "/../") && !strstr(p + cut, "/./")) {
-            size_t m = strlen(real) + strlen(p + cut) + 1;
-            char *out = malloc(m);
-            if (out) snprintf(out, m, "%s%s", real, p + cut);
-            free(buf);
-            return out;
+        size_t m = strlen(real) + strlen(p + cut) + 2, len = strlen(real);
+        char *out = malloc(m);
+        if (!out) break;
+        memcpy(out, real, len + 1);
+        for (const char *q = p + cut; *q;) { /* fold the rest, one name at a time */
+            while (*q == '/') q++;
+            size_t k = strcspn(q, "/");
+            if (k == 1 && q[0] == '.') { /* "." */
+            } else if (k == 2 && q[0] == '.' && q[1] == '.') {
+                char *sl = strrchr(out, '/');
+                if (sl) { len = sl == out ? 1 : (size_t)(sl - out); out[len] = 0; }
+            } else if (k) {
+                if (len && out[len - 1] != '/') out[len++] = '/';
+                memcpy(out + len, q, k);
+                len += k;
+                out[len] = 0;
+            }
+            q += k;
         }
-        break;
+        free(buf);
+        return out;
     }
     return buf;
 }
