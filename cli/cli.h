@@ -17,6 +17,7 @@ bt_status    bt_cli_registry(const struct bt_cli_opts *o, bt_registry **out, bt_
 bt_registry *bt_cli_registry_or_report(const struct bt_cli_opts *o, int *rc);
 int bt_cli_run(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_plugins(const struct bt_cli_opts *o, int argc, char **argv);
+int bt_cli_ini_reference(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_inspect(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_tokenize(const struct bt_cli_opts *o, int argc, char **argv);
 int bt_cli_eval(const struct bt_cli_opts *o, int argc, char **argv);

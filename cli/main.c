@@ -17,6 +17,7 @@ static void usage(FILE *f) {
             "commands:\n"
             "  run FILE.ini            run a pipeline (convert, eval, ...) described by an INI file\n"
             "  plugins                 list loaded plugins (kind, name, version, ABI, options)\n"
+            "  ini-reference           every INI key of every section and plugin, as markdown\n"
             "  inspect FILE            show metadata and tensors of a safetensors model or GGUF file\n"
             "  tokenize --model M FILE print the token ids of FILE (space separated, no BOS)\n"
             "  eval --model M --text F [--ctx N] [--compare ORIG] [--backend B]\n"
@@ -103,6 +104,7 @@ int main(int argc, char **argv) {
     char **av = argv + i;
     if (!strcmp(cmd, "run")) return bt_cli_run(&o, ac, av);
     if (!strcmp(cmd, "plugins")) return bt_cli_plugins(&o, ac, av);
+    if (!strcmp(cmd, "ini-reference")) return bt_cli_ini_reference(&o, ac, av);
     if (!strcmp(cmd, "inspect")) return bt_cli_inspect(&o, ac, av);
     if (!strcmp(cmd, "tokenize")) return bt_cli_tokenize(&o, ac, av);
     if (!strcmp(cmd, "eval")) return bt_cli_eval(&o, ac, av);

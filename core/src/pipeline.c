@@ -57,6 +57,14 @@ static const struct bt_option output_opts[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+const struct bt_option *bt_pipeline_section_options(const char *section) {
+    if (!strcmp(section, "pipeline")) return pipeline_opts;
+    if (!strcmp(section, "input")) return input_opts;
+    if (!strcmp(section, "quantize")) return quantize_opts;
+    if (!strcmp(section, "output")) return output_opts;
+    return NULL;
+}
+
 int bt_keep_match(const char *patterns, const char *name, const char *src_name) {
     if (!patterns) return 0;
     char *copy = strdup(patterns), *save = NULL;

@@ -71,6 +71,10 @@ struct bt_run_opts {
 bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
                           const struct bt_run_opts *ro, bt_err *err);
 
+/* the core's option table of [pipeline], [input], [quantize] or [output] (NULL for another
+ * section); the chosen plugin's options come on top (docs/ini-reference.md is made from these) */
+const struct bt_option *bt_pipeline_section_options(const char *section);
+
 /* glob patterns (space separated) against a tensor's names: 1 if any pattern matches name or
  * src_name, with or without a trailing ".weight"/".bias" */
 int bt_keep_match(const char *patterns, const char *name, const char *src_name);
