@@ -123,6 +123,11 @@ def main():
         p = run(["-q", "run", ini(f"{tmp}/ft-none.ini", f"[input]\npath = {TINY}\n[quantize]\nmethod = none\n"
                                   f"[output]\npath = {o}\n")])
         check("general.file_type of an f16 copy: 1", p.returncode == 0 and file_type(o) == 1, p.stderr)
+        # bases = auto with no rule for the plane count: said in the user's words
+        o4 = os.path.join(tmp, "auto.gguf")
+        p = run(["-q", "run", ini(f"{tmp}/auto.ini", f"[input]\npath = {TINY}\n[quantize]\nmethod = residual\n"
+                                  f"bases = auto\n[output]\npath = {o4}\ntype = mtq\n")])
+        refused("bases = auto without a rule: what to set", p, 2, "set target_rmse", "budget_bpw", absent=[o4])
         # requantizing to the same type: refused before work
         o2 = os.path.join(tmp, "re.gguf")
         p = run(["-q", "run", ini(f"{tmp}/re.ini", f"[input]\npath = {tmp}/ft-tq2_0.gguf\n[output]\npath = {o2}\n")])
