@@ -402,15 +402,20 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
 }
 
 /* every tensor the calibration file names must be in the model, and each quantized 2-D tensor
- * with an entry must have the entry's input size (a file made for another model is refused) */
+ * with an entry must have the entry's input size; the file must cover the model's layers (a file
+ * made for another model — widths or layer count — is refused) */
 static bt_status check_calibration(struct bt_convert_args *a, struct bt_reader *r, uint32_t nt, bt_err *err) {
+    int cal_layers = 0, n_entries = 0;
     for (uint32_t e = 0;; e++) {
         const char *names = a->entry_fn(a->colw_ctx, e);
         if (!names) break;
+        n_entries++;
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", names);
         char *save = NULL;
         for (char *nm = strtok_r(buf, ",", &save); nm; nm = strtok_r(NULL, ",", &save)) {
+            int l;
+            if (sscanf(nm, "blk.%d.", &l) == 1 && l + 1 > cal_layers) cal_layers = l + 1;
             int found = 0;
             for (uint32_t i = 0; i < nt && !found; i++) {
                 struct bt_tensor t;
@@ -425,6 +430,16 @@ static bt_status check_calibration(struct bt_convert_args *a, struct bt_reader *
                                   "tensor (calibrated on a different model, e.g. another layer count?)", nm, a->calib_path,
                                   a->in_path);
         }
+    }
+    for (uint32_t i = 0; n_entries && i < nt; i++) { /* layers beyond the file's: it was made for a smaller model */
+        struct bt_tensor t;
+        int l;
+        if (r->i->tensor_get(r->ctx, i, &t, err) != BT_OK) return err->status;
+        if (t.n_dims == 2 && sscanf(t.name, "blk.%d.", &l) == 1 && l >= cal_layers &&
+            !bt_keep_match(a->keep, t.name, t.src_name))
+            return bt_err_set(err, BT_E_INVAL, "%s: calibration %s covers %d layers, the model %s has more (from a "
+                              "different model? calibrate this one: bt-pipeline calibrate --model %s ...)", t.name,
+                              a->calib_path, cal_layers, a->in_path, a->in_path);
     }
     return BT_OK;
 }

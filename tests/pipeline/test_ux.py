@@ -51,7 +51,28 @@ def file_type(path):
     return None if f is None else int(f.parts[-1][0])
 
 
+def calib_mismatch():
+    """a calibration of one model used for another (widths, layer count): refused, naming it"""
+    small = os.path.join(os.environ["BT_SHARED"], "models", "bt-small")
+    with tempfile.TemporaryDirectory() as tmp:
+        cal = {}
+        for name, model in (("tiny", TINY), ("small", small)):
+            cal[name] = os.path.join(tmp, name + ".btcal")
+            p = run(["-q", "calibrate", "--model", model, "--text", TEXT, "--out", cal[name], "--ctx", "64", "--windows", "1"])
+            check(f"calibrate {name}", p.returncode == 0, p.stderr)
+        for name, model, other, part in (("small", small, "tiny", "input columns"), ("tiny", TINY, "small", "input columns")):
+            o = os.path.join(tmp, name + ".gguf")
+            p = run(["-q", "run", ini(f"{tmp}/{name}.ini", f"[input]\npath = {model}\n[quantize]\nmethod = residual\n"
+                                      f"bases = 1\ncalibration = {cal[other]}\n[output]\npath = {o}\ntype = mtq\n")])
+            refused(f"{other}'s calibration for {name}", p, 2, part, "different model", absent=[o])
+    if failures:
+        print(f"{len(failures)} failures")
+        sys.exit(1)
+
+
 def main():
+    if sys.argv[1:] == ["calib-mismatch"]:
+        return calib_mismatch()
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "o", "x.gguf")
         conv = f"[input]\npath = {TINY}\n[quantize]\nmethod = absmean\n[output]\npath = {out}\n"
