@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- a loaded model: reader + backend + runner ------------------------------------------------ */
 struct loaded {
@@ -284,12 +285,31 @@ static bt_status do_calibrate(bt_registry *reg, const char *model, const struct 
     bt_status st = load_model(reg, model, backend, &mo, &l, err);
     if (st) return st;
     st = bt_calibrate(l.m, text, co, out, err);
-    if (!st && !quiet) printf("calibration written to %s\n", out);
+    struct stat sb;
+    if (!st && !quiet && stat(out, &sb) == 0)
+        printf("wrote %s: %.2f MB on disk\n", out, (double)sb.st_size / 1e6);
     loaded_free(&l);
     return st;
 }
 
 static int is_sequential(const bt_optset *o) { return !strcmp(bt_opt_str(o, "mode"), "sequential"); }
+
+/* mode and out agree (checked before any work, with the line of the key) */
+static bt_status check_calibrate(const bt_optset *o, int converting, const char **key, char *why, size_t nwhy) {
+    (void)converting;
+    int has_out = *bt_opt_str(o, "out") != 0;
+    if (!is_sequential(o) && !has_out) {
+        *key = "mode";
+        snprintf(why, nwhy, "mode = parallel writes a calibration file: add out = FILE.btcal");
+        return BT_E_INVAL;
+    }
+    if (is_sequential(o) && has_out) {
+        *key = "out";
+        snprintf(why, nwhy, "out: mode = sequential writes no file (it calibrates during the conversion): remove out");
+        return BT_E_INVAL;
+    }
+    return BT_OK;
+}
 
 static bt_status seq_open(const struct bt_stage_ctx *sc, const bt_optset *o, const struct bt_calib_opts *co,
                           bt_err *err);
@@ -306,7 +326,7 @@ static bt_status stage_calibrate(const struct bt_stage_ctx *sc, const bt_optset 
 }
 
 static const struct bt_stage stages[] = {
-    {"calibrate", 1, calib_opts, stage_calibrate, is_sequential, NULL},
+    {"calibrate", 1, calib_opts, stage_calibrate, is_sequential, check_calibrate},
     {"eval", 0, eval_opts, stage_eval, NULL, check_eval},
     {"generate", 0, gen_opts, stage_generate, NULL, NULL},
 };

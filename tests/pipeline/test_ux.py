@@ -99,6 +99,8 @@ def main():
         refused("gates need compare = original", p, 2, f"{tmp}/f.ini:10:", "max_ratio", absent=[out])
         p = run(["-q", "run", ini(f"{tmp}/g.ini", f"[input]\npath = {TINY}\n[eval]\ntext = {TEXT}\nmin_top1 = 0.5\n")])
         refused("gates need a conversion", p, 2, f"{tmp}/g.ini:5:", "[output]")
+        p = run(["-q", "run", ini(f"{tmp}/k.ini", conv + f"[calibrate]\ntext = {TEXT}\n")])
+        refused("[calibrate] parallel without out: file:line", p, 2, f"{tmp}/k.ini:7:", "add out = FILE", absent=[out])
         p = run(["-q", "generate", "--model", TINY, "--prompt", "In the beginning", "-n", "5000"])
         refused("generate -n beyond the context", p, 2, "do not fit the model's context of 2048")
 
