@@ -37,8 +37,10 @@ static void usage(FILE *f) {
             "                    ([kind:]name, comma separated; see docs/plugins-trust.md)\n"
             "\n"
             "exit codes: 0 ok, 1 failure while working (I/O, malformed input), 2 usage or\n"
-            "configuration error, 3 plugin error, 4 a quality gate of [eval] failed. Plugins are searched in --plugin-dir / plugin_dir,\n"
-            "$BT_PLUGIN_PATH (absolute folders), then <exe>/../lib/bt and the install folder.\n");
+            "configuration error, 3 plugin error, 4 a quality gate of [eval] failed. Plugins are\n"
+            "searched in --plugin-dir / plugin_dir, $BT_PLUGIN_PATH (absolute folders), then\n"
+            "<exe>/../lib/bt and the install folder. Progress goes to stderr: a live line on a\n"
+            "terminal, else a line every $BT_PROGRESS_INTERVAL seconds (default 5); none with -q.\n");
 }
 
 int bt_cli_exit_code(bt_status st) {
