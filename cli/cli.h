@@ -44,6 +44,7 @@ struct bt_model;
 struct bt_gen_opts;
 bt_status bt_cli_chat(struct bt_model *m, struct bt_reader *r, const char *model, const struct bt_cli_chat_opts *co,
                       const struct bt_gen_opts *go, bt_err *err);
+int bt_cli_ini_reference(const struct bt_cli_opts *o, const struct bt_cli_args *a);
 /* stages the INI runner accepts besides the conversion sections */
 const struct bt_stage *bt_cli_stages(int *n);
 /* calibration hooks (runtime builds) */

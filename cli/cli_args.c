@@ -253,8 +253,10 @@ void bt_cli_usage(FILE *f) {
     print_opts(f, bt_cli_global_opts);
     fprintf(f, "      --version                print the version and ABI\n"
                "\nexit codes: 0 ok, 1 failure while working (I/O, malformed input), 2 usage or\n"
-               "configuration error, 3 plugin error. Plugins are searched in --plugin-dir / plugin_dir,\n"
-               "$BT_PLUGIN_PATH (absolute folders), then <exe>/../lib/bt and the install folder.\n");
+               "configuration error, 3 plugin error, 4 a quality gate of [eval] failed. Plugins are\n"
+               "searched in --plugin-dir / plugin_dir, $BT_PLUGIN_PATH (absolute folders), then\n"
+               "<exe>/../lib/bt and the install folder. Progress goes to stderr: a live line on a\n"
+               "terminal, else a line every $BT_PROGRESS_INTERVAL seconds (default 5); none with -q.\n");
 }
 
 /* a table cell: '|' escaped */
@@ -290,7 +292,9 @@ void bt_cli_markdown(FILE *f) {
                "`-h`/`--help` (printed to stdout, exit code 0). An unknown option, a missing or malformed "
                "value, or a missing or extra argument is named in the error, with exit code 2.\n\n"
                "Exit codes: 0 ok, 1 failure while working (I/O, malformed input), 2 usage or configuration "
-               "error, 3 plugin error.\n\n## Global options\n\nAccepted by every command, anywhere on the "
+               "error, 3 plugin error, 4 a quality gate of `[eval]` failed (the output is kept as NAME.REJECTED.ext). "
+               "Progress goes to stderr: a live line on a terminal, else a line every `$BT_PROGRESS_INTERVAL` "
+               "seconds (default 5); none with `-q`.\n\n## Global options\n\nAccepted by every command, anywhere on the "
                "line (and `--version` before the command).\n\n");
     md_opts(f, bt_cli_global_opts);
     for (const struct bt_cli_cmd *c = bt_cli_commands; c->name; c++) {

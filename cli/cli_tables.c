@@ -133,6 +133,7 @@ const struct bt_cli_cmd bt_cli_commands[] = {
      "`--chat-template NAME` picks a family. `-i` reads one user turn per line from stdin and keeps "
      "the conversation in the context. Sampling order: repeat penalty, top-k, temperature, min-p, top-p."},
     {"calibrate", "", 0, 0, "collect per-layer input Gram matrices X^T X for second-order quantization", calibrate_opts, NULL},
+    {"ini-reference", "", 0, 0, "every INI key of every section and plugin, as markdown", none_opts, NULL},
     {"help", "[COMMAND]", 0, 1, "this overview, or a command's help", help_opts, NULL},
     {0},
 };

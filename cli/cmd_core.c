@@ -41,6 +41,66 @@ static void print_options(const struct bt_option *op) {
     }
 }
 
+/* ---- ini-reference: every INI key from the option tables, as markdown ------------------------ */
+static void md_table(const struct bt_option *op) {
+    static const char *tn[] = {"bool", "int", "float", "string", "enum", "path"};
+    printf("| key | type | default | meaning |\n|---|---|---|---|\n");
+    for (; op && op->name; op++) {
+        char ty[96];
+        if (op->type == BT_OPT_ENUM && op->choices) snprintf(ty, sizeof ty, "%s", op->choices);
+        else if ((op->type == BT_OPT_INT || op->type == BT_OPT_FLOAT) && op->min <= op->max)
+            snprintf(ty, sizeof ty, "%s %g..%g", tn[op->type], op->min, op->max);
+        else snprintf(ty, sizeof ty, "%s", op->type <= 5 ? tn[op->type] : "?");
+        for (char *c = ty; *c; c++) if (*c == '|') *c = ','; /* (a table cell) */
+        printf("| `%s` | %s | %s%s%s | ", op->name, ty, op->def ? "`" : "",
+               op->def ? (*op->def ? op->def : "\"\"") : "required", op->def ? "`" : "");
+        for (const char *h = op->help ? op->help : ""; *h; h++) {
+            if (*h == '|') fputs("\\|", stdout);
+            else putchar(*h);
+        }
+        printf(" |\n");
+    }
+}
+
+int bt_cli_ini_reference(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
+    (void)a;
+    int rc;
+    bt_registry *reg = bt_cli_registry_or_report(o, &rc);
+    if (!reg) return rc;
+    static const struct { const char *sec; uint32_t kind; } secs[] = {
+        {"pipeline", 0}, {"input", BT_KIND_READER}, {"quantize", BT_KIND_QUANTIZER}, {"output", BT_KIND_WRITER},
+    };
+    for (size_t k = 0; k < sizeof secs / sizeof secs[0]; k++) {
+        printf("### [%s]\n\n", secs[k].sec);
+        md_table(bt_pipeline_section_options(secs[k].sec));
+        const char *last = "";
+        for (;;) { /* plugins of the section's kind by name, for a stable document */
+            const struct bt_plugin *d = NULL;
+            for (uint32_t i = 0; secs[k].kind && i < bt_registry_count(reg); i++) {
+                const struct bt_plugin *x = bt_registry_at(reg, i)->desc;
+                if (x->kind == secs[k].kind && x->options && x->options->name && strcmp(x->name, last) > 0 &&
+                    (!d || strcmp(x->name, d->name) < 0))
+                    d = x;
+            }
+            if (!d) break;
+            last = d->name;
+            printf("\nwith %s %s:\n\n", secs[k].kind == BT_KIND_READER ? "reader =" : secs[k].kind == BT_KIND_WRITER
+                   ? "writer =" : "method =", d->name);
+            md_table(d->options);
+        }
+        printf("\n");
+    }
+    int n = 0;
+    const struct bt_stage *st = bt_cli_stages(&n);
+    for (int k = 0; k < n; k++) {
+        printf("### [%s]\n\n", st[k].section);
+        md_table(st[k].options);
+        printf("\n");
+    }
+    bt_registry_free(reg);
+    return 0;
+}
+
 int bt_cli_plugins(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
     int rc;
     bt_registry *reg = bt_cli_registry_or_report(o, &rc);

@@ -8,11 +8,13 @@
 #include "bt_types.h"
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 /* ---- a loaded model: reader + backend + runner ------------------------------------------------ */
 struct loaded {
@@ -112,10 +114,13 @@ static void print_eval(const struct bt_eval_result *res, int compare) {
 
 /* the eval work shared by the CLI command and the [eval] stage */
 static bt_status do_eval(bt_registry *reg, const char *model, const char *orig, const struct be_sel *backend,
-                         const struct bt_model_opts *mo, struct bt_eval_opts *eo, int quiet, bt_err *err) {
+                         const struct bt_model_opts *mo, struct bt_eval_opts *eo, int quiet,
+                         char *gate_failed, bt_err *err) {
     struct loaded a, b;
     memset(&b, 0, sizeof(b));
-    bt_status st = load_model(reg, model, backend, mo, &a, err);
+    /* the report's folder is made before the work (output folders are created, everywhere) */
+    bt_status st = eo->report_path ? bt_file_make_parents(eo->report_path, err) : BT_OK;
+    if (!st) st = load_model(reg, model, backend, mo, &a, err);
     if (st) return st;
     if (orig && (st = load_model(reg, orig, backend, mo, &b, err))) { loaded_free(&a); return st; }
     eo->model_path = model;
@@ -124,7 +129,8 @@ static bt_status do_eval(bt_registry *reg, const char *model, const char *orig, 
     memset(&res, 0, sizeof(res));
     if (eo->scoring == SCORE_LLAMA) st = eval_llama_windows(a.m, orig ? b.m : NULL, eo, &res, err);
     else st = bt_eval_run(a.m, orig ? b.m : NULL, eo, &res, err);
-    if (!st && !quiet) print_eval(&res, orig != NULL);
+    if (res.tokens > 0 && !quiet) print_eval(&res, orig != NULL); /* also when the report failed */
+    if (gate_failed) snprintf(gate_failed, 192, "%s", res.gate_failed);
     loaded_free(&b);
     loaded_free(&a);
     return st;
@@ -142,8 +148,42 @@ static const struct bt_option eval_opts[] = {
     {"max_windows", BT_OPT_INT, "0", 0, 1e9, NULL, "stop after this many windows (0 = all)"},
     {"rope", BT_OPT_ENUM, "exact", 0, -1, "exact|bf16", "bf16: round rope frequencies to bf16 like HF transformers on bf16 checkpoints"},
     {"act", BT_OPT_ENUM, "f32", 0, -1, "f32|q8|auto", "activations of integer-dot matmuls (ternary, Q8_0, Q4_0): f32, or int8 per 256-block (q8; auto is the same)"},
+    {"max_ratio", BT_OPT_FLOAT, "0", 0, 1e9, NULL,
+     "quality gate: fail (exit 4, output renamed NAME.REJECTED.ext) when perplexity / original's is above this (0 = off)"},
+    {"max_kld", BT_OPT_FLOAT, "0", 0, 1e9, NULL, "quality gate: fail when the mean KL divergence from the original is above this (0 = off)"},
+    {"min_top1", BT_OPT_FLOAT, "0", 0, 1, NULL, "quality gate: fail when the top-1 agreement with the original is below this (0 = off)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+
+static int has_gates(const bt_optset *o) {
+    return bt_opt_float(o, "max_ratio") > 0 || bt_opt_float(o, "max_kld") > 0 || bt_opt_float(o, "min_top1") > 0;
+}
+
+/* the gates compare the conversion with its input: they need both */
+static bt_status check_eval(const bt_optset *o, int converting, const char **key, char *why, size_t nwhy) {
+    if (!has_gates(o)) return BT_OK;
+    *key = bt_optset_is_set(o, "max_ratio") ? "max_ratio" : bt_optset_is_set(o, "max_kld") ? "max_kld" : "min_top1";
+    if (!converting) {
+        snprintf(why, nwhy, "%s: quality gates judge a conversion: add an [output] section", *key);
+        return BT_E_INVAL;
+    }
+    if (strcmp(bt_opt_str(o, "compare"), "original") != 0) {
+        snprintf(why, nwhy, "%s: quality gates compare with the original: remove compare = none", *key);
+        return BT_E_INVAL;
+    }
+    return BT_OK;
+}
+
+/* NAME.ext -> NAME.REJECTED.ext (NAME.REJECTED without an extension): caller frees */
+static char *rejected_path(const char *path) {
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    if (dot && slash && dot < slash) dot = NULL;
+    if (dot == path || (slash && dot == slash + 1)) dot = NULL; /* a hidden file's leading dot */
+    size_t n = strlen(path) + 16, pre = dot ? (size_t)(dot - path) : strlen(path);
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "%.*s.REJECTED%s", (int)pre, path, dot ? dot : "");
+    return out;
+}
 
 static void model_opts_from(const bt_optset *o, int ctx, struct bt_model_opts *mo) {
     memset(mo, 0, sizeof(*mo));
@@ -165,9 +205,25 @@ static bt_status stage_eval(const struct bt_stage_ctx *sc, const bt_optset *o, b
         .scoring = scoring_of(bt_opt_str(o, "scoring")), .tokenize = tok_of(bt_opt_str(o, "tokenize")),
         .report_path = rep && *rep ? rep : NULL, .max_windows = (int32_t)bt_opt_int(o, "max_windows"),
     };
+    eo.max_ratio = bt_opt_float(o, "max_ratio");
+    eo.max_kld = bt_opt_float(o, "max_kld");
+    eo.min_top1 = bt_opt_float(o, "min_top1");
     if (!sc->quiet) printf("eval: %s%s%s\n", model, orig ? " vs " : "", orig ? orig : "");
     struct be_sel be = {sc->backend, sc->backend_opts};
-    return do_eval(sc->reg, model, orig, &be, &mo, &eo, sc->quiet, err);
+    char failed[192] = "";
+    bt_status st = do_eval(sc->reg, model, orig, &be, &mo, &eo, sc->quiet, failed, err);
+    if (st || !failed[0] || !sc->output_path) return st;
+    /* a quality gate failed: the output stays, renamed so that nobody ships it by mistake */
+    char *rej = rejected_path(sc->output_path);
+    if (!rej) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    if (rename(sc->output_path, rej) != 0)
+        st = bt_err_set(err, BT_E_IO, "%s: quality gate failed (%s) and the output could not be renamed to %s: %s",
+                        sc->output_path, failed, rej, strerror(errno));
+    else
+        st = bt_err_set(err, BT_E_QUALITY, "%s: quality gate failed: %s ([eval] %.*s); the output is kept as %s",
+                        sc->ini_path, failed, (int)strcspn(failed, ":"), failed, rej);
+    free(rej);
+    return st;
 }
 
 static const struct bt_option gen_opts[] = {
@@ -244,12 +300,31 @@ static bt_status do_calibrate(bt_registry *reg, const char *model, const struct 
     bt_status st = load_model(reg, model, backend, &mo, &l, err);
     if (st) return st;
     st = bt_calibrate(l.m, text, co, out, err);
-    if (!st && !quiet) printf("calibration written to %s\n", out);
+    struct stat sb;
+    if (!st && !quiet && stat(out, &sb) == 0)
+        printf("wrote %s: %.2f MB on disk\n", out, (double)sb.st_size / 1e6);
     loaded_free(&l);
     return st;
 }
 
 static int is_sequential(const bt_optset *o) { return !strcmp(bt_opt_str(o, "mode"), "sequential"); }
+
+/* mode and out agree (checked before any work, with the line of the key) */
+static bt_status check_calibrate(const bt_optset *o, int converting, const char **key, char *why, size_t nwhy) {
+    (void)converting;
+    int has_out = *bt_opt_str(o, "out") != 0;
+    if (!is_sequential(o) && !has_out) {
+        *key = "mode";
+        snprintf(why, nwhy, "mode = parallel writes a calibration file: add out = FILE.btcal");
+        return BT_E_INVAL;
+    }
+    if (is_sequential(o) && has_out) {
+        *key = "out";
+        snprintf(why, nwhy, "out: mode = sequential writes no file (it calibrates during the conversion): remove out");
+        return BT_E_INVAL;
+    }
+    return BT_OK;
+}
 
 static bt_status seq_open(const struct bt_stage_ctx *sc, const bt_optset *o, const struct bt_calib_opts *co,
                           bt_err *err);
@@ -266,9 +341,9 @@ static bt_status stage_calibrate(const struct bt_stage_ctx *sc, const bt_optset 
 }
 
 static const struct bt_stage stages[] = {
-    {"calibrate", 1, calib_opts, stage_calibrate, is_sequential},
-    {"eval", 0, eval_opts, stage_eval, NULL},
-    {"generate", 0, gen_opts, stage_generate, NULL},
+    {"calibrate", 1, calib_opts, stage_calibrate, is_sequential, check_calibrate},
+    {"eval", 0, eval_opts, stage_eval, NULL, check_eval},
+    {"generate", 0, gen_opts, stage_generate, NULL, NULL},
 };
 
 const struct bt_stage *bt_cli_stages(int *n) {
@@ -517,7 +592,7 @@ int bt_cli_eval(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
     bt_err_clear(&err);
     const char *ins[3] = {model, text, cmp};
     if (report && strcmp(report, "-") && guard_out("--report", report, ins, 3, &err)) return finish(reg, err.status, &err);
-    WITH_BACKEND(reg, backend, device, be, do_eval(reg, model, cmp, &be, &mo, &eo, o->quiet, &err));
+    WITH_BACKEND(reg, backend, device, be, do_eval(reg, model, cmp, &be, &mo, &eo, o->quiet, NULL, &err));
 }
 
 int bt_cli_generate(const struct bt_cli_opts *o, const struct bt_cli_args *a) {

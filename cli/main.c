@@ -1,6 +1,6 @@
 /* main.c - bt-pipeline: command-line front end (run, plugins, inspect, tokenize, eval,
  * generate, calibrate). Exit codes: 0 ok, 1 failure while working (I/O, malformed input),
- * 2 usage or configuration error, 3 plugin error. */
+ * 2 usage or configuration error, 3 plugin error, 4 quality gate failed. */
 #include "bt/bt.h"
 #include "bt/bt_pipeline.h"
 #include "bt_types.h"
@@ -17,6 +17,7 @@ int bt_cli_exit_code(bt_status st) {
     case BT_E_INVAL: return 2;
     case BT_E_ABI:
     case BT_E_PLUGIN: return 3;
+    case BT_E_QUALITY: return 4;
     default: return 1;
     }
 }
@@ -104,6 +105,7 @@ static const struct { const char *name; cmd_fn fn; } commands[] = {
     {"run", bt_cli_run},           {"quantize", bt_cli_quantize}, {"plugins", bt_cli_plugins},
     {"inspect", bt_cli_inspect},   {"tokenize", bt_cli_tokenize}, {"eval", bt_cli_eval},
     {"generate", bt_cli_generate}, {"calibrate", bt_cli_calibrate}, {"help", cmd_help},
+    {"ini-reference", bt_cli_ini_reference},
 };
 
 static int is_global_with_value(const char *s) { return !strcmp(s, "--plugin-dir") || !strcmp(s, "--override"); }
@@ -151,6 +153,9 @@ int main(int argc, char **argv) {
         struct bt_cli_opts o = {.quiet = a.quiet, .plugin_dir = a.plugin_dir, .override = a.override};
         bt_log_set_level(a.verbose >= 2 ? BT_LOG_DEBUG : a.verbose ? BT_LOG_INFO : BT_LOG_WARN);
         o.progress = !o.quiet && isatty(2);
+        const char *pi = getenv("BT_PROGRESS_INTERVAL"); /* seconds between progress lines when piped */
+        bt_progress_set_mode(o.quiet ? BT_PROGRESS_OFF : o.progress ? BT_PROGRESS_TTY : BT_PROGRESS_LINES,
+                             pi ? atof(pi) : -1);
         rc = fn(&o, &a);
     }
     free(sub);

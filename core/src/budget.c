@@ -86,10 +86,13 @@ bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, str
     int nc = 0;
     double fixed_bytes = 0, q_weights = 0;
     bt_status st = BT_OK;
+    struct bt_progress pg;
+    bt_progress_start(&pg, a->quiet ? NULL : "budget");
     for (uint32_t i = 0; i < nt && st == BT_OK; i++) {
         struct bt_tensor t;
         struct tensor_plan p;
         if ((st = r->i->tensor_get(r->ctx, i, &t, err))) break;
+        bt_progress_step(&pg, i + 1, nt, "[%u/%u] error curve of %s", i + 1, nt, t.name);
         if ((st = bt_convert_plan(a, q, NULL, &t, NULL, &p, err))) break;
         uint32_t gb, gbb;
         if (p.quantize && !bt_fmt_geometry(&p.fmt, &gb, &gbb)) { /* left open by the quantizer */
@@ -102,6 +105,7 @@ bt_status bt_budget_allocate(struct bt_convert_args *a, struct bt_reader *r, str
             fixed_bytes += (double)bt_fmt_row_bytes(&p.fmt, bt_tensor_cols(&t)) * (double)bt_tensor_rows(&t);
         }
     }
+    bt_progress_end(&pg);
     if (st == BT_OK && nc == 0)
         st = bt_err_set(err, BT_E_INVAL, "[quantize] budget given but the quantizer leaves no tensor's format open (residual: use bases = auto)");
     double budget = 0, used = 0;

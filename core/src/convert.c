@@ -402,15 +402,20 @@ static bt_status convert_tensor(struct bt_convert_args *a, struct bt_reader *r, 
 }
 
 /* every tensor the calibration file names must be in the model, and each quantized 2-D tensor
- * with an entry must have the entry's input size (a file made for another model is refused) */
+ * with an entry must have the entry's input size; the file must cover the model's layers (a file
+ * made for another model — widths or layer count — is refused) */
 static bt_status check_calibration(struct bt_convert_args *a, struct bt_reader *r, uint32_t nt, bt_err *err) {
+    int cal_layers = 0, n_entries = 0;
     for (uint32_t e = 0;; e++) {
         const char *names = a->entry_fn(a->colw_ctx, e);
         if (!names) break;
+        n_entries++;
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", names);
         char *save = NULL;
         for (char *nm = strtok_r(buf, ",", &save); nm; nm = strtok_r(NULL, ",", &save)) {
+            int l;
+            if (sscanf(nm, "blk.%d.", &l) == 1 && l + 1 > cal_layers) cal_layers = l + 1;
             int found = 0;
             for (uint32_t i = 0; i < nt && !found; i++) {
                 struct bt_tensor t;
@@ -425,6 +430,34 @@ static bt_status check_calibration(struct bt_convert_args *a, struct bt_reader *
                                   "tensor (calibrated on a different model, e.g. another layer count?)", nm, a->calib_path,
                                   a->in_path);
         }
+    }
+    for (uint32_t i = 0; n_entries && i < nt; i++) { /* layers beyond the file's: it was made for a smaller model */
+        struct bt_tensor t;
+        int l;
+        if (r->i->tensor_get(r->ctx, i, &t, err) != BT_OK) return err->status;
+        if (t.n_dims == 2 && sscanf(t.name, "blk.%d.", &l) == 1 && l >= cal_layers &&
+            !bt_keep_match(a->keep, t.name, t.src_name))
+            return bt_err_set(err, BT_E_INVAL, "%s: calibration %s covers %d layers, the model %s has more (from a "
+                              "different model? calibrate this one: bt-pipeline calibrate --model %s ...)", t.name,
+                              a->calib_path, cal_layers, a->in_path, a->in_path);
+    }
+    return BT_OK;
+}
+
+/* a tensor already stored in the [output] type is not quantized again (it would only add error):
+ * refused before any work, naming the tensor */
+static bt_status check_requantize(struct bt_convert_args *a, struct bt_reader *r, uint32_t nt, bt_err *err) {
+    int ty = bt_type_from_name(a->type);
+    for (uint32_t i = 0; ty >= 0 && i < nt; i++) {
+        struct bt_tensor t;
+        bt_status st = r->i->tensor_get(r->ctx, i, &t, err);
+        if (st) return st;
+        if (t.n_dims != 2 || t.fmt.type != (uint32_t)ty || bt_fmt_n_parts(&t.fmt) ||
+            bt_keep_match(a->keep, t.name, t.src_name))
+            continue;
+        return bt_err_set(err, BT_E_INVAL, "%s: tensor %s is already %s, the [output] type: quantizing it "
+                          "again only adds error; convert the original (unquantized) model instead",
+                          a->in_path, t.name, a->type);
     }
     return BT_OK;
 }
@@ -489,6 +522,7 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
         goto done;
     }
     if (q && a->entry_fn && (st = check_calibration(a, r, nt, err))) goto done;
+    if (q && (st = check_requantize(a, r, nt, err))) goto done;
     if (q && (a->budget_bpw > 0 || a->budget_bytes > 0)) {
         if (!(chosen = calloc(nt + 1, sizeof(*chosen)))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
         for (uint32_t i = 0; i < nt; i++) chosen[i].type = UINT32_MAX; /* none */
@@ -507,8 +541,22 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     snprintf(rep.input, sizeof(rep.input), "%s", a->in_path);
     snprintf(rep.output, sizeof(rep.output), "%s", a->out_path);
     snprintf(rep.method, sizeof(rep.method), "%s", a->method ? a->method : "none");
+    rep.config = a->config;
+    if (a->calib_path && *a->calib_path) {
+        snprintf(rep.calib, sizeof(rep.calib), "%s", a->calib_path);
+        struct stat cs;
+        if (stat(a->calib_path, &cs) == 0 && (st = bt_file_sha256(a->calib_path, rep.calib_sha, err))) goto done;
+    }
     if (!(order = calloc(nt + 1, sizeof(*order)))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
     if ((st = make_order(r, nt, a->sequential, order, err))) goto done;
+    double total_in = 0, done_in = 0; /* progress: bytes read of all */
+    for (uint32_t i = 0; i < nt; i++) {
+        struct bt_tensor t;
+        if (r->i->tensor_get(r->ctx, i, &t, err) == BT_OK) total_in += (double)t.nbytes;
+        bt_err_clear(err);
+    }
+    struct bt_progress pg;
+    bt_progress_start(&pg, a->quiet ? NULL : "convert");
     for (uint32_t k = 0; k < nt && st == BT_OK; k++) {
         uint32_t i = order[k];
         struct bt_tensor t;
@@ -524,15 +572,19 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
         st = convert_tensor(a, r, q, w, i, &t, chosen && chosen[i].type != UINT32_MAX ? &chosen[i] : NULL, &row, err);
         row.seconds = now() - ts;
         if (st == BT_OK) st = bt_report_add(&rep, &row) ? bt_err_set(err, BT_E_NOMEM, "out of memory") : BT_OK;
-        if (st == BT_OK && a->progress && !a->quiet)
-            fprintf(stderr, "\r[%3u/%3u] %-32s %-8s %7.1f MB/s\033[K", k + 1, nt, t.name, row.type_out,
-                    row.seconds > 0 ? (double)row.bytes_in / 1e6 / row.seconds : 0.0);
+        done_in += (double)row.bytes_in;
+        double el = now() - t0;
+        if (st == BT_OK)
+            bt_progress_step(&pg, done_in, total_in, "[%u/%u] %.1f MB/s  %s -> %s", k + 1, nt,
+                             el > 0 ? done_in / 1e6 / el : 0.0, t.name, row.type_out);
     }
-    if (a->progress && !a->quiet) fprintf(stderr, "\n");
+    bt_progress_end(&pg);
     if (st == BT_OK) {
         st = writer_failed(w->i->finish(w->ctx, err), err, a->out_path, "writer could not finish");
     }
     rep.wall = now() - t0;
+    struct stat os;
+    if (st == BT_OK && stat(a->out_path, &os) == 0) rep.file_bytes = (uint64_t)os.st_size;
     if (st == BT_OK && !a->quiet) bt_report_print(&rep, stdout);
     if (st == BT_OK && a->report && *a->report) st = bt_report_write_json(&rep, a->report, err);
 done:

@@ -34,6 +34,7 @@ struct bt_convert_args {
     int          sequential;     /* convert layer by layer: q k v o gate up down */
     int          rotate;         /* [quantize] rotate: BT_ROTATE_* (rotate.h), 0 = none */
     uint64_t     rotate_seed;    /* [quantize] rotate_seed (0 = the fixed default) */
+    const void  *config;         /* effective configuration for the report (json-c, borrowed) */
     struct bt_hessian *hess;     /* prepared Hessian cache ... */
     int64_t      hess_entry;     /* ... and the calibration entry it was made from (-1: none) */
 };

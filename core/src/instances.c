@@ -3,8 +3,10 @@
 #include "bt/bt.h"
 #include "bt_types.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int64_t bt_tensor_numel(const struct bt_tensor *t) {
     int64_t n = 1;
@@ -80,6 +82,13 @@ bt_status bt_reader_open(bt_registry *reg, const char *name, const char *path, b
                          struct bt_reader **out, bt_err *err) {
     *out = NULL;
     const struct bt_plugin_entry *e = NULL;
+    struct stat sb;
+    if (path && stat(path, &sb) != 0) { /* said in the user's words, before any reader guesses */
+        int en = errno;
+        bt_optset_free(opts);
+        return bt_err_set(err, BT_E_IO, "%s: %s", path, en == ENOENT || en == ENOTDIR
+                          ? "does not exist (check the path: a model folder or a .gguf file)" : strerror(en));
+    }
     if (!name || !strcmp(name, "auto")) {
         int best = 0;
         for (uint32_t i = 0; i < bt_registry_count(reg); i++) {

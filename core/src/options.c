@@ -103,6 +103,49 @@ static int in_choices(const char *choices, const char *v) {
     return 0;
 }
 
+/* path p in normal form (malloc'd): the real path of its longest existing leading part (no
+ * symlinks, no "..") followed by the rest with "." and ".." folded (names that do not exist yet
+ * cannot be symlinks); p itself when nothing of it resolves */
+static char *normal_path(const char *p) {
+    size_t n = strlen(p);
+    char *buf = malloc(n + 1), real[PATH_MAX];
+    if (!buf) return NULL;
+    memcpy(buf, p, n + 1);
+    for (size_t cut = n; cut > 0; cut--) {
+        if (cut != n && buf[cut] != '/') continue;
+        char c = buf[cut];
+        buf[cut] = 0;
+        int ok = realpath(buf, real) != NULL;
+        buf[cut] = c;
+        if (!ok) continue;
+        size_t m = strlen(real) + strlen(p + cut) + 2, len = strlen(real);
+        char *out = malloc(m);
+        if (!out) break;
+        memcpy(out, real, len + 1);
+        for (const char *q = p + cut; *q;) { /* fold the rest, one name at a time */
+            while (*q == '/') q++;
+            size_t k = strcspn(q, "/");
+            if (k == 1 && q[0] == '.') { /* "." */
+            } else if (k == 2 && q[0] == '.' && q[1] == '.') {
+                char *sl = strrchr(out, '/');
+                if (sl) { len = sl == out ? 1 : (size_t)(sl - out); out[len] = 0; }
+            } else if (k) {
+                if (len && out[len - 1] != '/') out[len++] = '/';
+                memcpy(out + len, q, k);
+                len += k;
+                out[len] = 0;
+            }
+            q += k;
+        }
+        free(buf);
+        return out;
+    }
+    return buf;
+}
+
+/* the option table of o (borrowed): with bt_opt_str, every key's effective value */
+const struct bt_option *bt_optset_table(const bt_optset *o) { return o ? o->table : NULL; }
+
 bt_status bt_optset_set(bt_optset *o, const char *key, const char *value, const char *base_dir,
                         bt_err *err) {
     uint32_t i;
@@ -141,9 +184,14 @@ bt_status bt_optset_set(bt_optset *o, const char *key, const char *value, const 
         if (!*value) return bt_err_set(err, BT_E_INVAL, "%s: empty path", key);
         if (value[0] != '/' && base_dir && *base_dir) {
             size_t n = strlen(base_dir) + strlen(value) + 2;
-            if ((v = malloc(n))) snprintf(v, n, "%s/%s", base_dir, value);
+            char *j = malloc(n);
+            if (j) {
+                snprintf(j, n, "%s/%s", base_dir, value);
+                v = normal_path(j);
+                free(j);
+            }
         } else {
-            v = strdup(value);
+            v = normal_path(value);
         }
         break;
     default:

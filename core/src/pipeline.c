@@ -5,12 +5,14 @@
 #include "bt_types.h"
 #include "config.h"
 #include "convert.h"
+#include "report.h"
 
 #include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- core option tables ----------------------------------------------------------------------- */
 static const struct bt_option pipeline_opts[] = {
@@ -54,6 +56,14 @@ static const struct bt_option output_opts[] = {
     {"report", BT_OPT_PATH, "", 0, -1, NULL, "conversion report JSON"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+
+const struct bt_option *bt_pipeline_section_options(const char *section) {
+    if (!strcmp(section, "pipeline")) return pipeline_opts;
+    if (!strcmp(section, "input")) return input_opts;
+    if (!strcmp(section, "quantize")) return quantize_opts;
+    if (!strcmp(section, "output")) return output_opts;
+    return NULL;
+}
 
 int bt_keep_match(const char *patterns, const char *name, const char *src_name) {
     if (!patterns) return 0;
@@ -218,9 +228,22 @@ static bt_status guard_io(struct bt_cfg *cfg, struct run_state *s, const struct 
             else if (!strcmp(o->name, "out") || !strcmp(o->name, "report")) io_add(out, &no, stages[k].section, o->name, v);
         }
     }
+    /* an input the pipeline makes itself ([calibrate] out = F, [quantize] calibration = F) */
+    int made[24] = {0};
+    for (int i = 0; i < ni; i++)
+        for (int o = 0; o < no; o++)
+            if (!strcmp(in[i].sec, "quantize") && strcmp(out[o].sec, "output") && !strcmp(out[o].key, "out") &&
+                (bt_path_same_target(in[i].path, out[o].path) || !strcmp(in[i].path, out[o].path)))
+                made[i] = 1;
+    for (int i = 0; i < ni; i++) {
+        struct stat sb;
+        if (!made[i] && stat(in[i].path, &sb) != 0)
+            return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s = %s does not exist", cfg->path,
+                              key_line(cfg, in[i].sec, in[i].key), in[i].sec, in[i].key, in[i].path);
+    }
     for (int o = 0; o < no; o++) {
         for (int i = 0; i < ni; i++)
-            if (bt_path_touches(in[i].path, out[o].path))
+            if (!made[i] && bt_path_touches(in[i].path, out[o].path))
                 return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s = %s would write over the input %s "
                                   "([%s] %s); bt never modifies its inputs: choose a path outside it",
                                   cfg->path, key_line(cfg, out[o].sec, out[o].key), out[o].sec,
@@ -230,6 +253,107 @@ static bt_status guard_io(struct bt_cfg *cfg, struct run_state *s, const struct 
                 return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s = %s is the same file as [%s] %s",
                                   cfg->path, key_line(cfg, out[o].sec, out[o].key), out[o].sec,
                                   out[o].key, out[o].path, out[p].sec, out[p].key);
+    }
+    return BT_OK;
+}
+
+/* ---- is there work, and does it fit the model ---------------------------------------------------- */
+static int sec_line(struct bt_cfg *cfg, const char *sec) {
+    for (int i = 0; i < cfg->nsec; i++)
+        if (!strcmp(cfg->sections[i], sec)) return cfg->section_lines[i];
+    return 0;
+}
+
+/* the input model's context length (<arch>.context_length), 0 if it does not say */
+static int64_t input_context(bt_registry *reg, const char *reader, const char *path, const bt_optset *ropts) {
+    struct bt_reader *r = NULL;
+    bt_err e2;
+    bt_err_clear(&e2);
+    bt_optset *o = ropts ? bt_optset_clone(ropts) : NULL;
+    if (bt_reader_open(reg, reader, path, o, &r, &e2) != BT_OK) return 0; /* the work says why */
+    struct bt_kv tmp;
+    const struct bt_kv *arch = bt_reader_kv(r, "general.architecture", &tmp);
+    int64_t n = 0;
+    if (arch && arch->type == BT_KV_STRING) {
+        char key[160];
+        snprintf(key, sizeof key, "%.*s.context_length", (int)arch->n, arch->v.s);
+        const struct bt_kv *kv = bt_reader_kv(r, key, &tmp);
+        if (kv && (kv->type == BT_KV_U32 || kv->type == BT_KV_U64)) n = (int64_t)kv->v.u;
+        else if (kv && (kv->type == BT_KV_I32 || kv->type == BT_KV_I64)) n = kv->v.i;
+    }
+    bt_reader_close(r);
+    return n;
+}
+
+/* an INI that does nothing; a stage ctx beyond the model's context; a calibration file nothing
+ * would read (method none, or a quantizer without column weights and second_order off) */
+static bt_status check_work(bt_registry *reg, struct bt_cfg *cfg, struct run_state *s,
+                            const struct bt_stage *stages, int n_stages, int converting,
+                            const char *reader, const char *method, bt_err *err) {
+    int active = converting;
+    char names[256] = "";
+    for (int k = 0; k < n_stages; k++) {
+        active |= s->stage_o[k] != NULL;
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof names - l, ", [%s]", stages[k].section);
+    }
+    if (!active)
+        return bt_err_set(err, BT_E_INVAL, "%s: nothing to do: add an [output] section (a conversion)%s%s",
+                          cfg->path, n_stages ? " or one of" : "", n_stages ? names + 1 : "");
+    for (int k = 0; k < n_stages; k++) {
+        char why[256] = "";
+        const char *key = NULL;
+        if (!s->stage_o[k] || !stages[k].check || stages[k].check(s->stage_o[k], converting, &key, why, sizeof why) == BT_OK)
+            continue;
+        int line = key ? key_line(cfg, stages[k].section, key) : 0;
+        return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s", cfg->path, line ? line : sec_line(cfg, stages[k].section),
+                          stages[k].section, why);
+    }
+    int64_t mctx = -1;
+    for (int k = 0; k < n_stages; k++) {
+        if (!s->stage_o[k] || !bt_optset_has(s->stage_o[k], "ctx")) continue;
+        int64_t ctx = bt_opt_int(s->stage_o[k], "ctx");
+        if (mctx < 0) mctx = input_context(reg, reader, bt_opt_str(s->in, "path"), s->in_p);
+        if (mctx > 0 && ctx > mctx) {
+            int line = key_line(cfg, stages[k].section, "ctx");
+            return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] ctx = %lld is beyond the model's context of %lld "
+                              "tokens (%s): use ctx = %lld or less", cfg->path, line ? line : sec_line(cfg, stages[k].section),
+                              stages[k].section, (long long)ctx, (long long)mctx, bt_opt_str(s->in, "path"),
+                              (long long)mctx);
+        }
+    }
+    const char *calib = bt_opt_str(s->q, "calibration");
+    if (converting && calib && *calib && !bt_opt_int(s->q, "second_order")) {
+        const struct bt_plugin_entry *pe = strcmp(method, "none") ? bt_registry_find(reg, BT_KIND_QUANTIZER, method) : NULL;
+        if (!pe || !(pe->desc->caps & BT_CAP_COL_WEIGHT))
+            return bt_err_set(err, BT_E_INVAL, "%s:%d: [quantize] calibration = %s is not used: method = %s %s; "
+                              "add second_order = on, choose a method that weights columns (residual, vptq) "
+                              "or remove calibration", cfg->path, key_line(cfg, "quantize", "calibration"), calib,
+                              method, pe ? "reads a calibration only with second_order = on" : "quantizes nothing");
+    }
+    return BT_OK;
+}
+
+/* output folders are created (mkdir -p) once everything is validated, before any work: the same
+ * rule for [output] path/report and every stage's out/report */
+static bt_status make_out_folders(struct bt_cfg *cfg, struct run_state *s, const struct bt_stage *stages,
+                                  int n_stages, bt_err *err) {
+    struct io_path out[24];
+    int no = 0;
+    if (bt_cfg_has_section(cfg, "output")) {
+        io_add(out, &no, "output", "path", bt_opt_str(s->out, "path"));
+        io_add(out, &no, "output", "report", bt_opt_str(s->out, "report"));
+    }
+    for (int k = 0; k < n_stages; k++)
+        for (const struct bt_option *o = stages[k].options; s->stage_o[k] && o && o->name; o++)
+            if (o->type == BT_OPT_PATH && (!strcmp(o->name, "out") || !strcmp(o->name, "report")))
+                io_add(out, &no, stages[k].section, o->name, bt_opt_str(s->stage_o[k], o->name));
+    for (int o = 0; o < no; o++) {
+        bt_err e2;
+        bt_err_clear(&e2);
+        if (bt_file_make_parents(out[o].path, &e2))
+            return bt_err_set(err, BT_E_INVAL, "%s:%d: [%s] %s: %s", cfg->path, key_line(cfg, out[o].sec, out[o].key),
+                              out[o].sec, out[o].key, e2.msg);
     }
     return BT_OK;
 }
@@ -244,6 +368,7 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
     memset(&s, 0, sizeof(s));
     bt_registry *reg = NULL;
     void *calib = NULL; /* calibration context (file view or a stage's provider) */
+    void *config = NULL; /* the effective configuration, for the report */
     bt_status st = text ? bt_cfg_load_text(text, ini_path, base_dir, &cfg, err) : bt_cfg_load(ini_path, &cfg, err);
     if (st) { bt_cfg_free(&cfg); return st; }
     if (n_stages > 16) n_stages = 16;
@@ -332,7 +457,9 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
         goto done;
     }
     if ((st = guard_io(&cfg, &s, stages, n_stages, err))) goto done;
+    if ((st = check_work(reg, &cfg, &s, stages, n_stages, converting, reader, method, err))) goto done;
     if (check_only) goto done;
+    if ((st = make_out_folders(&cfg, &s, stages, n_stages, err))) goto done;
     /* ---- all validated: do the work ---- */
     struct bt_stage_ctx sc = {
         .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
@@ -373,6 +500,17 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
             .sequential = calib && ro->calib_sequential ? ro->calib_sequential(calib) : 0,
         };
         if (stage_calib) ca.calib_path = "(sequential calibration)";
+        if (!(config = bt_report_config_new())) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
+        bt_report_config_add(config, "pipeline", s.pipe);
+        bt_report_config_add(config, "pipeline", s.be_p);
+        bt_report_config_add(config, "input", s.in);
+        bt_report_config_add(config, "input", s.in_p);
+        bt_report_config_add(config, "quantize", s.q);
+        bt_report_config_add(config, "quantize", s.q_p);
+        bt_report_config_add(config, "output", s.out);
+        bt_report_config_add(config, "output", s.out_p);
+        for (int k = 0; k < n_stages; k++) bt_report_config_add(config, stages[k].section, s.stage_o[k]);
+        ca.config = config;
         s.in_p = s.q_p = s.out_p = NULL; /* owned by bt_convert now */
         bt_compute_begin(reg, backend, s.be_p); /* host->kmeans_assign runs there */
         st = bt_convert(&ca, err);
@@ -387,6 +525,7 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
         if ((st = stages[k].run(&sc, s.stage_o[k], err))) goto done;
     }
 done:
+    bt_report_config_free(config);
     if (calib) ro->calib_close(calib);
     state_free(&s);
     bt_registry_free(reg);

@@ -1,7 +1,10 @@
-/* report.c - the conversion report: a summary table on stdout and a JSON file (json-c). */
+/* report.c - the conversion report: a summary table on stdout and a JSON file (json-c) with the
+ * bt version, the effective configuration and the calibration file's sha256 (OpenSSL). */
 #include "report.h"
 
+#include <errno.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +54,53 @@ void bt_report_print(const struct bt_report *r, FILE *f) {
             r->wall > 0 ? mb_in / r->wall : 0.0);
     if (nq) fprintf(f, ", mean rel_rmse of %d quantized tensors %.4f", nq, q_err / nq);
     fprintf(f, "\n");
+    if (r->file_bytes)
+        fprintf(f, "wrote %s: %.2f MB on disk (%.2fx smaller than the input's tensors)\n", r->output,
+                (double)r->file_bytes / 1e6, (double)r->bytes_in / (double)r->file_bytes);
+}
+
+/* ---- effective configuration ---------------------------------------------------------------- */
+void *bt_report_config_new(void) { return json_object_new_object(); }
+
+void bt_report_config_free(void *config) {
+    if (config) json_object_put(config);
+}
+
+void bt_report_config_add(void *config, const char *section, const bt_optset *o) {
+    const struct bt_option *t = bt_optset_table(o);
+    if (!config || !t) return;
+    json_object *sec = NULL;
+    if (!json_object_object_get_ex(config, section, &sec)) {
+        sec = json_object_new_object();
+        json_object_object_add(config, section, sec);
+    }
+    for (; t->name; t++) {
+        const char *v = bt_opt_str(o, t->name);
+        json_object *jv = NULL;
+        if (!v) jv = NULL;
+        else if (t->type == BT_OPT_BOOL) jv = json_object_new_boolean(bt_opt_int(o, t->name) != 0);
+        else if (t->type == BT_OPT_INT) jv = json_object_new_int64(bt_opt_int(o, t->name));
+        else if (t->type == BT_OPT_FLOAT) jv = json_object_new_double(bt_opt_float(o, t->name));
+        else jv = json_object_new_string(v);
+        json_object_object_add(sec, t->name, jv);
+    }
+}
+
+bt_status bt_file_sha256(const char *path, char hex[65], bt_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return bt_err_set(err, BT_E_IO, "%s: cannot read: %s", path, strerror(errno));
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char buf[1 << 16], md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    size_t k;
+    while (ok && (k = fread(buf, 1, sizeof buf, f)) > 0) ok = EVP_DigestUpdate(c, buf, k);
+    ok = ok && !ferror(f) && EVP_DigestFinal_ex(c, md, &n) && n == 32;
+    EVP_MD_CTX_free(c);
+    fclose(f);
+    if (!ok) return bt_err_set(err, BT_E_IO, "%s: cannot compute its sha256", path);
+    for (unsigned int i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return BT_OK;
 }
 
 bt_status bt_json_write_atomic(void *json, const char *path, bt_err *err) {
@@ -101,9 +151,20 @@ bt_status bt_report_write_json(const struct bt_report *r, const char *path, bt_e
     json_object_object_add(tot, "compression", json_object_new_double(r->bytes_out ? (double)r->bytes_in / (double)r->bytes_out : 0));
     json_object_object_add(tot, "wall_seconds", json_object_new_double(r->wall));
     json_object_object_add(tot, "mb_per_s_in", json_object_new_double(r->wall > 0 ? (double)r->bytes_in / 1e6 / r->wall : 0));
+    if (r->file_bytes) json_object_object_add(tot, "file_bytes", json_object_new_int64((int64_t)r->file_bytes));
+    json_object_object_add(root, "bt_version", json_object_new_string(BT_VERSION));
     json_object_object_add(root, "input", json_object_new_string(r->input));
     json_object_object_add(root, "output", json_object_new_string(r->output));
     json_object_object_add(root, "method", json_object_new_string(r->method));
+    if (r->calib[0]) {
+        json_object *c = json_object_new_object();
+        json_object_object_add(c, "path", json_object_new_string(r->calib));
+        json_object_object_add(c, "sha256", r->calib_sha[0] ? json_object_new_string(r->calib_sha) : NULL);
+        json_object_object_add(root, "calibration", c);
+    } else {
+        json_object_object_add(root, "calibration", NULL);
+    }
+    if (r->config) json_object_object_add(root, "config", json_object_get((json_object *)r->config));
     json_object_object_add(root, "tensors", arr);
     json_object_object_add(root, "totals", tot);
     bt_status st = bt_json_write_atomic(root, path, err);

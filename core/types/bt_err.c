@@ -18,6 +18,7 @@ const char *bt_status_str(bt_status s) {
     case BT_E_PLUGIN: return "plugin error";
     case BT_E_BACKEND: return "backend error";
     case BT_E_ABORTED: return "aborted";
+    case BT_E_QUALITY: return "quality gate failed";
     default: return "unknown error";
     }
 }

@@ -141,7 +141,7 @@ static bt_status take_kvs(struct gw_ctx *c, const struct bt_kv *kvs, uint32_t n_
             c->n_kv++;
             continue;
         }
-        if (strcmp(kv->key, "general.file_type") == 0) c->has_ftype = 1;
+        if (strcmp(kv->key, "general.file_type") == 0) continue; /* says what was read: regenerated */
         if (strcmp(kv->key, "general.quantization_version") == 0) c->has_qver = 1;
         if (strcmp(kv->key, hk) == 0) st = kv_ints(h, kv, &c->heads, &c->n_heads);
         if (!st && strcmp(kv->key, hkv) == 0) st = kv_ints(h, kv, &c->heads_kv, &c->n_heads_kv);
@@ -193,8 +193,8 @@ static bt_status gw_open(void *ctx, const struct bt_host *host, const bt_optset 
     int named;
     c->data.fd = gw_anon_open(path, &named);
     if (c->data.fd < 0) {
-        st = host->set_error(err, BT_E_IO, "gguf: %s: cannot create a temporary file in the output "
-                             "folder: %s", path, strerror(errno));
+        st = host->set_error(err, BT_E_IO, "gguf: %s: cannot write in the output folder (%s): "
+                             "choose [output] path in a folder you can write to", path, strerror(errno));
         goto fail;
     }
     c->data.cap = GW_BUF_SIZE;
@@ -225,14 +225,16 @@ static uint64_t rope_heads(const struct gw_ctx *c, const char *name, const char 
     int pos = 0;
     char kind[8] = {0};
     if (sscanf(name, "blk.%lu.attn_%1[qk].%n", &layer, kind, &pos) != 2 || pos == 0) {
-        *why = "is not a blk.N.attn_q/attn_k tensor";
+        *why = "is not named blk.N.attn_q or blk.N.attn_k, so its heads are unknown";
         return 0;
     }
     const uint64_t *v = kind[0] == 'q' || !c->n_heads_kv ? c->heads : c->heads_kv;
     uint64_t n = kind[0] == 'q' || !c->n_heads_kv ? c->n_heads : c->n_heads_kv;
-    *why = "needs <arch>.attention.head_count(_kv) metadata";
+    *why = "cannot be reordered for llama.cpp: the model does not say how many attention heads "
+           "it has (config.json num_attention_heads / num_key_value_heads, GGUF "
+           "<arch>.attention.head_count / head_count_kv); add them to the input model";
     if (!n) return 0;
-    if (n > 1 && layer >= n) { *why = "has a layer index beyond the head_count array"; return 0; }
+    if (n > 1 && layer >= n) { *why = "belongs to a layer beyond the model's per-layer head counts"; return 0; }
     return v[n > 1 ? layer : 0];
 }
 
@@ -299,11 +301,11 @@ static bt_status spill_data(struct gw_ctx *c, const struct bt_tensor *t, bt_err 
         rows = (uint64_t)t->shape[0];
         uint32_t b = 0, bb = 0;
         gguf_fmt_geom(gguf_fmt(h, t->fmt.type), &t->fmt, &b, &bb);
-        if (b != 1) { nh = 0; why = "is a 1-D block-quantized tensor"; }
+        if (b != 1) { nh = 0; why = "is a block-quantized bias, whose rows cannot be reordered"; }
     }
     uint64_t rsz = t->nbytes / rows;
     if (!nh)
-        return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s' flagged rope_halves %s",
+        return h->set_error(err, BT_E_INVAL, "gguf: %s: rotary tensor '%s' %s",
                             c->path, t->name, why);
     if (rows % nh || (rows / nh) % 2)
         return h->set_error(err, BT_E_INVAL, "gguf: %s: tensor '%s': %llu rows do not split into "
@@ -406,26 +408,34 @@ static int is_quant(const struct bt_host *h, uint32_t bt_type) {
            bt_type != BT_TYPE_BF16;
 }
 
-/* llama ftype from the majority of >= 2-D tensors; -1 if none maps */
+/* general.file_type (llama.cpp's LLAMA_FTYPE_MOSTLY_*) from the tensors written, never copied
+ * from the input: the format of most quantized >= 2-D tensors, or of most >= 2-D tensors when
+ * none is quantized. -1 (the key is left out; GGUF makes it optional) when that format has no
+ * llama.cpp file type (MTQ, vq and other bt formats): no value would be true. */
 static int guess_ftype(const struct gw_ctx *c) {
     static const struct { uint32_t bt; int ftype; } map[] = {
         {BT_TYPE_F32, 0}, {BT_TYPE_F16, 1}, {BT_TYPE_Q4_0, 2}, {BT_TYPE_Q8_0, 7},
         {BT_TYPE_BF16, 32}, {BT_TYPE_TQ1_0, 36}, {BT_TYPE_TQ2_0, 37},
     };
-    uint32_t cnt[sizeof(map) / sizeof(map[0])] = {0}, best = 0;
-    int ft = -1;
-    for (uint32_t i = 0; i < c->nt; i++)
-        for (size_t k = 0; c->t[i].n_dims >= 2 && k < sizeof(map) / sizeof(map[0]); k++)
-            if (c->t[i].fmt.type == map[k].bt) cnt[k]++;
+    const struct bt_host *h = c->host;
+    int any_quant = 0;
+    for (uint32_t i = 0; i < c->nt; i++) any_quant |= c->t[i].n_dims >= 2 && is_quant(h, c->t[i].fmt.type);
+    uint32_t best = 0, best_type = UINT32_MAX;
+    for (uint32_t i = 0; i < c->nt; i++) { /* majority by count (types are few: O(n^2) is fine) */
+        uint32_t ty = c->t[i].fmt.type, n = 0;
+        if (c->t[i].n_dims < 2 || (any_quant && !is_quant(h, ty))) continue;
+        for (uint32_t j = 0; j < c->nt; j++) n += c->t[j].n_dims >= 2 && c->t[j].fmt.type == ty;
+        if (n > best) { best = n; best_type = ty; }
+    }
     for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++)
-        if (cnt[k] > best) { best = cnt[k]; ft = map[k].ftype; }
-    return ft;
+        if (map[k].bt == best_type) return map[k].ftype;
+    return -1;
 }
 
 /* header, KVs, tensor infos and padding into out */
 static void write_header(struct gw_ctx *c, struct gguf_sink *out) {
     const struct bt_host *h = c->host;
-    int quant = 0, ft = c->has_ftype ? -1 : guess_ftype(c);
+    int quant = 0, ft = guess_ftype(c);
     uint32_t n_zstd = 0;
     for (uint32_t i = 0; i < c->nt; i++) {
         quant |= is_quant(h, c->t[i].fmt.type);

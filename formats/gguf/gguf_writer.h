@@ -55,7 +55,6 @@ struct gw_ctx {
     struct gguf_sink      kvs;       /* serialized input KVs (memory) */
     uint32_t              n_kv;      /* KVs in kvs */
     int                   has_align; /* general.alignment was given (rewritten in place) */
-    int                   has_ftype; /* general.file_type was given */
     int                   has_qver;  /* general.quantization_version was given */
     uint64_t             *heads;     /* <arch>.attention.head_count (per layer or 1 value) */
     uint64_t              n_heads;   /* entries in heads (0 = key absent) */

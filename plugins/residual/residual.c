@@ -315,8 +315,9 @@ static bt_status residual_decide(void *ctx, const struct bt_qtensor *t, const fl
     struct residual *q = ctx;
     const struct bt_host *h = q->host;
     if (!(q->target > 0))
-        return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': bases=auto without "
-                            "target_rmse needs the core's budget allocation (budget_bpw)",
+        return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': bases = auto needs a rule "
+                            "for the number of planes: set target_rmse (e.g. 0.1) or [quantize] "
+                            "budget_bpw / budget_bytes, or give bases = 1..8",
                             t->name);
     if (out->type != BT_TYPE_MTQ)
         return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': decide needs an mtq "
@@ -445,7 +446,7 @@ static const struct bt_quantizer_i residual_iface = {
 };
 
 static const struct bt_plugin residual_desc = {
-    BT_ABI_VERSION, sizeof(struct bt_plugin), "residual", "0.1.0", BT_KIND_QUANTIZER, 0,
+    BT_ABI_VERSION, sizeof(struct bt_plugin), "residual", "0.1.0", BT_KIND_QUANTIZER, BT_CAP_COL_WEIGHT,
     "multi-base ternary W ~ sum a_i T_i (exact steps, balanced start, joint LS refit) -> "
     "mtq / tq2_0 / tq1_0",
     residual_options, &residual_iface, sizeof(struct residual),

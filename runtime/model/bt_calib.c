@@ -153,6 +153,10 @@ bt_status bt_calibrate_ids(bt_model *m, const int32_t *ids, int64_t n,
     bt_model_hook_fn old = m->hook;
     void *old_user = m->hook_user;
     bt_model_set_hook(m, cal_hook, &s);
+    int64_t n_win = (n + ctx - 2) / (ctx - 1);
+    if (co.max_windows > 0 && n_win > co.max_windows) n_win = co.max_windows;
+    struct bt_progress pg;
+    bt_progress_start(&pg, "calibrate");
     for (int64_t off = 0; !st && off < n; off += ctx - 1) {
         int wl = n - off < ctx - 1 ? (int)(n - off) : ctx - 1;
         buf[0] = m->hp.bos_id;
@@ -161,8 +165,11 @@ bt_status bt_calibrate_ids(bt_model *m, const int32_t *ids, int64_t n,
         st = bt_model_forward(m, buf, wl + 1, 0, NULL, 0, err);
         ntok += (uint64_t)wl + 1;
         nwin++;
+        if (!st) bt_progress_step(&pg, nwin, (double)n_win, "window %u/%lld, %llu tokens", nwin, (long long)n_win,
+                                  (unsigned long long)ntok);
         if (co.max_windows > 0 && (int)nwin >= co.max_windows) break;
     }
+    bt_progress_end(&pg);
     bt_model_set_hook(m, old, old_user);
     if (!st && s.failed == 2) st = bt_err_set(err, BT_E_NOMEM, "calibrate: out of memory");
     if (!st && s.failed == 1) st = bt_err_set(err, BT_E_INVAL, "calibrate: activation size mismatch");

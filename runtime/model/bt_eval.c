@@ -190,6 +190,18 @@ static bt_status eval_window(bt_model *m, bt_model *orig, const int32_t *buf, in
     return BT_OK;
 }
 
+/* ---- quality gates ------------------------------------------------------------------------------ */
+static void check_gates(const struct bt_eval_opts *o, struct bt_eval_result *r) {
+    size_t n = sizeof r->gate_failed;
+    r->gate_failed[0] = 0;
+    if (o->max_ratio > 0 && !(r->ratio <= o->max_ratio))
+        snprintf(r->gate_failed, n, "max_ratio: perplexity ratio %.4f is above %g", r->ratio, o->max_ratio);
+    else if (o->max_kld > 0 && !(r->kld_mean <= o->max_kld))
+        snprintf(r->gate_failed, n, "max_kld: mean KLD %.5f is above %g", r->kld_mean, o->max_kld);
+    else if (o->min_top1 > 0 && !(r->top1 >= o->min_top1))
+        snprintf(r->gate_failed, n, "min_top1: top-1 agreement %.4f is below %g", r->top1, o->min_top1);
+}
+
 /* ---- report ------------------------------------------------------------------------------------ */
 static bt_status write_report(const struct bt_eval_opts *o, int compare,
                               const struct bt_eval_result *r, bt_err *err) {
@@ -212,6 +224,25 @@ static bt_status write_report(const struct bt_eval_opts *o, int compare,
     json_object_object_add(j, "text", o->text_path ? json_object_new_string(o->text_path) : NULL);
     json_object_object_add(j, "model", o->model_path ? json_object_new_string(o->model_path) : NULL);
     json_object_object_add(j, "original", o->orig_path ? json_object_new_string(o->orig_path) : NULL);
+    if (o->max_ratio > 0 || o->max_kld > 0 || o->min_top1 > 0) { /* quality gates */
+        json_object *g = json_object_new_object();
+        const struct { const char *name; double limit, value; int upper; } gs[] = {
+            {"max_ratio", o->max_ratio, r->ratio, 1}, {"max_kld", o->max_kld, r->kld_mean, 1},
+            {"min_top1", o->min_top1, r->top1, 0},
+        };
+        for (int i = 0; i < 3; i++) {
+            if (!(gs[i].limit > 0)) continue;
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "limit", json_object_new_double(gs[i].limit));
+            json_object_object_add(e, "value", json_object_new_double(gs[i].value));
+            json_object_object_add(e, "passed", json_object_new_boolean(
+                gs[i].upper ? gs[i].value <= gs[i].limit : gs[i].value >= gs[i].limit));
+            json_object_object_add(g, gs[i].name, e);
+        }
+        json_object_object_add(g, "passed", json_object_new_boolean(!r->gate_failed[0]));
+        json_object_object_add(g, "failed", r->gate_failed[0] ? json_object_new_string(r->gate_failed) : NULL);
+        json_object_object_add(j, "gates", g);
+    }
     const char *s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     if (!strcmp(o->report_path, "-")) { /* stdout (`eval --report -`) */
         int bad = puts(s) < 0 || fflush(stdout) != 0;
@@ -266,6 +297,7 @@ static bt_status check_models(bt_model *m, bt_model *orig, int ctx, bt_err *err)
 bt_status bt_eval_ids(bt_model *m, bt_model *orig, const int32_t *ids, int64_t n,
                       const struct bt_eval_opts *o, struct bt_eval_result *res, bt_err *err) {
     memset(res, 0, sizeof *res);
+    struct bt_progress pg = {0};
     struct bt_eval_opts oo = *o;
     if (oo.ctx == 0) oo.ctx = 512;
     bt_status st = check_models(m, orig, oo.ctx, err);
@@ -279,12 +311,17 @@ bt_status bt_eval_ids(bt_model *m, bt_model *orig, const int32_t *ids, int64_t n
     if (!buf || !lq || (orig && !lo)) { st = bt_err_set(err, BT_E_NOMEM, "eval: out of memory"); goto done; }
     struct eval_acc acc = {0};
     double t0 = now_s();
+    int64_t n_win = (n + ctx - 2) / (ctx - 1);
+    if (oo.max_windows > 0 && n_win > oo.max_windows) n_win = oo.max_windows;
+    bt_progress_start(&pg, "eval");
     for (int64_t off = 0; off < n; off += ctx - 1) {
         int wl = n - off < ctx - 1 ? (int)(n - off) : ctx - 1;
         buf[0] = m->hp.bos_id;
         memcpy(buf + 1, ids + off, (size_t)wl * sizeof *buf);
         if ((st = eval_window(m, orig, buf, wl + 1, j0, lq, lo, &acc, err))) goto done;
         res->windows++;
+        bt_progress_step(&pg, res->windows, (double)n_win, "window %d/%lld, perplexity so far %.4f%s", res->windows,
+                         (long long)n_win, acc.tokens ? exp(acc.nll / acc.tokens) : 0.0, orig ? " (converted)" : "");
         if (oo.verbose)
             bt_log(BT_LOG_INFO, "eval: window %d: %lld tokens, ppl %.4f", res->windows,
                    (long long)acc.tokens, acc.tokens ? exp(acc.nll / acc.tokens) : 0.0);
@@ -300,8 +337,10 @@ bt_status bt_eval_ids(bt_model *m, bt_model *orig, const int32_t *ids, int64_t n
         res->kld_mean = acc.kl / acc.tokens;
         res->top1     = (double)acc.agree / acc.tokens;
     }
+    if (orig) check_gates(&oo, res);
     if (oo.report_path) st = write_report(&oo, orig != NULL, res, err);
 done:
+    bt_progress_end(&pg);
     free(buf);
     free(lq);
     free(lo);

@@ -27,6 +27,9 @@ struct bt_eval_opts {
     int32_t     max_windows; /* 0 = all windows; else stop after this many */
     int32_t     verbose;     /* 1: log progress per window at BT_LOG_INFO */
     const char *scoring_name; /* for the report only: overrides the name of `scoring` (NULL: none) */
+    /* quality gates ([eval] max_ratio, max_kld, min_top1; 0 = off; they need orig): checked
+     * after the evaluation, recorded in the report, the first failure named in gate_failed */
+    double      max_ratio, max_kld, min_top1;
 };
 
 struct bt_eval_result {
@@ -38,6 +41,7 @@ struct bt_eval_result {
     int64_t tokens;    /* scored tokens */
     int32_t windows;   /* windows evaluated */
     double  seconds;   /* wall time of the evaluation (tokenization excluded) */
+    char    gate_failed[192]; /* "" if every gate passed (or none was set), else what failed */
 };
 
 /* Evaluate on a text file: read, check UTF-8, tokenize with m's tokenizer, window, score.

@@ -27,6 +27,10 @@ bt_status bt_generate_ids(bt_model *m, const int32_t *prompt, int n_prompt,
     if (n_prompt >= m->n_ctx)
         return bt_err_set(err, BT_E_INVAL, "generate: prompt of %d tokens does not fit the "
                           "context of %d", n_prompt, m->n_ctx);
+    if ((int64_t)n_prompt + go.n_predict - 1 > m->n_ctx) /* said, never silently cut short */
+        return bt_err_set(err, BT_E_INVAL, "generate: %d new tokens after the prompt's %d do not fit the "
+                          "model's context of %d tokens: ask for at most %d (-n, [generate] n)",
+                          go.n_predict, n_prompt, m->n_ctx, m->n_ctx - n_prompt + 1);
     int vocab = m->hp.n_vocab;
     int n_hist = n_prompt + go.n_predict;
     float *logits = malloc((size_t)vocab * sizeof(float));

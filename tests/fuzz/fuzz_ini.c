@@ -39,8 +39,8 @@ static const struct bt_option calib_opts[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 static const struct bt_stage stages[] = {
-    {"calibrate", 1, calib_opts, never, sequential},
-    {"eval", 0, eval_opts, never, NULL},
+    {"calibrate", 1, calib_opts, never, sequential, NULL},
+    {"eval", 0, eval_opts, never, NULL, NULL},
 };
 
 /* Load the build's plugins once and keep them loaded: the registry's dlopen/dlclose per input

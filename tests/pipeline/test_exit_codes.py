@@ -59,7 +59,7 @@ def main():
         os.mkdir(bare)
         shutil.copy(os.path.join(tiny, "model.safetensors"), bare)
         write_ini(ini, bare, out)
-        expect("writer refuses a tensor", ini, 1, "rope_halves", out_dir)
+        expect("writer refuses a tensor", ini, 1, "does not say how many attention heads", out_dir)
 
         # config.json contradicts the tensors: refused when the model is opened, before any work
         # (a failure of the input: 1), naming the key, its value, the tensor and its shape

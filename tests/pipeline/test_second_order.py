@@ -98,7 +98,10 @@ report = {name}.report.json
     check(p.returncode == 0 and p2.returncode == 0, "calibration files for the refusal cases")
     cases = [
         ("other model", f"calibration = {small_cal}\nsecond_order = on", "", ["blk.", "calibrat"]),
-        ("other model, no second order", f"calibration = {small_cal}", "", ["blk.", "calibrat"]),
+        # (a quantizer that weights columns: absmean reads a calibration only with second_order)
+        ("other model, no second order", f"method = residual\nbases = 1\ncalibration = {small_cal}", "",
+         ["blk.", "calibrat"]),
+        ("calibration nothing reads", f"calibration = {small_cal}", "", ["is not used", ".ini:"]),
         ("diag_only", f"calibration = {diag_cal}\nsecond_order = on", "", ["diag", "blk.0."]),
         ("no calibration", "second_order = on", "", ["second_order", ".ini:"]),
         ("sequential + budget", "method = residual\nbases = auto\nbudget_bpw = 2.5\nsecond_order = on",

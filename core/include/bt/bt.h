@@ -24,6 +24,23 @@ static inline void bt_err_clear(bt_err *err) { err->status = BT_OK; err->msg[0] 
 void bt_log_set_level(int level); /* BT_LOG_*; default BT_LOG_WARN */
 void bt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- progress of long stages (core/src/progress.c) -------------------------------------------- */
+enum { BT_PROGRESS_OFF = 0, BT_PROGRESS_TTY = 1, BT_PROGRESS_LINES = 2 };
+/* the CLI's choice: off (-q), a live line (stderr is a terminal), or a line every interval_s
+ * seconds (piped; < 0 keeps the current interval, default 5) */
+void bt_progress_set_mode(int mode, double interval_s);
+int  bt_progress_mode(void);
+struct bt_progress {
+    const char *what;    /* stage name on the line ("convert", "eval"); NULL when ended */
+    double      t0, last; /* start and last printed line (monotonic seconds) */
+    int         shown;   /* a line was printed */
+};
+void bt_progress_start(struct bt_progress *p, const char *what);
+/* done of total units (bytes, windows): percentage, elapsed time, ETA, then the printf extra */
+void bt_progress_step(struct bt_progress *p, double done, double total, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void bt_progress_end(struct bt_progress *p);
+
 /* ---- host services, thread pool -------------------------------------------------------------- */
 const struct bt_host *bt_host(void);
 #define BT_THREADS_MAX 256 /* the most worker threads (INI, command line, pool) */
@@ -46,6 +63,7 @@ int        bt_optset_has(const bt_optset *o, const char *key);  /* key is in the
 int        bt_optset_is_set(const bt_optset *o, const char *key); /* given explicitly */
 bt_status  bt_optset_check_required(const bt_optset *o, bt_err *err);
 bt_optset *bt_optset_clone(const bt_optset *o); /* NULL for NULL or out of memory */
+const struct bt_option *bt_optset_table(const bt_optset *o); /* its table (borrowed), NULL for NULL */
 const char *bt_opt_str(const bt_optset *o, const char *name);
 int64_t     bt_opt_int(const bt_optset *o, const char *name);
 double      bt_opt_float(const bt_optset *o, const char *name);

@@ -33,6 +33,10 @@ struct bt_stage {
     bt_status (*run)(const struct bt_stage_ctx *sc, const bt_optset *o, bt_err *err);
     /* (optional) 1 if run() with these options sets *sc->calib (checked before any work) */
     int (*provides_calibration)(const bt_optset *o);
+    /* (optional) the stage's own checks of its values together, before any work (converting: 1
+     * when the file has an [output] section): BT_OK, or an error message in why and the key it
+     * is about in *key (the runner adds file:line) */
+    bt_status (*check)(const bt_optset *o, int converting, const char **key, char *why, size_t nwhy);
 };
 
 struct bt_run_opts {
@@ -66,6 +70,10 @@ struct bt_run_opts {
  * configuration problems and the file/tensor for input problems. */
 bt_status bt_pipeline_run(const char *ini_path, const struct bt_stage *stages, int n_stages,
                           const struct bt_run_opts *ro, bt_err *err);
+
+/* the core's option table of [pipeline], [input], [quantize] or [output] (NULL for another
+ * section); the chosen plugin's options come on top (docs/ini-reference.md is made from these) */
+const struct bt_option *bt_pipeline_section_options(const char *section);
 
 /* glob patterns (space separated) against a tensor's names: 1 if any pattern matches name or
  * src_name, with or without a trailing ".weight"/".bias" */

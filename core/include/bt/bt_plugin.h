@@ -42,6 +42,7 @@ enum {
     BT_E_PLUGIN      = -7,  /* plugin refused or misbehaved */
     BT_E_BACKEND     = -8,  /* compute backend failure */
     BT_E_ABORTED     = -9,
+    BT_E_QUALITY     = -10, /* a quality gate failed ([eval] max_ratio, ...; 2.2; exit code 4) */
 };
 
 /* ---- element / storage types ----------------------------------------------------------
@@ -537,13 +538,22 @@ struct bt_backend_i {
 };
 
 /* ---- the descriptor ------------------------------------------------------------------------*/
+/* caps bits (2.2) */
+enum {
+    /* quantizer: reads bt_qtensor.col_weight (a calibration file's column weights) without
+     * second_order; the core refuses [quantize] calibration for a quantizer without it unless
+     * second_order = on */
+    BT_CAP_COL_WEIGHT = 1u,
+};
+
+
 struct bt_plugin {
     uint32_t                abi_version; /* BT_ABI_VERSION the plugin was built against */
     uint32_t                struct_size; /* sizeof(struct bt_plugin) as compiled by the plugin */
     const char             *name;        /* [a-z0-9-]+, unique per kind */
     const char             *version;     /* plugin version text */
     uint32_t                kind;        /* BT_KIND_* */
-    uint32_t                caps;        /* reserved, 0 */
+    uint32_t                caps;        /* BT_CAP_* bits (0 for none; 2.2) */
     const char             *description; /* one line */
     const struct bt_option *options;     /* terminated by an entry with name == NULL; may be NULL */
     const void             *iface;       /* struct bt_<kind>_i matching kind */
