@@ -94,7 +94,8 @@ static bt_status hfc_token(struct hfc *c, const char *key, int64_t *out) {
 }
 
 /* ---- architecture ------------------------------------------------------------------------ */
-static const char *const hfc_archs[] = {"LlamaForCausalLM", "MistralForCausalLM"};
+static const char *const hfc_archs[] = {"LlamaForCausalLM", "MistralForCausalLM",
+                                        "Qwen2ForCausalLM"};
 
 static bt_status hfc_arch(struct hfc *c, struct bt_hf_config *cfg) {
     struct json_object *a = hfc_get(c->root, "architectures");
@@ -115,13 +116,11 @@ static bt_status hfc_arch(struct hfc *c, struct bt_hf_config *cfg) {
              : strcmp(m, "qwen2") == 0 ? "Qwen2ForCausalLM" : m;
     }
     snprintf(cfg->arch, sizeof(cfg->arch), "%s", name);
-    if (strcmp(name, "Qwen2ForCausalLM") == 0)
-        return hfc_fail(c, BT_E_UNSUPPORTED, "architecture Qwen2ForCausalLM: Qwen2 attention biases "
-                        "are not supported");
+    cfg->qwen2 = strcmp(name, "Qwen2ForCausalLM") == 0;
     for (size_t i = 0; i < sizeof(hfc_archs) / sizeof(hfc_archs[0]); i++)
         if (strcmp(name, hfc_archs[i]) == 0) return BT_OK;
     return hfc_fail(c, BT_E_UNSUPPORTED, "architecture %s is not supported (LlamaForCausalLM, "
-                    "MistralForCausalLM)", name);
+                    "MistralForCausalLM, Qwen2ForCausalLM)", name);
 }
 
 /* features bt cannot convert faithfully */
@@ -215,6 +214,13 @@ static bt_status hfc_sizes(struct hfc *c, struct bt_hf_config *cfg) {
     }
     if (cfg->head_dim % 2 != 0)
         return hfc_fail(c, BT_E_FORMAT, "head_dim (%u) must be even for RoPE", cfg->head_dim);
+    /* Mistral's sliding window (null = none; use_sliding_window = false turns it off) */
+    int use_sw = !cfg->qwen2; /* Qwen2: off unless use_sliding_window says so */
+    uint32_t sw = 0;
+    st = hfc_bool(c, "use_sliding_window", &use_sw);
+    if (st == BT_OK) st = hfc_u32(c, r, "", "sliding_window", 0, 1, &sw);
+    if (st != BT_OK) return st;
+    cfg->sliding_window = use_sw && sw && sw < cfg->n_ctx ? sw : 0;
     return BT_OK;
 }
 
@@ -289,30 +295,40 @@ bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, bt_err *
     return st;
 }
 
+const char *bt_hf_config_gguf_arch(const struct bt_hf_config *cfg) {
+    return cfg->qwen2 ? "qwen2" : "llama";
+}
+
 bt_status bt_hf_config_to_kvs(const struct bt_hf_config *cfg, struct bt_kvlist *out) {
+    const char *a = bt_hf_config_gguf_arch(cfg);
     struct { const char *key; uint32_t v; } u[] = {
-        {"llama.context_length", cfg->n_ctx},
-        {"llama.embedding_length", cfg->n_embd},
-        {"llama.block_count", cfg->n_layer},
-        {"llama.feed_forward_length", cfg->n_ff},
-        {"llama.attention.head_count", cfg->n_head},
-        {"llama.attention.head_count_kv", cfg->n_head_kv},
-        {"llama.rope.dimension_count", cfg->head_dim},
-        {"llama.vocab_size", cfg->n_vocab},
+        {"context_length", cfg->n_ctx},
+        {"embedding_length", cfg->n_embd},
+        {"block_count", cfg->n_layer},
+        {"feed_forward_length", cfg->n_ff},
+        {"attention.head_count", cfg->n_head},
+        {"attention.head_count_kv", cfg->n_head_kv},
+        {"rope.dimension_count", cfg->head_dim},
+        {"vocab_size", cfg->n_vocab},
     };
-    bt_status st = bt_kvlist_str(out, "general.architecture", "llama");
+    char k[96];
+#define AK(name) (snprintf(k, sizeof k, "%s.%s", a, name), k)
+    bt_status st = bt_kvlist_str(out, "general.architecture", a);
     for (size_t i = 0; i < sizeof(u) / sizeof(u[0]) && st == BT_OK; i++)
-        st = bt_kvlist_u32(out, u[i].key, u[i].v);
-    if (st == BT_OK) st = bt_kvlist_f32(out, "llama.attention.layer_norm_rms_epsilon", cfg->rms_eps);
-    if (st == BT_OK) st = bt_kvlist_f32(out, "llama.rope.freq_base", cfg->rope_theta);
+        st = bt_kvlist_u32(out, AK(u[i].key), u[i].v);
+    if (st == BT_OK) st = bt_kvlist_f32(out, AK("attention.layer_norm_rms_epsilon"), cfg->rms_eps);
+    if (st == BT_OK) st = bt_kvlist_f32(out, AK("rope.freq_base"), cfg->rope_theta);
     if (st == BT_OK && cfg->head_dim_given) {
-        st = bt_kvlist_u32(out, "llama.attention.key_length", cfg->head_dim);
-        if (st == BT_OK) st = bt_kvlist_u32(out, "llama.attention.value_length", cfg->head_dim);
+        st = bt_kvlist_u32(out, AK("attention.key_length"), cfg->head_dim);
+        if (st == BT_OK) st = bt_kvlist_u32(out, AK("attention.value_length"), cfg->head_dim);
     }
     if (st == BT_OK && cfg->rope_type == BT_HF_ROPE_LINEAR) {
-        st = bt_kvlist_str(out, "llama.rope.scaling.type", "linear");
-        if (st == BT_OK) st = bt_kvlist_f32(out, "llama.rope.scaling.factor", cfg->rope_factor);
+        st = bt_kvlist_str(out, AK("rope.scaling.type"), "linear");
+        if (st == BT_OK) st = bt_kvlist_f32(out, AK("rope.scaling.factor"), cfg->rope_factor);
     }
+    if (st == BT_OK && cfg->sliding_window)
+        st = bt_kvlist_u32(out, AK("attention.sliding_window"), cfg->sliding_window);
+#undef AK
     if (st == BT_OK) st = bt_kvlist_bool(out, "bt.tie_word_embeddings", cfg->tie_embeddings);
     if (st == BT_OK && cfg->bos_id >= 0)
         st = bt_kvlist_u32(out, "tokenizer.ggml.bos_token_id", (uint32_t)cfg->bos_id);

@@ -351,6 +351,10 @@ static bt_status st_metadata(struct st_reader *r, bt_err *err) {
         if (st == BT_OK && bt_hf_config_to_kvs(&cfg, &r->kv) != BT_OK)
             st = h->set_error(err, BT_E_NOMEM, "safetensors: out of memory");
         if (st == BT_OK && cfg.rope_type == BT_HF_ROPE_LLAMA3) st = st_add_rope_freqs(r, &cfg, err);
+        /* Qwen2 keeps HF's rotate-half rows in GGUF too (llama.cpp runs arch qwen2 with NEOX
+         * rope): its q/k rows are never permuted */
+        for (uint32_t i = 0; st == BT_OK && cfg.qwen2 && i < r->n_t; i++)
+            r->t[i].t.flags &= ~BT_TENSOR_ROPE_HALVES;
     } else if (st == BT_OK) {
         h->log(BT_LOG_WARN, "%s: not found; no llama.* metadata", cfg_path);
     }

@@ -1,5 +1,5 @@
-/* bt_forward.c - the Llama forward pass as backend ops: embedding rows, RMSNorm, RoPE (HF
- * rotate-half or GGUF interleaved pairs, rope_freqs divisors), KV cache stores, causal GQA
+/* bt_forward.c - the Llama forward pass as backend ops: embedding rows, RMSNorm, q/k/v biases
+ * (qwen2), RoPE (HF rotate-half or GGUF interleaved pairs, rope_freqs divisors), KV cache stores, causal GQA
  * attention, SwiGLU MLP, lm_head. A chunk of tokens goes to the backend as one op list unless a
  * hook needs an activation on the host in between. */
 #include "bt_model_int.h"
@@ -73,6 +73,24 @@ struct bt_op bt_op_attn(const bt_model *m, int il, int nt, int pos0) {
 
 static bt_status emit(bt_model *m, struct bt_op op, bt_err *err) { return bt_ops_add(m, &op, err); }
 
+struct bt_op bt_op_bias(const bt_model *m, int slot, int64_t row0, int nt, uint64_t off) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_ADD;
+    op.src[0] = op.dst = bt_act_view(m, slot, row0, nt);
+    op.src[1] = bt_par_view(m, off, op.dst.cols);
+    op.src[1].rows = nt;
+    return op;
+}
+
+/* slot rows 0..nt += the bias at off (replicated BT_BIAS_ROWS times: one ADD per that many rows) */
+static bt_status bias_add(bt_model *m, int slot, uint64_t off, int nt, bt_err *err) {
+    bt_status st = BT_OK;
+    for (int r0 = 0; r0 < nt && !st; r0 += BT_BIAS_ROWS)
+        st = emit(m, bt_op_bias(m, slot, r0, nt - r0 < BT_BIAS_ROWS ? nt - r0 : BT_BIAS_ROWS, off), err);
+    return st;
+}
+
 /* a hook point: with a hook set, run what is pending and hand the slot's rows to the hook */
 static bt_status hook(bt_model *m, int layer, int which, int slot, int nt, bt_err *err) {
     if (!m->hook) return BT_OK;
@@ -97,6 +115,11 @@ static bt_status layer_ops(bt_model *m, int il, int nt, int pos0, bt_err *err) {
     TRY(bt_ops_matmul(m, &L->wq, A_XN, 0, A_Q, 0, nt, 0, err));
     TRY(bt_ops_matmul(m, &L->wk, A_XN, 0, A_K, 0, nt, 1, err));
     TRY(bt_ops_matmul(m, &L->wv, A_XN, 0, A_V, 0, nt, 1, err));
+    if (m->has_bias) {
+        TRY(bias_add(m, A_Q, L->bias[0], nt, err));
+        TRY(bias_add(m, A_K, L->bias[1], nt, err));
+        TRY(bias_add(m, A_V, L->bias[2], nt, err));
+    }
     TRY(emit(m, bt_op_rope(m, A_Q, nt, pos0, L->q_halves), err));
     TRY(emit(m, bt_op_rope(m, A_K, nt, pos0, L->k_halves), err));
     TRY(emit(m, bt_op_store(m, A_K, 0, il, nt, pos0), err));
