@@ -52,8 +52,8 @@ def make(folder, variant, tokenizer_json, seed=1):
     config and the weights (HF names, float32 as stored)"""
     os.makedirs(folder, exist_ok=True)
     tok = json.load(open(tokenizer_json))
-    vocab = len(tok["model"]["vocab"]) + len(tok.get("added_tokens", []))
-    vocab = max(vocab, max(t["id"] for t in tok.get("added_tokens", [{"id": 0}])) + 1)
+    ids = list(tok["model"]["vocab"].values()) + [t["id"] for t in tok.get("added_tokens", [])]
+    vocab = max(ids) + 1
     cfg = base_config(vocab)
     cfg.update(VARIANTS[variant])
     E, F, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
