@@ -95,7 +95,8 @@ static bt_status hfc_token(struct hfc *c, const char *key, int64_t *out) {
 
 /* ---- architecture ------------------------------------------------------------------------ */
 static const char *const hfc_archs[] = {"LlamaForCausalLM", "MistralForCausalLM",
-                                        "Qwen2ForCausalLM"};
+                                        "Qwen2ForCausalLM", "BitNetForCausalLM",
+                                        "BitnetForCausalLM"};
 
 static bt_status hfc_arch(struct hfc *c, struct bt_hf_config *cfg) {
     struct json_object *a = hfc_get(c->root, "architectures");
@@ -113,18 +114,47 @@ static bt_status hfc_arch(struct hfc *c, struct bt_hf_config *cfg) {
         const char *m = json_object_get_string(mt);
         name = strcmp(m, "llama") == 0 ? "LlamaForCausalLM"
              : strcmp(m, "mistral") == 0 ? "MistralForCausalLM"
-             : strcmp(m, "qwen2") == 0 ? "Qwen2ForCausalLM" : m;
+             : strcmp(m, "qwen2") == 0 ? "Qwen2ForCausalLM"
+             : strcmp(m, "bitnet") == 0 ? "BitNetForCausalLM" : m;
     }
     snprintf(cfg->arch, sizeof(cfg->arch), "%s", name);
     cfg->qwen2 = strcmp(name, "Qwen2ForCausalLM") == 0;
+    cfg->bitnet = strcmp(name, "BitNetForCausalLM") == 0 || strcmp(name, "BitnetForCausalLM") == 0;
     for (size_t i = 0; i < sizeof(hfc_archs) / sizeof(hfc_archs[0]); i++)
         if (strcmp(name, hfc_archs[i]) == 0) return BT_OK;
     return hfc_fail(c, BT_E_UNSUPPORTED, "architecture %s is not supported (LlamaForCausalLM, "
-                    "MistralForCausalLM, Qwen2ForCausalLM)", name);
+                    "MistralForCausalLM, Qwen2ForCausalLM, BitNetForCausalLM)", name);
+}
+
+/* quantization_config: only BitNet's (packed ternary weights) is read; any other quantized
+ * checkpoint (gptq, awq, bitsandbytes, ...) is refused by name */
+static bt_status hfc_quant(struct hfc *c, struct bt_hf_config *cfg) {
+    struct json_object *q = hfc_get(c->root, "quantization_config");
+    if (!q) return BT_OK;
+    struct json_object *m = hfc_get(q, "quant_method");
+    const char *ms = m && json_object_is_type(m, json_type_string) ? json_object_get_string(m) : NULL;
+    if (!ms) return hfc_fail(c, BT_E_FORMAT, "key 'quantization_config.quant_method' must be a string");
+    if (strcmp(ms, "bitnet") != 0 || !cfg->bitnet)
+        return hfc_fail(c, BT_E_UNSUPPORTED, "quantization_config.quant_method '%s' is not supported "
+                        "(only 'bitnet' with BitNetForCausalLM)", ms);
+    cfg->bitnet_packed = 1;
+    struct json_object *lc = hfc_get(q, "linear_class");
+    const char *ls = lc && json_object_is_type(lc, json_type_string) ? json_object_get_string(lc)
+                                                                     : "bitlinear";
+    if (strcmp(ls, "autobitlinear") == 0) cfg->bitnet_mul = 1;
+    else if (strcmp(ls, "bitlinear") != 0)
+        return hfc_fail(c, BT_E_UNSUPPORTED, "quantization_config.linear_class '%s' is not "
+                        "supported (bitlinear, autobitlinear)", ls);
+    struct json_object *qm = hfc_get(q, "quantization_mode");
+    if (qm && (!json_object_is_type(qm, json_type_string) ||
+               strcmp(json_object_get_string(qm), "offline") != 0))
+        return hfc_fail(c, BT_E_UNSUPPORTED, "quantization_config.quantization_mode '%s' is not "
+                        "supported (offline: packed ternary weights)", json_object_get_string(qm));
+    return BT_OK;
 }
 
 /* features bt cannot convert faithfully */
-static bt_status hfc_refuse(struct hfc *c) {
+static bt_status hfc_refuse(struct hfc *c, struct bt_hf_config *cfg) {
     int ab = 0, mb = 0;
     bt_status st = hfc_bool(c, "attention_bias", &ab);
     if (st == BT_OK) st = hfc_bool(c, "mlp_bias", &mb);
@@ -132,11 +162,13 @@ static bt_status hfc_refuse(struct hfc *c) {
     if (ab) return hfc_fail(c, BT_E_UNSUPPORTED, "attention_bias=true is not supported");
     if (mb) return hfc_fail(c, BT_E_UNSUPPORTED, "mlp_bias=true is not supported");
     struct json_object *act = hfc_get(c->root, "hidden_act");
-    if (act && (!json_object_is_type(act, json_type_string) ||
-                strcmp(json_object_get_string(act), "silu") != 0))
-        return hfc_fail(c, BT_E_UNSUPPORTED, "hidden_act '%s' is not supported (only silu)",
-                        json_object_get_string(act));
-    return BT_OK;
+    const char *as = act && json_object_is_type(act, json_type_string) ? json_object_get_string(act)
+                                                                       : NULL;
+    cfg->relu2 = cfg->bitnet && as && strcmp(as, "relu2") == 0;
+    if (act && !cfg->relu2 && (!as || strcmp(as, "silu") != 0))
+        return hfc_fail(c, BT_E_UNSUPPORTED, "hidden_act '%s' is not supported (silu; relu2 for "
+                        "BitNet)", json_object_get_string(act));
+    return hfc_quant(c, cfg);
 }
 
 /* ---- RoPE: v4 rope_theta + rope_scaling, v5 rope_parameters ------------------------------- */
@@ -285,7 +317,7 @@ bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, bt_err *
     if (!json_object_is_type(c.root, json_type_object))
         st = hfc_fail(&c, BT_E_FORMAT, "not a JSON object");
     if (st == BT_OK) st = hfc_arch(&c, cfg);
-    if (st == BT_OK) st = hfc_refuse(&c);
+    if (st == BT_OK) st = hfc_refuse(&c, cfg);
     if (st == BT_OK) st = hfc_sizes(&c, cfg);
     if (st == BT_OK) st = hfc_rope(&c, cfg);
     if (st == BT_OK) st = hfc_bool(&c, "tie_word_embeddings", &cfg->tie_embeddings);
@@ -296,7 +328,7 @@ bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, bt_err *
 }
 
 const char *bt_hf_config_gguf_arch(const struct bt_hf_config *cfg) {
-    return cfg->qwen2 ? "qwen2" : "llama";
+    return cfg->qwen2 ? "qwen2" : cfg->bitnet ? "bitnet" : "llama";
 }
 
 bt_status bt_hf_config_to_kvs(const struct bt_hf_config *cfg, struct bt_kvlist *out) {
@@ -329,6 +361,7 @@ bt_status bt_hf_config_to_kvs(const struct bt_hf_config *cfg, struct bt_kvlist *
     if (st == BT_OK && cfg->sliding_window)
         st = bt_kvlist_u32(out, AK("attention.sliding_window"), cfg->sliding_window);
 #undef AK
+    if (st == BT_OK && cfg->relu2) st = bt_kvlist_str(out, "bt.ffn_activation", "relu2");
     if (st == BT_OK) st = bt_kvlist_bool(out, "bt.tie_word_embeddings", cfg->tie_embeddings);
     if (st == BT_OK && cfg->bos_id >= 0)
         st = bt_kvlist_u32(out, "tokenizer.ggml.bos_token_id", (uint32_t)cfg->bos_id);

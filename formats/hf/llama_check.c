@@ -37,7 +37,8 @@ static const struct rule {
     {"attn_output.weight", 1, 2, {X_E, X_O}},  {"ffn_gate.weight", 1, 2, {X_F, X_E}},
     {"ffn_up.weight", 1, 2, {X_F, X_E}},       {"ffn_down.weight", 1, 2, {X_E, X_F}},
     {"attn_q.bias", 1, 1, {X_Q, 0}},           {"attn_k.bias", 1, 1, {X_K, 0}},
-    {"attn_v.bias", 1, 1, {X_VV, 0}},
+    {"attn_v.bias", 1, 1, {X_VV, 0}},          {"attn_sub_norm.weight", 1, 1, {X_E, 0}},
+    {"ffn_sub_norm.weight", 1, 1, {X_F, 0}},
 };
 #define N_RULES (sizeof rules / sizeof rules[0])
 
@@ -228,7 +229,7 @@ bt_status bt_llama_check(const char *where, const struct bt_kv *kv, uint32_t n_k
     memset(&c, 0, sizeof c);
     const struct bt_kv *arch = find_kv(kv, n_kv, "general.architecture");
     const char *a = arch && arch->type == BT_KV_STRING && arch->v.s &&
-                    (!strcmp(arch->v.s, "qwen2") || !strcmp(arch->v.s, "llama")) ? arch->v.s : "llama";
+                    (!strcmp(arch->v.s, "qwen2") || !strcmp(arch->v.s, "bitnet")) ? arch->v.s : "llama";
     char names[K_N][64];
     const char *full[K_N];
     for (int k = 0; k < K_N; k++) {

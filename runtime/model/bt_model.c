@@ -54,12 +54,20 @@ static bt_status read_hparams(struct bt_reader *r, struct bt_model_hparams *hp, 
     struct bt_kv tmp;
     const struct bt_kv *arch = kv_find(r, "general.architecture", &tmp);
     if (arch && arch->type == BT_KV_STRING && strcmp(arch->v.s, "llama") != 0 &&
-        strcmp(arch->v.s, "qwen2") != 0)
+        strcmp(arch->v.s, "qwen2") != 0 && strcmp(arch->v.s, "bitnet") != 0)
         return bt_err_set(err, BT_E_UNSUPPORTED, "model: architecture '%s' is not supported "
-                          "(llama, qwen2)", arch->v.s);
-    /* keys are "<arch>.<name>"; qwen2 = llama + q/k/v biases + rotate-half (NEOX) rope */
+                          "(llama, qwen2, bitnet)", arch->v.s);
+    /* keys are "<arch>.<name>"; qwen2 = llama + q/k/v biases + rotate-half (NEOX) rope;
+     * bitnet = llama + sub-norms + 8-bit per-token activations + rotate-half rope */
     hp->qwen2 = arch && arch->type == BT_KV_STRING && strcmp(arch->v.s, "qwen2") == 0;
-    const char *a = hp->qwen2 ? "qwen2" : "llama";
+    hp->bitnet = arch && arch->type == BT_KV_STRING && strcmp(arch->v.s, "bitnet") == 0;
+    const char *a = hp->qwen2 ? "qwen2" : hp->bitnet ? "bitnet" : "llama";
+    const struct bt_kv *act = kv_find(r, "bt.ffn_activation", &tmp);
+    if (act && (act->type != BT_KV_STRING || (strcmp(act->v.s, "silu") != 0 &&
+                                              strcmp(act->v.s, "relu2") != 0)))
+        return bt_err_set(err, BT_E_UNSUPPORTED, "model: bt.ffn_activation '%s' is not supported "
+                          "(silu, relu2)", act->type == BT_KV_STRING ? act->v.s : "?");
+    hp->relu2 = act && strcmp(act->v.s, "relu2") == 0;
     char kb[96];
 #define AK(name) (snprintf(kb, sizeof kb, "%s.%s", a, name), kb)
     bt_status st;
@@ -136,7 +144,8 @@ static void shape_str(const struct bt_tensor *t, char *buf, size_t n) {
 /* formats with integer-dot products (BT_FMT_INTDOT) use int8 activations when act_q8 is on */
 static int use_q8(const bt_model *m, const struct bt_tfmt *f, int64_t cols) {
     const struct bt_format *d = bt_format_get(f->type);
-    return d && (d->flags & BT_FMT_INTDOT) && m->opts.act_q8 && cols % BT_ACT_Q8_BLOCK == 0;
+    return d && (d->flags & BT_FMT_INTDOT) && m->opts.act_q8 && cols % BT_ACT_Q8_BLOCK == 0 &&
+           !m->hp.bitnet; /* bitnet: its own per-token int8 (quant_row) already */
 }
 
 /* look up name, check it is 2-D {rows, cols} (rows < 0: any), fill a linear view */
@@ -247,8 +256,16 @@ static bt_status layer_load(bt_model *m, int il, float *par, bt_err *err) {
     LIN(wu, "ffn_up", hp->n_ff, hp->n_embd, NULL)
     LIN(wd, "ffn_down", hp->n_embd, hp->n_ff, NULL)
 #undef LIN
-    L->q_halves = hp->qwen2 || (tq.flags & BT_TENSOR_ROPE_HALVES) != 0;
-    L->k_halves = hp->qwen2 || (tk.flags & BT_TENSOR_ROPE_HALVES) != 0;
+    L->q_halves = hp->qwen2 || hp->bitnet || (tq.flags & BT_TENSOR_ROPE_HALVES) != 0;
+    L->k_halves = hp->qwen2 || hp->bitnet || (tk.flags & BT_TENSOR_ROPE_HALVES) != 0;
+    if (hp->bitnet) { /* sub-norms of the attention output (nq) and of the FFN inner (n_ff) */
+        L->attn_sub = m->sub_off + (uint64_t)il * (uint64_t)(nq + hp->n_ff) * 4u;
+        L->ffn_sub = L->attn_sub + (uint64_t)nq * 4u;
+        snprintf(nm, sizeof nm, "blk.%d.attn_sub_norm.weight", il);
+        if ((st = par_load(m, nm, nq, L->attn_sub, par, err))) return st;
+        snprintf(nm, sizeof nm, "blk.%d.ffn_sub_norm.weight", il);
+        if ((st = par_load(m, nm, hp->n_ff, L->ffn_sub, par, err))) return st;
+    }
     if (m->has_bias) { /* q/k/v biases, each replicated BT_BIAS_ROWS times */
         const char *bn[3] = {"attn_q", "attn_k", "attn_v"};
         int64_t len[3] = {nq, nkv, nkv};
@@ -338,6 +355,11 @@ static bt_status params_load(bt_model *m, bt_err *err) {
         m->bias_off = (n + 255u) & ~(uint64_t)255u;
         n = m->bias_off + (uint64_t)hp->n_layer * BT_BIAS_ROWS * (uint64_t)(nq + 2 * nkv) * 4u;
     }
+    if (hp->bitnet) {
+        m->sub_off = (n + 255u) & ~(uint64_t)255u;
+        n = m->sub_off + (uint64_t)hp->n_layer * (uint64_t)((int64_t)hp->n_head * hp->head_dim +
+                                                            hp->n_ff) * 4u;
+    }
     float *par = calloc(n / 4 + 1, sizeof(float));
     if (!par) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");
     bt_status st = par_load(m, "output_norm.weight", hp->n_embd, m->out_norm, par, err);
@@ -371,7 +393,7 @@ static bt_status model_init(bt_model *m, bt_err *err) {
         return st;
     hp->n_vocab = (int32_t)m->tok_embd.rows;
     double v;
-    const char *vk = hp->qwen2 ? "qwen2.vocab_size" : "llama.vocab_size";
+    const char *vk = hp->qwen2 ? "qwen2.vocab_size" : hp->bitnet ? "bitnet.vocab_size" : "llama.vocab_size";
     if (kv_num(m->r, vk, &v) && (int64_t)v != hp->n_vocab)
         return bt_err_set(err, BT_E_FORMAT, "model: %s %lld != token_embd.weight rows %d", vk,
                           (long long)v, hp->n_vocab);

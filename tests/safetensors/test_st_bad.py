@@ -178,7 +178,10 @@ def config_cases(r, root):
     bad("config arch", dict(CFG, architectures=["GPT2LMHeadModel"]), -5,
         "architecture GPT2LMHeadModel is not supported (LlamaForCausalLM")
     bad("config gemma", dict(CFG, architectures=["GemmaForCausalLM"]), -5,
-        "architecture GemmaForCausalLM is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)")
+        "architecture GemmaForCausalLM is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+        "BitNetForCausalLM)")
+    bad("config gptq", dict(CFG, quantization_config={"quant_method": "gptq", "bits": 4}), -5,
+        "quantization_config.quant_method 'gptq' is not supported")
     bad("config attn bias", dict(CFG, attention_bias=True), -5, "attention_bias=true is not supported")
     bad("config mlp bias", dict(CFG, mlp_bias=True), -5, "mlp_bias=true is not supported")
     bad("config yarn", dict(CFG, rope_scaling={"rope_type": "yarn", "factor": 4.0}), -5, "'yarn' is not supported")
