@@ -393,7 +393,9 @@ static bt_status model_init(bt_model *m, bt_err *err) {
         return st;
     hp->n_vocab = (int32_t)m->tok_embd.rows;
     double v;
-    const char *vk = hp->qwen2 ? "qwen2.vocab_size" : hp->bitnet ? "bitnet.vocab_size" : "llama.vocab_size";
+    const char *vk = hp->qwen2    ? "qwen2.vocab_size"
+                     : hp->bitnet ? "bitnet.vocab_size"
+                                  : "llama.vocab_size";
     if (kv_num(m->r, vk, &v) && (int64_t)v != hp->n_vocab)
         return bt_err_set(err, BT_E_FORMAT, "model: %s %lld != token_embd.weight rows %d", vk,
                           (long long)v, hp->n_vocab);
