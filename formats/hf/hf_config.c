@@ -134,9 +134,10 @@ static bt_status hfc_quant(struct hfc *c, struct bt_hf_config *cfg) {
     struct json_object *m = hfc_get(q, "quant_method");
     const char *ms = m && json_object_is_type(m, json_type_string) ? json_object_get_string(m) : NULL;
     if (!ms) return hfc_fail(c, BT_E_FORMAT, "key 'quantization_config.quant_method' must be a string");
+    if (strcmp(ms, "vptq") == 0) return BT_OK; /* the vptq reader's (formats/vptq), which embeds ours */
     if (strcmp(ms, "bitnet") != 0 || !cfg->bitnet)
         return hfc_fail(c, BT_E_UNSUPPORTED, "quantization_config.quant_method '%s' is not supported "
-                        "(only 'bitnet' with BitNetForCausalLM)", ms);
+                        "('bitnet' with BitNetForCausalLM; 'vptq' through the vptq reader)", ms);
     cfg->bitnet_packed = 1;
     struct json_object *lc = hfc_get(q, "linear_class");
     const char *ls = lc && json_object_is_type(lc, json_type_string) ? json_object_get_string(lc)
