@@ -155,6 +155,11 @@ def check_variant(tmp, name):
         return
     check_gguf_meta(name, out, cfg, w)
     compare(f"{name} (GGUF f32)", logits(out, tmp, name + "-gguf"), want)
+    if name == "mistral":  # a context longer than the sliding window is refused, naming it
+        text = os.path.join(SHARED, "data", "eval_kjv.txt")
+        p = subprocess.run([BIN, "-q", "eval", "--model", out, "--text", text, "--ctx", "256"],
+                           capture_output=True, text=True)
+        check(p.returncode != 0 and "sliding window 128" in p.stderr, f"mistral: ctx 256 > window 128: {p.stderr}")
 
 
 def check_odd(tmp):
