@@ -54,6 +54,18 @@ static void rmsnorm_row(const float *x, const float *w, int64_t n, float eps, fl
     for (int64_t i = 0; i < n; i++) y[i] = w[i] * (x[i] * sc);
 }
 
+/* BitNet's 8-bit per-token activations: s = 127 / max|x|, q = clamp(rint(x s), -128, 127)
+ * (rint: round half to even, as torch.round), y = q / s */
+static void quant_row(const float *x, int64_t n, float *y) {
+    float mx = 0.0f;
+    for (int64_t i = 0; i < n; i++) mx = fabsf(x[i]) > mx ? fabsf(x[i]) : mx;
+    float s = 127.0f / (mx > 1e-5f ? mx : 1e-5f);
+    for (int64_t i = 0; i < n; i++) {
+        float q = rintf(x[i] * s);
+        y[i] = (q > 127.0f ? 127.0f : q < -128.0f ? -128.0f : q) / s;
+    }
+}
+
 static void rope_row(const struct bt_op *op, const float *inv, int pos, float *v, int64_t cols) {
     float cs[2048];
     int half = op->n_rot / 2;
@@ -111,6 +123,10 @@ static void ew_rows(void *arg, int64_t r0, int64_t r1, int tid) {
         case BT_OP_ADD:
             for (int64_t i = 0; i < n; i++) d[i] = a[i] + b[i];
             break;
+        case BT_OP_RELU2:
+            for (int64_t i = 0; i < n; i++) { float g = a[i] > 0.0f ? a[i] : 0.0f; d[i] = b[i] * (g * g); }
+            break;
+        case BT_OP_QUANT_ROW: quant_row(a, n, d); break;
         case BT_OP_KMEANS: {
             int64_t dd = op->src[0].cols;
             kmeans_row(op, j->a + r * dd, j->b, (const float *)(const void *)op->ids,

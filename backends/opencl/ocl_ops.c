@@ -40,6 +40,8 @@ static const char *op_check(const struct bt_ocl_ctx *c, const struct bt_op *op) 
         return s1->off % 4 || s2->off % 4 ? "view offset not a multiple of 4 bytes" : NULL;
     case BT_OP_KMEANS:
         return s1->off % 4 || (s2->buf && s2->off % 4) ? "view offset not a multiple of 4 bytes" : NULL;
+    case BT_OP_RELU2: case BT_OP_QUANT_ROW: /* ABI 2.2 (BitNet b1.58): no kernels here yet */
+        return "not implemented by this backend";
     }
     return NULL;
 }

@@ -135,10 +135,16 @@ bt_status bt_convert_plan(struct bt_convert_args *a, struct bt_quantizer *q, str
             if (e2.status == BT_OK) bt_err_set(&e2, st, "quantizer refused the tensor");
             return bt_err_set(err, st, "%s: %s", t->name, e2.msg);
         }
-        snprintf(p->note, sizeof(p->note), "fallback to %s: %s", a->keep_type, e2.status ? e2.msg : "not quantizable");
-    } else {
-        snprintf(p->note, sizeof(p->note), q ? "kept (pattern)" : "kept (method none)");
+        /* fallback: [output] fallback_type, auto = the smallest standard type the row fits */
+        const char *ft = a->fallback_type && strcmp(a->fallback_type, "auto") ? a->fallback_type : NULL;
+        int fty = ft ? bt_type_from_name(ft) : -1;
+        p->fmt = bt_fmt(fty >= 0 ? (uint32_t)fty : cols % 32 == 0 ? BT_TYPE_Q8_0 : BT_TYPE_F16);
+        if (!bt_fmt_row_bytes(&p->fmt, cols)) p->fmt = bt_fmt(BT_TYPE_F16);
+        snprintf(p->note, sizeof(p->note), "fallback to %s: %s", bt_type_name(p->fmt.type),
+                 e2.status ? e2.msg : "not quantizable");
+        return BT_OK;
     }
+    snprintf(p->note, sizeof(p->note), q ? "kept (pattern)" : "kept (method none)");
     int kt = bt_type_from_name(a->keep_type);
     p->fmt = bt_fmt(kt < 0 ? BT_TYPE_F16 : (uint32_t)kt);
     if (!bt_fmt_row_bytes(&p->fmt, cols)) p->fmt = bt_fmt(BT_TYPE_F16);

@@ -13,6 +13,8 @@ struct bt_convert_args {
     const char  *writer, *out_path;
     bt_optset   *writer_opts;        /* owned */
     const char  *type, *keep_type;   /* tq2_0|tq1_0|mtq ; f16|bf16|f32|q8_0 */
+    const char  *fallback_type;      /* tensors the quantizer refuses: auto|f16|bf16|f32|q8_0
+                                      * (NULL = auto: q8_0 if rows are a multiple of 32, else f16) */
     const char  *report;             /* JSON path or "" */
     int          quiet, progress;
     double       budget_bpw;     /* > 0: distribute planes to meet this mean bits/weight */

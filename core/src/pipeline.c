@@ -53,6 +53,9 @@ static const struct bt_option output_opts[] = {
     {"path", BT_OPT_PATH, NULL, 0, -1, NULL, "output file"},
     {"type", BT_OPT_ENUM, "tq2_0", 0, -1, "tq2_0|tq1_0|mtq|vq", "format of quantized tensors (vq: method = vptq)"},
     {"keep_type", BT_OPT_ENUM, "f16", 0, -1, "f16|bf16|f32|q8_0", "format of kept 2-D tensors"},
+    {"fallback_type", BT_OPT_ENUM, "auto", 0, -1, "auto|f16|bf16|f32|q8_0",
+     "format of 2-D tensors the quantizer cannot take (rows not a multiple of its block); auto: q8_0 "
+     "if rows are a multiple of 32, else f16"},
     {"report", BT_OPT_PATH, "", 0, -1, NULL, "conversion report JSON"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
@@ -486,6 +489,7 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
             .method = method, .keep = bt_opt_str(s.q, "keep"), .quant_opts = s.q_p,
             .writer = writer, .out_path = bt_opt_str(s.out, "path"), .writer_opts = s.out_p,
             .type = bt_opt_str(s.out, "type"), .keep_type = bt_opt_str(s.out, "keep_type"),
+            .fallback_type = bt_opt_str(s.out, "fallback_type"),
             .report = bt_opt_str(s.out, "report"), .quiet = ro ? ro->quiet : 0,
             .progress = ro ? ro->progress : 0,
             .budget_bpw = bt_opt_float(s.q, "budget_bpw"), .budget_bytes = bt_opt_int(s.q, "budget_bytes"),

@@ -36,6 +36,35 @@ static void shape_str(const struct bt_report_row *row, char *buf, size_t n) {
         o += (size_t)snprintf(buf + o, n - o, d ? "x%lld" : "%lld", (long long)row->shape[d]);
 }
 
+/* ---- fallbacks: tensors the quantizer refused, grouped by output type and the row multiple it
+ * needed (the "not a multiple of N" of the note; 0 = another reason) ------------------------ */
+#define BT_FB_GROUPS 16
+struct fb_group {
+    char type[24]; /* output type */
+    int  block;    /* the row multiple the quantizer needed, 0 if the note does not say */
+    int  n;        /* tensors */
+};
+
+static int fallback_groups(const struct bt_report *r, struct fb_group *g) {
+    int ng = 0;
+    for (int i = 0; i < r->n; i++) {
+        const struct bt_report_row *row = &r->rows[i];
+        if (strncmp(row->note, "fallback to ", 12) != 0) continue;
+        const char *m = strstr(row->note, "not a multiple of ");
+        int block = m ? atoi(m + 18) : 0, k = 0;
+        while (k < ng && (g[k].block != block || strcmp(g[k].type, row->type_out))) k++;
+        if (k == ng) {
+            if (ng == BT_FB_GROUPS) continue;
+            snprintf(g[k].type, sizeof g[k].type, "%s", row->type_out);
+            g[k].block = block;
+            g[k].n = 0;
+            ng++;
+        }
+        g[k].n++;
+    }
+    return ng;
+}
+
 void bt_report_print(const struct bt_report *r, FILE *f) {
     fprintf(f, "%-34s %-12s %-6s %-9s %6s %9s  %s\n", "tensor", "shape", "in", "out", "bpw", "rel_rmse", "note");
     double q_err = 0;
@@ -54,6 +83,16 @@ void bt_report_print(const struct bt_report *r, FILE *f) {
             r->wall > 0 ? mb_in / r->wall : 0.0);
     if (nq) fprintf(f, ", mean rel_rmse of %d quantized tensors %.4f", nq, q_err / nq);
     fprintf(f, "\n");
+    struct fb_group g[BT_FB_GROUPS];
+    int ng = fallback_groups(r, g);
+    for (int k = 0; k < ng; k++) {
+        if (g[k].block)
+            fprintf(f, "fallback: %d tensor%s kept at %s because rows are not a multiple of %d\n",
+                    g[k].n, g[k].n == 1 ? "" : "s", g[k].type, g[k].block);
+        else
+            fprintf(f, "fallback: %d tensor%s kept at %s (the quantizer refused them)\n", g[k].n,
+                    g[k].n == 1 ? "" : "s", g[k].type);
+    }
     if (r->file_bytes)
         fprintf(f, "wrote %s: %.2f MB on disk (%.2fx smaller than the input's tensors)\n", r->output,
                 (double)r->file_bytes / 1e6, (double)r->bytes_in / (double)r->file_bytes);
@@ -151,6 +190,17 @@ bt_status bt_report_write_json(const struct bt_report *r, const char *path, bt_e
     json_object_object_add(tot, "compression", json_object_new_double(r->bytes_out ? (double)r->bytes_in / (double)r->bytes_out : 0));
     json_object_object_add(tot, "wall_seconds", json_object_new_double(r->wall));
     json_object_object_add(tot, "mb_per_s_in", json_object_new_double(r->wall > 0 ? (double)r->bytes_in / 1e6 / r->wall : 0));
+    struct fb_group g[BT_FB_GROUPS];
+    int ng = fallback_groups(r, g);
+    json_object *fb = json_object_new_array();
+    for (int k = 0; k < ng; k++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_string(g[k].type));
+        json_object_object_add(o, "row_multiple", json_object_new_int(g[k].block));
+        json_object_object_add(o, "tensors", json_object_new_int(g[k].n));
+        json_object_array_add(fb, o);
+    }
+    json_object_object_add(tot, "fallbacks", fb);
     if (r->file_bytes) json_object_object_add(tot, "file_bytes", json_object_new_int64((int64_t)r->file_bytes));
     json_object_object_add(root, "bt_version", json_object_new_string(BT_VERSION));
     json_object_object_add(root, "input", json_object_new_string(r->input));

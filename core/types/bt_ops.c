@@ -10,7 +10,7 @@ static int same_shape(const struct bt_view *a, const struct bt_view *b) {
 
 static const char *const op_names[BT_OP_COUNT] = {
     "?", "get_rows", "rmsnorm", "rope", "cpy", "attn", "swiglu", "add", "matmul", "dequant",
-    "kmeans"};
+    "kmeans", "relu2", "quant_row"};
 
 const char *bt_op_name(uint32_t code) {
     return code > 0 && code < BT_OP_COUNT ? op_names[code] : "unknown";
@@ -18,7 +18,7 @@ const char *bt_op_name(uint32_t code) {
 
 int bt_op_n_src(uint32_t code) {
     switch (code) {
-    case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: return 1;
+    case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: case BT_OP_QUANT_ROW: return 1;
     case BT_OP_ATTN: return 3;
     case BT_OP_KMEANS: return 2; /* src2 (weights) is optional */
     default: return code > 0 && code < BT_OP_COUNT ? 2 : 0;
@@ -77,9 +77,9 @@ static const char *alias_check(const struct bt_host *host, const struct bt_op *o
     case BT_OP_RMSNORM: case BT_OP_ROPE:
         return same_or_apart(host, d, &s[0]) && !overlap(host, d, &s[1]) ? NULL
                : "destination partly overlaps a source";
-    case BT_OP_CPY:
+    case BT_OP_CPY: case BT_OP_QUANT_ROW:
         return same_or_apart(host, d, &s[0]) ? NULL : "destination partly overlaps the source";
-    case BT_OP_SWIGLU: case BT_OP_ADD:
+    case BT_OP_SWIGLU: case BT_OP_ADD: case BT_OP_RELU2:
         return same_or_apart(host, d, &s[0]) && same_or_apart(host, d, &s[1]) ? NULL
                : "destination partly overlaps a source";
     default:
@@ -130,9 +130,9 @@ static const char *shape_check(const struct bt_host *host, const struct bt_op *o
             s1->cols * 2 < op->n_rot || op->pos0 < 0 || s1->rows < 1)
             return "shape or rotary parameters invalid";
         return NULL;
-    case BT_OP_CPY:
+    case BT_OP_CPY: case BT_OP_QUANT_ROW:
         return same_shape(d, s0) ? NULL : "shape mismatch";
-    case BT_OP_SWIGLU: case BT_OP_ADD:
+    case BT_OP_SWIGLU: case BT_OP_ADD: case BT_OP_RELU2:
         return same_shape(d, s0) && same_shape(d, s1) && is_f32(s1) ? NULL : "shape mismatch";
     case BT_OP_ATTN:
         if (op->n_head <= 0 || op->n_head_kv <= 0 || op->head_dim <= 0 ||

@@ -94,7 +94,9 @@ static bt_status hfc_token(struct hfc *c, const char *key, int64_t *out) {
 }
 
 /* ---- architecture ------------------------------------------------------------------------ */
-static const char *const hfc_archs[] = {"LlamaForCausalLM", "MistralForCausalLM"};
+static const char *const hfc_archs[] = {"LlamaForCausalLM", "MistralForCausalLM",
+                                        "Qwen2ForCausalLM", "BitNetForCausalLM",
+                                        "BitnetForCausalLM"};
 
 static bt_status hfc_arch(struct hfc *c, struct bt_hf_config *cfg) {
     struct json_object *a = hfc_get(c->root, "architectures");
@@ -112,20 +114,48 @@ static bt_status hfc_arch(struct hfc *c, struct bt_hf_config *cfg) {
         const char *m = json_object_get_string(mt);
         name = strcmp(m, "llama") == 0 ? "LlamaForCausalLM"
              : strcmp(m, "mistral") == 0 ? "MistralForCausalLM"
-             : strcmp(m, "qwen2") == 0 ? "Qwen2ForCausalLM" : m;
+             : strcmp(m, "qwen2") == 0 ? "Qwen2ForCausalLM"
+             : strcmp(m, "bitnet") == 0 ? "BitNetForCausalLM" : m;
     }
     snprintf(cfg->arch, sizeof(cfg->arch), "%s", name);
-    if (strcmp(name, "Qwen2ForCausalLM") == 0)
-        return hfc_fail(c, BT_E_UNSUPPORTED, "architecture Qwen2ForCausalLM: Qwen2 attention biases "
-                        "are not supported");
+    cfg->qwen2 = strcmp(name, "Qwen2ForCausalLM") == 0;
+    cfg->bitnet = strcmp(name, "BitNetForCausalLM") == 0 || strcmp(name, "BitnetForCausalLM") == 0;
     for (size_t i = 0; i < sizeof(hfc_archs) / sizeof(hfc_archs[0]); i++)
         if (strcmp(name, hfc_archs[i]) == 0) return BT_OK;
     return hfc_fail(c, BT_E_UNSUPPORTED, "architecture %s is not supported (LlamaForCausalLM, "
-                    "MistralForCausalLM)", name);
+                    "MistralForCausalLM, Qwen2ForCausalLM, BitNetForCausalLM)", name);
+}
+
+/* quantization_config: only BitNet's (packed ternary weights) is read; any other quantized
+ * checkpoint (gptq, awq, bitsandbytes, ...) is refused by name */
+static bt_status hfc_quant(struct hfc *c, struct bt_hf_config *cfg) {
+    struct json_object *q = hfc_get(c->root, "quantization_config");
+    if (!q) return BT_OK;
+    struct json_object *m = hfc_get(q, "quant_method");
+    const char *ms = m && json_object_is_type(m, json_type_string) ? json_object_get_string(m) : NULL;
+    if (!ms) return hfc_fail(c, BT_E_FORMAT, "key 'quantization_config.quant_method' must be a string");
+    if (strcmp(ms, "vptq") == 0) return BT_OK; /* the vptq reader's (formats/vptq), which embeds ours */
+    if (strcmp(ms, "bitnet") != 0 || !cfg->bitnet)
+        return hfc_fail(c, BT_E_UNSUPPORTED, "quantization_config.quant_method '%s' is not supported "
+                        "('bitnet' with BitNetForCausalLM; 'vptq' through the vptq reader)", ms);
+    cfg->bitnet_packed = 1;
+    struct json_object *lc = hfc_get(q, "linear_class");
+    const char *ls = lc && json_object_is_type(lc, json_type_string) ? json_object_get_string(lc)
+                                                                     : "bitlinear";
+    if (strcmp(ls, "autobitlinear") == 0) cfg->bitnet_mul = 1;
+    else if (strcmp(ls, "bitlinear") != 0)
+        return hfc_fail(c, BT_E_UNSUPPORTED, "quantization_config.linear_class '%s' is not "
+                        "supported (bitlinear, autobitlinear)", ls);
+    struct json_object *qm = hfc_get(q, "quantization_mode");
+    if (qm && (!json_object_is_type(qm, json_type_string) ||
+               strcmp(json_object_get_string(qm), "offline") != 0))
+        return hfc_fail(c, BT_E_UNSUPPORTED, "quantization_config.quantization_mode '%s' is not "
+                        "supported (offline: packed ternary weights)", json_object_get_string(qm));
+    return BT_OK;
 }
 
 /* features bt cannot convert faithfully */
-static bt_status hfc_refuse(struct hfc *c) {
+static bt_status hfc_refuse(struct hfc *c, struct bt_hf_config *cfg) {
     int ab = 0, mb = 0;
     bt_status st = hfc_bool(c, "attention_bias", &ab);
     if (st == BT_OK) st = hfc_bool(c, "mlp_bias", &mb);
@@ -133,11 +163,13 @@ static bt_status hfc_refuse(struct hfc *c) {
     if (ab) return hfc_fail(c, BT_E_UNSUPPORTED, "attention_bias=true is not supported");
     if (mb) return hfc_fail(c, BT_E_UNSUPPORTED, "mlp_bias=true is not supported");
     struct json_object *act = hfc_get(c->root, "hidden_act");
-    if (act && (!json_object_is_type(act, json_type_string) ||
-                strcmp(json_object_get_string(act), "silu") != 0))
-        return hfc_fail(c, BT_E_UNSUPPORTED, "hidden_act '%s' is not supported (only silu)",
-                        json_object_get_string(act));
-    return BT_OK;
+    const char *as = act && json_object_is_type(act, json_type_string) ? json_object_get_string(act)
+                                                                       : NULL;
+    cfg->relu2 = cfg->bitnet && as && strcmp(as, "relu2") == 0;
+    if (act && !cfg->relu2 && (!as || strcmp(as, "silu") != 0))
+        return hfc_fail(c, BT_E_UNSUPPORTED, "hidden_act '%s' is not supported (silu; relu2 for "
+                        "BitNet)", json_object_get_string(act));
+    return hfc_quant(c, cfg);
 }
 
 /* ---- RoPE: v4 rope_theta + rope_scaling, v5 rope_parameters ------------------------------- */
@@ -215,6 +247,13 @@ static bt_status hfc_sizes(struct hfc *c, struct bt_hf_config *cfg) {
     }
     if (cfg->head_dim % 2 != 0)
         return hfc_fail(c, BT_E_FORMAT, "head_dim (%u) must be even for RoPE", cfg->head_dim);
+    /* Mistral's sliding window (null = none; use_sliding_window = false turns it off) */
+    int use_sw = !cfg->qwen2; /* Qwen2: off unless use_sliding_window says so */
+    uint32_t sw = 0;
+    st = hfc_bool(c, "use_sliding_window", &use_sw);
+    if (st == BT_OK) st = hfc_u32(c, r, "", "sliding_window", 0, 1, &sw);
+    if (st != BT_OK) return st;
+    cfg->sliding_window = use_sw && sw && sw < cfg->n_ctx ? sw : 0;
     return BT_OK;
 }
 
@@ -279,7 +318,7 @@ bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, bt_err *
     if (!json_object_is_type(c.root, json_type_object))
         st = hfc_fail(&c, BT_E_FORMAT, "not a JSON object");
     if (st == BT_OK) st = hfc_arch(&c, cfg);
-    if (st == BT_OK) st = hfc_refuse(&c);
+    if (st == BT_OK) st = hfc_refuse(&c, cfg);
     if (st == BT_OK) st = hfc_sizes(&c, cfg);
     if (st == BT_OK) st = hfc_rope(&c, cfg);
     if (st == BT_OK) st = hfc_bool(&c, "tie_word_embeddings", &cfg->tie_embeddings);
@@ -289,30 +328,41 @@ bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, bt_err *
     return st;
 }
 
+const char *bt_hf_config_gguf_arch(const struct bt_hf_config *cfg) {
+    return cfg->qwen2 ? "qwen2" : cfg->bitnet ? "bitnet" : "llama";
+}
+
 bt_status bt_hf_config_to_kvs(const struct bt_hf_config *cfg, struct bt_kvlist *out) {
+    const char *a = bt_hf_config_gguf_arch(cfg);
     struct { const char *key; uint32_t v; } u[] = {
-        {"llama.context_length", cfg->n_ctx},
-        {"llama.embedding_length", cfg->n_embd},
-        {"llama.block_count", cfg->n_layer},
-        {"llama.feed_forward_length", cfg->n_ff},
-        {"llama.attention.head_count", cfg->n_head},
-        {"llama.attention.head_count_kv", cfg->n_head_kv},
-        {"llama.rope.dimension_count", cfg->head_dim},
-        {"llama.vocab_size", cfg->n_vocab},
+        {"context_length", cfg->n_ctx},
+        {"embedding_length", cfg->n_embd},
+        {"block_count", cfg->n_layer},
+        {"feed_forward_length", cfg->n_ff},
+        {"attention.head_count", cfg->n_head},
+        {"attention.head_count_kv", cfg->n_head_kv},
+        {"rope.dimension_count", cfg->head_dim},
+        {"vocab_size", cfg->n_vocab},
     };
-    bt_status st = bt_kvlist_str(out, "general.architecture", "llama");
+    char k[96];
+#define AK(name) (snprintf(k, sizeof k, "%s.%s", a, name), k)
+    bt_status st = bt_kvlist_str(out, "general.architecture", a);
     for (size_t i = 0; i < sizeof(u) / sizeof(u[0]) && st == BT_OK; i++)
-        st = bt_kvlist_u32(out, u[i].key, u[i].v);
-    if (st == BT_OK) st = bt_kvlist_f32(out, "llama.attention.layer_norm_rms_epsilon", cfg->rms_eps);
-    if (st == BT_OK) st = bt_kvlist_f32(out, "llama.rope.freq_base", cfg->rope_theta);
+        st = bt_kvlist_u32(out, AK(u[i].key), u[i].v);
+    if (st == BT_OK) st = bt_kvlist_f32(out, AK("attention.layer_norm_rms_epsilon"), cfg->rms_eps);
+    if (st == BT_OK) st = bt_kvlist_f32(out, AK("rope.freq_base"), cfg->rope_theta);
     if (st == BT_OK && cfg->head_dim_given) {
-        st = bt_kvlist_u32(out, "llama.attention.key_length", cfg->head_dim);
-        if (st == BT_OK) st = bt_kvlist_u32(out, "llama.attention.value_length", cfg->head_dim);
+        st = bt_kvlist_u32(out, AK("attention.key_length"), cfg->head_dim);
+        if (st == BT_OK) st = bt_kvlist_u32(out, AK("attention.value_length"), cfg->head_dim);
     }
     if (st == BT_OK && cfg->rope_type == BT_HF_ROPE_LINEAR) {
-        st = bt_kvlist_str(out, "llama.rope.scaling.type", "linear");
-        if (st == BT_OK) st = bt_kvlist_f32(out, "llama.rope.scaling.factor", cfg->rope_factor);
+        st = bt_kvlist_str(out, AK("rope.scaling.type"), "linear");
+        if (st == BT_OK) st = bt_kvlist_f32(out, AK("rope.scaling.factor"), cfg->rope_factor);
     }
+    if (st == BT_OK && cfg->sliding_window)
+        st = bt_kvlist_u32(out, AK("attention.sliding_window"), cfg->sliding_window);
+#undef AK
+    if (st == BT_OK && cfg->relu2) st = bt_kvlist_str(out, "bt.ffn_activation", "relu2");
     if (st == BT_OK) st = bt_kvlist_bool(out, "bt.tie_word_embeddings", cfg->tie_embeddings);
     if (st == BT_OK && cfg->bos_id >= 0)
         st = bt_kvlist_u32(out, "tokenizer.ggml.bos_token_id", (uint32_t)cfg->bos_id);

@@ -30,6 +30,13 @@ struct bt_hf_config {
     float    rope_high_freq; /* LLAMA3: high_freq_factor (default 4) */
     uint32_t rope_orig_ctx;  /* LLAMA3: original_max_position_embeddings (default 8192) */
     int      tie_embeddings; /* tie_word_embeddings (default 0) */
+    uint32_t sliding_window; /* sliding_window when it is shorter than n_ctx, else 0 (none) */
+    int      qwen2;          /* Qwen2ForCausalLM: GGUF arch qwen2, q/k/v biases, NEOX rope */
+    int      bitnet;         /* BitNetForCausalLM (BitNet b1.58): GGUF arch bitnet, sub-norms */
+    int      relu2;          /* hidden_act relu2 (BitNet b1.58 2B-4T) instead of silu */
+    int      bitnet_packed;  /* quantization_config.quant_method = bitnet: packed uint8 trits */
+    int      bitnet_mul;     /* packed: W = T * weight_scale (linear_class autobitlinear); 0:
+                              * W = T / weight_scale (bitlinear) */
     int64_t  bos_id;         /* bos_token_id, -1 if absent or null */
     int64_t  eos_id;         /* eos_token_id (first of a list), -1 if absent or null */
 };
@@ -45,8 +52,11 @@ struct json_object *bt_hf_json_read(const char *path, bt_status *st, bt_err *err
  * err (may be NULL) is cleared, then gets the status and "<path>: reason" naming the key. */
 bt_status bt_hf_config_load(const char *path, struct bt_hf_config *cfg, bt_err *err);
 /* general.architecture, llama.* keys with the types llama.cpp requires, rope scaling (linear),
+ * llama.attention.sliding_window (bt's runner: contexts up to the window),
  * bt.tie_word_embeddings and tokenizer.ggml.{bos,eos}_token_id. BT_OK or BT_E_NOMEM. */
 bt_status bt_hf_config_to_kvs(const struct bt_hf_config *cfg, struct bt_kvlist *out);
+/* the GGUF general.architecture of cfg: "llama", "qwen2" or "bitnet" (the prefix of its keys) */
+const char *bt_hf_config_gguf_arch(const struct bt_hf_config *cfg);
 /* load + to_kvs */
 bt_status bt_hf_config_kvs(const char *config_json_path, struct bt_kvlist *out, bt_err *err);
 /* Llama-3 rope frequency factors (rope_freqs.weight): dst[head_dim / 2] */

@@ -11,10 +11,11 @@
 
 enum { K_EMBD, K_LAYER, K_HEAD, K_HEAD_KV, K_KEYLEN, K_VALLEN, K_FF, K_VOCAB, K_N };
 
+/* GGUF keys after "<general.architecture>." (llama, qwen2) */
 static const char *const gguf_keys[K_N] = {
-    "llama.embedding_length", "llama.block_count", "llama.attention.head_count",
-    "llama.attention.head_count_kv", "llama.attention.key_length", "llama.attention.value_length",
-    "llama.feed_forward_length", "llama.vocab_size"};
+    "embedding_length", "block_count", "attention.head_count",
+    "attention.head_count_kv", "attention.key_length", "attention.value_length",
+    "feed_forward_length", "vocab_size"};
 static const char *const hf_keys[K_N] = {
     "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
     "head_dim", "intermediate_size", "vocab_size"};
@@ -35,6 +36,9 @@ static const struct rule {
     {"attn_k.weight", 1, 2, {X_K, X_E}},       {"attn_v.weight", 1, 2, {X_VV, X_E}},
     {"attn_output.weight", 1, 2, {X_E, X_O}},  {"ffn_gate.weight", 1, 2, {X_F, X_E}},
     {"ffn_up.weight", 1, 2, {X_F, X_E}},       {"ffn_down.weight", 1, 2, {X_E, X_F}},
+    {"attn_q.bias", 1, 1, {X_Q, 0}},           {"attn_k.bias", 1, 1, {X_K, 0}},
+    {"attn_v.bias", 1, 1, {X_VV, 0}},          {"attn_sub_norm.weight", 1, 1, {X_E, 0}},
+    {"ffn_sub_norm.weight", 1, 1, {X_F, 0}},
 };
 #define N_RULES (sizeof rules / sizeof rules[0])
 
@@ -223,8 +227,17 @@ bt_status bt_llama_check(const char *where, const struct bt_kv *kv, uint32_t n_k
                          const struct bt_llama_t *t, uint32_t n_t, unsigned flags, bt_err *err) {
     struct lc c;
     memset(&c, 0, sizeof c);
-    c.key = flags & BT_LLAMA_HF ? hf_keys : gguf_keys;
-    for (int k = 0; k < K_N; k++) c.has[k] = get_uint(kv, n_kv, gguf_keys[k], &c.v[k]);
+    const struct bt_kv *arch = find_kv(kv, n_kv, "general.architecture");
+    const char *a = arch && arch->type == BT_KV_STRING && arch->v.s &&
+                    (!strcmp(arch->v.s, "qwen2") || !strcmp(arch->v.s, "bitnet")) ? arch->v.s : "llama";
+    char names[K_N][64];
+    const char *full[K_N];
+    for (int k = 0; k < K_N; k++) {
+        snprintf(names[k], sizeof names[k], "%s.%s", a, gguf_keys[k]);
+        full[k] = names[k];
+    }
+    c.key = flags & BT_LLAMA_HF ? hf_keys : full;
+    for (int k = 0; k < K_N; k++) c.has[k] = get_uint(kv, n_kv, full[k], &c.v[k]);
     if (!c.has[K_EMBD]) return BT_OK; /* no llama metadata */
     c.vocab_key = c.key[K_VOCAB];
     const struct bt_kv *tok = find_kv(kv, n_kv, "tokenizer.ggml.tokens");

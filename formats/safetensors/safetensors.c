@@ -3,8 +3,10 @@
  * and llama.* / tokenizer metadata from config.json and tokenizer.json. */
 #include "bt/bt_plugin.h"
 #include "bt_kvlist.h"
+#include "bt_types.h"
 #include "hf_config.h"
 #include "llama_check.h"
+#include "st_bitnet.h"
 #include "st_header.h"
 #include "st_names.h"
 #ifdef BT_HAVE_HF_TOKENIZER
@@ -15,6 +17,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,7 @@ struct st_tensor {
     struct bt_tensor t;     /* the view handed out (name/src_name point at owned strings) */
     char            *name;  /* canonical GGUF name (owned) */
     uint32_t         shard; /* index into shards, ST_NO_SHARD for generated tensors */
+    int              gen;   /* 1: t.data is a buffer of this reader (BitNet TQ2_0), freed at close */
 };
 
 /* Reader instance state (ctx_size bytes, zeroed by the core). */
@@ -51,6 +55,8 @@ struct st_reader {
     uint32_t              n_t;        /* number of tensors */
     struct bt_kvlist      kv;         /* metadata */
     float                *rope_freqs; /* generated rope_freqs.weight data (owned) or NULL */
+    int                   bitnet;     /* BitNet b1.58: 1 bf16 masters, 2 packed W = T / ws,
+                                       * 3 packed W = T * ws (0: not BitNet) */
     char                 *dir;        /* model folder (owned) */
     int                   whole;      /* opened as a folder or an index: the whole model */
     size_t                page;       /* page size for release() */
@@ -128,7 +134,10 @@ static void st_close(void *ctx) {
         free(s->path);
     }
     free(r->shards);
-    for (uint32_t i = 0; i < r->n_t; i++) free(r->t[i].name);
+    for (uint32_t i = 0; i < r->n_t; i++) {
+        free(r->t[i].name);
+        if (r->t[i].gen) free((void *)r->t[i].t.data);
+    }
     free(r->t);
     bt_kvlist_free(&r->kv);
     free(r->rope_freqs);
@@ -351,6 +360,11 @@ static bt_status st_metadata(struct st_reader *r, bt_err *err) {
         if (st == BT_OK && bt_hf_config_to_kvs(&cfg, &r->kv) != BT_OK)
             st = h->set_error(err, BT_E_NOMEM, "safetensors: out of memory");
         if (st == BT_OK && cfg.rope_type == BT_HF_ROPE_LLAMA3) st = st_add_rope_freqs(r, &cfg, err);
+        /* Qwen2 and BitNet keep HF's rotate-half rows in GGUF too (llama.cpp runs both with
+         * NEOX rope): their q/k rows are never permuted */
+        for (uint32_t i = 0; st == BT_OK && (cfg.qwen2 || cfg.bitnet) && i < r->n_t; i++)
+            r->t[i].t.flags &= ~BT_TENSOR_ROPE_HALVES;
+        if (cfg.bitnet) r->bitnet = cfg.bitnet_packed ? 2 + cfg.bitnet_mul : 1;
     } else if (st == BT_OK) {
         h->log(BT_LOG_WARN, "%s: not found; no llama.* metadata", cfg_path);
     }
@@ -364,6 +378,101 @@ static bt_status st_metadata(struct st_reader *r, bt_err *err) {
     }
     free(cfg_path);
     free(tok_path);
+    return st;
+}
+
+/* ---- BitNet b1.58: ternary linears as TQ2_0 (st_bitnet.c) ------------------------------------- */
+static int st_is_bitnet_linear(const char *name) {
+    static const char *const lin[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
+                                      "ffn_up", "ffn_down"};
+    const char *p = strncmp(name, "blk.", 4) == 0 ? strchr(name + 4, '.') : NULL;
+    if (!p) return 0;
+    for (size_t k = 0; k < sizeof lin / sizeof lin[0]; k++) {
+        size_t n = strlen(lin[k]);
+        if (strncmp(p + 1, lin[k], n) == 0 && strcmp(p + 1 + n, ".weight") == 0) return 1;
+    }
+    return 0;
+}
+
+/* the scale of packed weight x: the one value of the tensor named "<x's HF name>_scale" */
+static bt_status st_bitnet_scale(struct st_reader *r, const struct st_tensor *x, float *out, bt_err *err) {
+    char want[600];
+    snprintf(want, sizeof want, "%s_scale", x->t.src_name);
+    for (uint32_t i = 0; i < r->n_t; i++) {
+        const struct bt_tensor *t = &r->t[i].t;
+        if (strcmp(t->src_name, want) != 0) continue;
+        if (t->n_dims > 1 || (t->n_dims == 1 && t->shape[0] != 1) || (t->fmt.type != BT_TYPE_BF16 && t->fmt.type != BT_TYPE_F16 &&
+                                        t->fmt.type != BT_TYPE_F32) ||
+            bt_to_f32(&t->fmt, t->data, out, 1) != BT_OK || !(*out > 0) || !isfinite(*out))
+            return r->host->set_error(err, BT_E_FORMAT, "%s: BitNet scale '%s' must be one positive "
+                                      "F32/F16/BF16 value", r->dir, want);
+        return BT_OK;
+    }
+    return r->host->set_error(err, BT_E_FORMAT, "%s: packed BitNet weight '%s' has no '%s'", r->dir,
+                              x->t.src_name, want);
+}
+
+static bt_status st_bitnet_one(struct st_reader *r, struct st_tensor *x, bt_err *err) {
+    const struct bt_host *h = r->host;
+    int packed = r->bitnet >= 2;
+    int64_t rows = x->t.shape[0] * (packed ? 4 : 1), cols = x->t.shape[1];
+    if (x->t.n_dims != 2 || cols % 256 || rows <= 0)
+        return h->set_error(err, BT_E_UNSUPPORTED, "%s: BitNet weight '%s': %u-D, %lld columns (TQ2_0 "
+                            "needs 2-D rows of a multiple of 256)", r->dir, x->t.src_name,
+                            x->t.n_dims, (long long)cols);
+    if (packed && x->t.fmt.type != BT_TYPE_U8)
+        return h->set_error(err, BT_E_FORMAT, "%s: BitNet weight '%s' is %s, packed checkpoints "
+                            "(quantization_config) hold U8", r->dir, x->t.src_name,
+                            bt_type_name(x->t.fmt.type));
+    float scale = 0;
+    bt_status st = packed ? st_bitnet_scale(r, x, &scale, err) : BT_OK;
+    if (st) return st;
+    uint64_t nbytes = (uint64_t)rows * (uint64_t)(cols / 256) * 66u;
+    uint8_t *dst = malloc(nbytes);
+    float *w = packed ? NULL : malloc((size_t)(rows * cols) * sizeof(float));
+    if (!dst || (!packed && !w)) {
+        free(dst);
+        free(w);
+        return h->set_error(err, BT_E_NOMEM, "%s: out of memory for '%s'", r->dir, x->t.src_name);
+    }
+    if (packed) {
+        if (r->bitnet == 2) scale = 1.0f / scale; /* bitlinear: y = T x / weight_scale */
+        if (bt_st_bitnet_unpack(x->t.data, rows, cols, scale, dst) != 0)
+            st = h->set_error(err, BT_E_FORMAT, "%s: packed BitNet weight '%s' holds the code 3, "
+                              "which is no trit", r->dir, x->t.src_name);
+    } else if ((st = bt_to_f32(&x->t.fmt, x->t.data, w, rows * cols)) != BT_OK) {
+        st = h->set_error(err, BT_E_FORMAT, "%s: BitNet weight '%s' (%s) cannot be read as floats",
+                          r->dir, x->t.src_name, bt_type_name(x->t.fmt.type));
+    } else {
+        bt_st_bitnet_ternarize(w, rows, cols, dst);
+    }
+    free(w);
+    if (st) { free(dst); return st; }
+    x->t.fmt = bt_fmt(BT_TYPE_TQ2_0);
+    x->t.shape[0] = rows;
+    x->t.data = dst;
+    x->t.nbytes = nbytes;
+    x->shard = ST_NO_SHARD;
+    x->gen = 1;
+    return BT_OK;
+}
+
+/* every ternary linear becomes a TQ2_0 tensor; the weight_scale tensors are dropped */
+static bt_status st_bitnet_weights(struct st_reader *r, bt_err *err) {
+    if (!r->bitnet) return BT_OK;
+    bt_status st = BT_OK;
+    for (uint32_t i = 0; i < r->n_t && !st; i++)
+        if (st_is_bitnet_linear(r->t[i].name)) st = st_bitnet_one(r, &r->t[i], err);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->n_t; i++) {
+        size_t n = strlen(r->t[i].t.src_name);
+        if (st == BT_OK && n > 13 && strcmp(r->t[i].t.src_name + n - 13, ".weight_scale") == 0) {
+            free(r->t[i].name);
+            continue;
+        }
+        r->t[k++] = r->t[i];
+    }
+    r->n_t = k;
     return st;
 }
 
@@ -426,6 +535,7 @@ static bt_status st_open(void *ctx, const struct bt_host *host, const bt_optset 
     r->page = pg > 0 ? (size_t)pg : 4096;
     bt_status st = st_open_path(r, path, err);
     if (st == BT_OK) st = st_metadata(r, err);
+    if (st == BT_OK) st = st_bitnet_weights(r, err);
     if (st == BT_OK) st = st_sort_check(r, err);
     if (st == BT_OK) st = st_check_config(r, err);
     if (st != BT_OK) {

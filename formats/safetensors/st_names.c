@@ -23,6 +23,8 @@ static const struct {
     {"mlp.gate_proj", "ffn_gate", 0},
     {"mlp.up_proj", "ffn_up", 0},
     {"mlp.down_proj", "ffn_down", 0},
+    {"self_attn.attn_sub_norm", "attn_sub_norm", 0}, /* BitNet b1.58 */
+    {"mlp.ffn_sub_norm", "ffn_sub_norm", 0},
 };
 
 /* whole-model tensors */

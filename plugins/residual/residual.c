@@ -94,8 +94,8 @@ static bt_status fmt_for(struct residual *q, const struct bt_qtensor *t, int N, 
             return h->set_error(err, BT_E_INVAL, "residual: tensor '%s': %s holds one plane, "
                                 "set bases=1 (or ask for mtq)", t->name, bt_type_name(wt));
         if (t->cols % BT_QK_K) {
-            h->log(BT_LOG_INFO, "residual: '%s': %lld columns are not a multiple of 256, kept",
-                   t->name, (long long)t->cols);
+            h->set_error(err, BT_E_UNSUPPORTED, "row length %lld is not a multiple of 256",
+                         (long long)t->cols);
             return BT_E_UNSUPPORTED;
         }
         *out = bt_fmt(wt);
@@ -103,8 +103,8 @@ static bt_status fmt_for(struct residual *q, const struct bt_qtensor *t, int N, 
     }
     if (wt != BT_TYPE_MTQ) return BT_E_UNSUPPORTED;
     if (t->cols % q->block) {
-        h->log(BT_LOG_INFO, "residual: '%s': %lld columns are not a multiple of %d, kept",
-               t->name, (long long)t->cols, q->block);
+        h->set_error(err, BT_E_UNSUPPORTED, "row length %lld is not a multiple of %d",
+                     (long long)t->cols, q->block);
         return BT_E_UNSUPPORTED;
     }
     out->type = BT_TYPE_MTQ;

@@ -1,5 +1,5 @@
-/* bt_forward.c - the Llama forward pass as backend ops: embedding rows, RMSNorm, RoPE (HF
- * rotate-half or GGUF interleaved pairs, rope_freqs divisors), KV cache stores, causal GQA
+/* bt_forward.c - the Llama forward pass as backend ops: embedding rows, RMSNorm, q/k/v biases
+ * (qwen2), RoPE (HF rotate-half or GGUF interleaved pairs, rope_freqs divisors), KV cache stores, causal GQA
  * attention, SwiGLU MLP, lm_head. A chunk of tokens goes to the backend as one op list unless a
  * hook needs an activation on the host in between. */
 #include "bt_model_int.h"
@@ -73,6 +73,42 @@ struct bt_op bt_op_attn(const bt_model *m, int il, int nt, int pos0) {
 
 static bt_status emit(bt_model *m, struct bt_op op, bt_err *err) { return bt_ops_add(m, &op, err); }
 
+struct bt_op bt_op_bias(const bt_model *m, int slot, int64_t row0, int nt, uint64_t off) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_ADD;
+    op.src[0] = op.dst = bt_act_view(m, slot, row0, nt);
+    op.src[1] = bt_par_view(m, off, op.dst.cols);
+    op.src[1].rows = nt;
+    return op;
+}
+
+struct bt_op bt_op_norm_slot(const bt_model *m, int slot, int nt, uint64_t w_off) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_RMSNORM;
+    op.src[0] = op.dst = bt_act_view(m, slot, 0, nt);
+    op.src[1] = bt_par_view(m, w_off, op.dst.cols);
+    op.eps = m->hp.norm_eps;
+    return op;
+}
+
+struct bt_op bt_op_quant_row(const bt_model *m, int slot, int nt) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_QUANT_ROW;
+    op.src[0] = op.dst = bt_act_view(m, slot, 0, nt);
+    return op;
+}
+
+/* slot rows 0..nt += the bias at off (replicated BT_BIAS_ROWS times: one ADD per that many rows) */
+static bt_status bias_add(bt_model *m, int slot, uint64_t off, int nt, bt_err *err) {
+    bt_status st = BT_OK;
+    for (int r0 = 0; r0 < nt && !st; r0 += BT_BIAS_ROWS)
+        st = emit(m, bt_op_bias(m, slot, r0, nt - r0 < BT_BIAS_ROWS ? nt - r0 : BT_BIAS_ROWS, off), err);
+    return st;
+}
+
 /* a hook point: with a hook set, run what is pending and hand the slot's rows to the hook */
 static bt_status hook(bt_model *m, int layer, int which, int slot, int nt, bt_err *err) {
     if (!m->hook) return BT_OK;
@@ -91,27 +127,43 @@ static bt_status hook(bt_model *m, int layer, int which, int slot, int nt, bt_er
 static bt_status layer_ops(bt_model *m, int il, int nt, int pos0, bt_err *err) {
     struct bt_layer *L = &m->layers[il];
     bt_status st;
+    int bn = m->hp.bitnet;
     TRY(emit(m, bt_op_norm(m, A_X, 0, A_XN, nt, L->attn_norm), err));
+    if (bn) TRY(emit(m, bt_op_quant_row(m, A_XN, nt), err));
     TRY(hook(m, il, BT_HOOK_ATTN_IN, A_XN, nt, err));
     STOP_AT(BT_HOOK_ATTN_IN);
     TRY(bt_ops_matmul(m, &L->wq, A_XN, 0, A_Q, 0, nt, 0, err));
     TRY(bt_ops_matmul(m, &L->wk, A_XN, 0, A_K, 0, nt, 1, err));
     TRY(bt_ops_matmul(m, &L->wv, A_XN, 0, A_V, 0, nt, 1, err));
+    if (m->has_bias) {
+        TRY(bias_add(m, A_Q, L->bias[0], nt, err));
+        TRY(bias_add(m, A_K, L->bias[1], nt, err));
+        TRY(bias_add(m, A_V, L->bias[2], nt, err));
+    }
     TRY(emit(m, bt_op_rope(m, A_Q, nt, pos0, L->q_halves), err));
     TRY(emit(m, bt_op_rope(m, A_K, nt, pos0, L->k_halves), err));
     TRY(emit(m, bt_op_store(m, A_K, 0, il, nt, pos0), err));
     TRY(emit(m, bt_op_store(m, A_V, 1, il, nt, pos0), err));
     TRY(emit(m, bt_op_attn(m, il, nt, pos0), err));
+    if (bn) {
+        TRY(emit(m, bt_op_norm_slot(m, A_ATT, nt, L->attn_sub), err));
+        TRY(emit(m, bt_op_quant_row(m, A_ATT, nt), err));
+    }
     TRY(hook(m, il, BT_HOOK_ATTN_OUT, A_ATT, nt, err));
     STOP_AT(BT_HOOK_ATTN_OUT);
     TRY(bt_ops_matmul(m, &L->wo, A_ATT, 0, A_O, 0, nt, 0, err));
     TRY(emit(m, bt_op_ew(m, BT_OP_ADD, A_X, A_O, A_X, nt), err));
     TRY(emit(m, bt_op_norm(m, A_X, 0, A_XN, nt, L->ffn_norm), err));
+    if (bn) TRY(emit(m, bt_op_quant_row(m, A_XN, nt), err));
     TRY(hook(m, il, BT_HOOK_FFN_IN, A_XN, nt, err));
     STOP_AT(BT_HOOK_FFN_IN);
     TRY(bt_ops_matmul(m, &L->wg, A_XN, 0, A_G, 0, nt, 0, err));
     TRY(bt_ops_matmul(m, &L->wu, A_XN, 0, A_U, 0, nt, 1, err));
-    TRY(emit(m, bt_op_ew(m, BT_OP_SWIGLU, A_G, A_U, A_U, nt), err));
+    TRY(emit(m, bt_op_ew(m, m->hp.relu2 ? BT_OP_RELU2 : BT_OP_SWIGLU, A_G, A_U, A_U, nt), err));
+    if (bn) {
+        TRY(emit(m, bt_op_norm_slot(m, A_U, nt, L->ffn_sub), err));
+        TRY(emit(m, bt_op_quant_row(m, A_U, nt), err));
+    }
     TRY(hook(m, il, BT_HOOK_FFN_DOWN, A_U, nt, err));
     STOP_AT(BT_HOOK_FFN_DOWN);
     TRY(bt_ops_matmul(m, &L->wd, A_U, 0, A_O, 0, nt, 0, err));

@@ -53,35 +53,72 @@ static bt_status hp_int(struct bt_reader *r, const char *key, int required, int3
 static bt_status read_hparams(struct bt_reader *r, struct bt_model_hparams *hp, bt_err *err) {
     struct bt_kv tmp;
     const struct bt_kv *arch = kv_find(r, "general.architecture", &tmp);
-    if (arch && arch->type == BT_KV_STRING && strcmp(arch->v.s, "llama") != 0)
+    if (arch && arch->type == BT_KV_STRING && strcmp(arch->v.s, "llama") != 0 &&
+        strcmp(arch->v.s, "qwen2") != 0 && strcmp(arch->v.s, "bitnet") != 0)
         return bt_err_set(err, BT_E_UNSUPPORTED, "model: architecture '%s' is not supported "
-                          "(only llama)", arch->v.s);
+                          "(llama, qwen2, bitnet)", arch->v.s);
+    /* keys are "<arch>.<name>"; qwen2 = llama + q/k/v biases + rotate-half (NEOX) rope;
+     * bitnet = llama + sub-norms + 8-bit per-token activations + rotate-half rope */
+    hp->qwen2 = arch && arch->type == BT_KV_STRING && strcmp(arch->v.s, "qwen2") == 0;
+    hp->bitnet = arch && arch->type == BT_KV_STRING && strcmp(arch->v.s, "bitnet") == 0;
+    const char *a = hp->qwen2 ? "qwen2" : hp->bitnet ? "bitnet" : "llama";
+    const struct bt_kv *act = kv_find(r, "bt.ffn_activation", &tmp);
+    if (act && (act->type != BT_KV_STRING || (strcmp(act->v.s, "silu") != 0 &&
+                                              strcmp(act->v.s, "relu2") != 0)))
+        return bt_err_set(err, BT_E_UNSUPPORTED, "model: bt.ffn_activation '%s' is not supported "
+                          "(silu, relu2)", act->type == BT_KV_STRING ? act->v.s : "?");
+    hp->relu2 = act && strcmp(act->v.s, "relu2") == 0;
+    char kb[96];
+#define AK(name) (snprintf(kb, sizeof kb, "%s.%s", a, name), kb)
     bt_status st;
-    if ((st = hp_int(r, "llama.embedding_length", 1, 0, &hp->n_embd, err))) return st;
-    if ((st = hp_int(r, "llama.block_count", 1, 0, &hp->n_layer, err))) return st;
-    if ((st = hp_int(r, "llama.attention.head_count", 1, 0, &hp->n_head, err))) return st;
-    if ((st = hp_int(r, "llama.attention.head_count_kv", 0, hp->n_head, &hp->n_head_kv, err)))
+    if ((st = hp_int(r, AK("embedding_length"), 1, 0, &hp->n_embd, err))) return st;
+    if ((st = hp_int(r, AK("block_count"), 1, 0, &hp->n_layer, err))) return st;
+    if ((st = hp_int(r, AK("attention.head_count"), 1, 0, &hp->n_head, err))) return st;
+    if ((st = hp_int(r, AK("attention.head_count_kv"), 0, hp->n_head, &hp->n_head_kv, err)))
         return st;
-    if ((st = hp_int(r, "llama.feed_forward_length", 1, 0, &hp->n_ff, err))) return st;
-    if ((st = hp_int(r, "llama.context_length", 0, 0, &hp->n_ctx_train, err))) return st;
+    if ((st = hp_int(r, AK("feed_forward_length"), 1, 0, &hp->n_ff, err))) return st;
+    if ((st = hp_int(r, AK("context_length"), 0, 0, &hp->n_ctx_train, err))) return st;
     if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
         hp->n_ff <= 0 || hp->n_head % hp->n_head_kv != 0)
         return bt_err_set(err, BT_E_FORMAT, "model: bad hyper-parameters (embd %d, layers %d, "
                           "heads %d/%d, ff %d)", hp->n_embd, hp->n_layer, hp->n_head,
                           hp->n_head_kv, hp->n_ff);
     int32_t hd_def = hp->n_embd / hp->n_head;
-    if ((st = hp_int(r, "llama.attention.key_length", 0, hd_def, &hp->head_dim, err))) return st;
-    if ((st = hp_int(r, "llama.rope.dimension_count", 0, hp->head_dim, &hp->n_rot, err)))
+    if ((st = hp_int(r, AK("attention.key_length"), 0, hd_def, &hp->head_dim, err))) return st;
+    if ((st = hp_int(r, AK("rope.dimension_count"), 0, hp->head_dim, &hp->n_rot, err)))
         return st;
     if (hp->head_dim <= 0 || hp->head_dim % 2 || hp->n_rot % 2 || hp->n_rot > hp->head_dim ||
         hp->n_rot > 1024)
         return bt_err_set(err, BT_E_FORMAT, "model: bad head_dim %d / rope dims %d",
                           hp->head_dim, hp->n_rot);
     double v;
-    hp->norm_eps  = kv_num(r, "llama.attention.layer_norm_rms_epsilon", &v) ? (float)v : 1e-5f;
-    hp->rope_base = kv_num(r, "llama.rope.freq_base", &v) ? (float)v : 10000.0f;
+    /* sliding-window attention (Mistral): exact as long as the context fits in the window, so
+     * longer contexts are refused rather than computed with full attention */
+    if (kv_num(r, AK("attention.sliding_window"), &v) && v >= 1 &&
+        (hp->n_ctx_train == 0 || v < hp->n_ctx_train)) {
+        hp->n_ctx_train = (int32_t)v;
+        hp->sliding_window = 1;
+    }
+    /* rope scaling: linear divides the positions (= the inverse frequencies) by the factor;
+     * llama3 comes as the rope_freqs.weight divisors; other types are refused by name */
+    const struct bt_kv *rs = kv_find(r, AK("rope.scaling.type"), &tmp);
+    hp->rope_scale = 1.0f;
+    if (rs && rs->type == BT_KV_STRING && strcmp(rs->v.s, "none") != 0) {
+        if (strcmp(rs->v.s, "linear") != 0)
+            return bt_err_set(err, BT_E_UNSUPPORTED, "model: %s.rope.scaling.type '%s' is not "
+                              "supported (none, linear; llama3 as rope_freqs.weight)", a, rs->v.s);
+        if (kv_num(r, AK("rope.scaling.factor"), &v)) {
+            if (!(v > 0) || !isfinite(v))
+                return bt_err_set(err, BT_E_FORMAT, "model: %s.rope.scaling.factor %g is not "
+                                  "a positive number", a, v);
+            hp->rope_scale = (float)v;
+        }
+    }
+    hp->norm_eps  = kv_num(r, AK("attention.layer_norm_rms_epsilon"), &v) ? (float)v : 1e-5f;
+    hp->rope_base = kv_num(r, AK("rope.freq_base"), &v) ? (float)v : 10000.0f;
     hp->bos_id    = kv_num(r, "tokenizer.ggml.bos_token_id", &v) ? (int32_t)v : -1;
     hp->eos_id    = kv_num(r, "tokenizer.ggml.eos_token_id", &v) ? (int32_t)v : -1;
+#undef AK
     return BT_OK;
 }
 
@@ -107,7 +144,8 @@ static void shape_str(const struct bt_tensor *t, char *buf, size_t n) {
 /* formats with integer-dot products (BT_FMT_INTDOT) use int8 activations when act_q8 is on */
 static int use_q8(const bt_model *m, const struct bt_tfmt *f, int64_t cols) {
     const struct bt_format *d = bt_format_get(f->type);
-    return d && (d->flags & BT_FMT_INTDOT) && m->opts.act_q8 && cols % BT_ACT_Q8_BLOCK == 0;
+    return d && (d->flags & BT_FMT_INTDOT) && m->opts.act_q8 && cols % BT_ACT_Q8_BLOCK == 0 &&
+           !m->hp.bitnet; /* bitnet: its own per-token int8 (quant_row) already */
 }
 
 /* look up name, check it is 2-D {rows, cols} (rows < 0: any), fill a linear view */
@@ -218,8 +256,31 @@ static bt_status layer_load(bt_model *m, int il, float *par, bt_err *err) {
     LIN(wu, "ffn_up", hp->n_ff, hp->n_embd, NULL)
     LIN(wd, "ffn_down", hp->n_embd, hp->n_ff, NULL)
 #undef LIN
-    L->q_halves = (tq.flags & BT_TENSOR_ROPE_HALVES) != 0;
-    L->k_halves = (tk.flags & BT_TENSOR_ROPE_HALVES) != 0;
+    L->q_halves = hp->qwen2 || hp->bitnet || (tq.flags & BT_TENSOR_ROPE_HALVES) != 0;
+    L->k_halves = hp->qwen2 || hp->bitnet || (tk.flags & BT_TENSOR_ROPE_HALVES) != 0;
+    if (hp->bitnet) { /* sub-norms of the attention output (nq) and of the FFN inner (n_ff) */
+        L->attn_sub = m->sub_off + (uint64_t)il * (uint64_t)(nq + hp->n_ff) * 4u;
+        L->ffn_sub = L->attn_sub + (uint64_t)nq * 4u;
+        snprintf(nm, sizeof nm, "blk.%d.attn_sub_norm.weight", il);
+        if ((st = par_load(m, nm, nq, L->attn_sub, par, err))) return st;
+        snprintf(nm, sizeof nm, "blk.%d.ffn_sub_norm.weight", il);
+        if ((st = par_load(m, nm, hp->n_ff, L->ffn_sub, par, err))) return st;
+    }
+    if (m->has_bias) { /* q/k/v biases, each replicated BT_BIAS_ROWS times */
+        const char *bn[3] = {"attn_q", "attn_k", "attn_v"};
+        int64_t len[3] = {nq, nkv, nkv};
+        uint64_t off = m->bias_off + (uint64_t)il * BT_BIAS_ROWS * (uint64_t)(nq + 2 * nkv) * 4u;
+        for (int i = 0; i < 3; i++) {
+            float *v = NULL;
+            snprintf(nm, sizeof nm, "blk.%d.%s.bias", il, bn[i]);
+            if ((st = vec_load(m, nm, len[i], 0, &v, err))) return st;
+            L->bias[i] = off;
+            for (int r = 0; r < BT_BIAS_ROWS; r++)
+                memcpy(par + off / 4 + (uint64_t)r * (uint64_t)len[i], v, (size_t)len[i] * 4);
+            off += BT_BIAS_ROWS * (uint64_t)len[i] * 4u;
+            free(v);
+        }
+    }
     snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", il);
     L->attn_norm = (uint64_t)(2 * il) * (uint64_t)hp->n_embd * 4u;
     if ((st = par_load(m, nm, hp->n_embd, L->attn_norm, par, err))) return st;
@@ -236,7 +297,7 @@ static bt_status rope_init(bt_model *m, float *par, bt_err *err) {
     if (st) return st;
     float *inv_f = par + m->rope_inv / 4;
     for (int k = 0; k < half; k++) {
-        double inv = pow((double)m->hp.rope_base, -2.0 * k / m->hp.n_rot);
+        double inv = pow((double)m->hp.rope_base, -2.0 * k / m->hp.n_rot) / m->hp.rope_scale;
         if (freqs) inv /= freqs[k];
         inv_f[k] = (float)inv;
         if (m->opts.rope_bf16) inv_f[k] = bt_bf16_to_f32(bt_f32_to_bf16(inv_f[k]));
@@ -281,6 +342,24 @@ static bt_status params_load(bt_model *m, bt_err *err) {
     m->out_norm = 2u * (uint64_t)hp->n_layer * E4;
     m->rope_inv = m->out_norm + E4;
     uint64_t n = m->rope_inv + (uint64_t)(hp->n_rot / 2) * 4u;
+    /* q/k/v biases (qwen2; optional for llama): the first layer decides for all */
+    struct bt_tensor t;
+    int64_t bi = tensor_find(m->r, "blk.0.attn_q.bias", &t, err);
+    if (bi == -2) return err->status ? err->status : BT_E_FORMAT;
+    if (bi < 0 && hp->qwen2)
+        return bt_err_set(err, BT_E_FORMAT, "model: tensor 'blk.0.attn_q.bias' missing (qwen2 "
+                          "has q/k/v biases)");
+    m->has_bias = bi >= 0;
+    if (m->has_bias) {
+        int64_t nq = (int64_t)hp->n_head * hp->head_dim, nkv = (int64_t)hp->n_head_kv * hp->head_dim;
+        m->bias_off = (n + 255u) & ~(uint64_t)255u;
+        n = m->bias_off + (uint64_t)hp->n_layer * BT_BIAS_ROWS * (uint64_t)(nq + 2 * nkv) * 4u;
+    }
+    if (hp->bitnet) {
+        m->sub_off = (n + 255u) & ~(uint64_t)255u;
+        n = m->sub_off + (uint64_t)hp->n_layer * (uint64_t)((int64_t)hp->n_head * hp->head_dim +
+                                                            hp->n_ff) * 4u;
+    }
     float *par = calloc(n / 4 + 1, sizeof(float));
     if (!par) return bt_err_set(err, BT_E_NOMEM, "model: out of memory");
     bt_status st = par_load(m, "output_norm.weight", hp->n_embd, m->out_norm, par, err);
@@ -300,8 +379,11 @@ static bt_status model_init(bt_model *m, bt_err *err) {
     int32_t want = m->opts.n_ctx;
     if (want < 0) return bt_err_set(err, BT_E_INVAL, "model: ctx %d is negative", want);
     if (hp->n_ctx_train > 0 && want > hp->n_ctx_train)
-        return bt_err_set(err, BT_E_INVAL, "model: ctx %d exceeds the model's context_length %d",
-                          want, hp->n_ctx_train);
+        return bt_err_set(err, BT_E_INVAL, hp->sliding_window
+                          ? "model: ctx %d exceeds the model's attention sliding window %d (bt runs "
+                            "sliding-window models only within one window)"
+                          : "model: ctx %d exceeds the model's context_length %d", want,
+                          hp->n_ctx_train);
     if (want == 0) want = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     m->n_ctx = want;
     if (m->opts.n_batch <= 0) m->opts.n_batch = 512;
@@ -311,9 +393,12 @@ static bt_status model_init(bt_model *m, bt_err *err) {
         return st;
     hp->n_vocab = (int32_t)m->tok_embd.rows;
     double v;
-    if (kv_num(m->r, "llama.vocab_size", &v) && (int64_t)v != hp->n_vocab)
-        return bt_err_set(err, BT_E_FORMAT, "model: llama.vocab_size %lld != token_embd.weight "
-                          "rows %d", (long long)v, hp->n_vocab);
+    const char *vk = hp->qwen2    ? "qwen2.vocab_size"
+                     : hp->bitnet ? "bitnet.vocab_size"
+                                  : "llama.vocab_size";
+    if (kv_num(m->r, vk, &v) && (int64_t)v != hp->n_vocab)
+        return bt_err_set(err, BT_E_FORMAT, "model: %s %lld != token_embd.weight rows %d", vk,
+                          (long long)v, hp->n_vocab);
     struct bt_tensor t;
     int64_t oi = tensor_find(m->r, "output.weight", &t, err);
     if (oi == -2) return err->status ? err->status : BT_E_FORMAT;

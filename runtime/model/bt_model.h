@@ -31,6 +31,13 @@ struct bt_model_hparams {
     int32_t bos_id;      /* tokenizer.ggml.bos_token_id, -1 if absent */
     int32_t eos_id;      /* tokenizer.ggml.eos_token_id, -1 if absent */
     int32_t tied;        /* 1 if the lm_head is token_embd.weight (no output.weight) */
+    float   rope_scale;  /* linear rope scaling factor (positions / factor); 1 = none */
+    int32_t qwen2;       /* 1: general.architecture qwen2 (q/k/v biases, rotate-half rope) */
+    int32_t bitnet;      /* 1: general.architecture bitnet (BitNet b1.58: sub-norms, 8-bit
+                          * per-token activations before every ternary linear) */
+    int32_t relu2;       /* 1: FFN gate relu(g)^2 (bt.ffn_activation = relu2) instead of silu */
+    int32_t sliding_window; /* 1: n_ctx_train is llama.attention.sliding_window (contexts beyond
+                             * one window are refused) */
 };
 
 /* Load options. A zeroed struct (or NULL) gives the defaults. */

@@ -30,7 +30,14 @@ struct bt_layer {
     uint64_t      ffn_norm;       /* same for the MLP norm */
     int           q_halves;       /* 1: q rows in HF rotate-half order, 0: GGUF interleaved */
     int           k_halves;       /* same for k */
+    uint64_t      attn_sub;       /* bitnet: offset of attn_sub_norm (n_head*head_dim) in par */
+    uint64_t      ffn_sub;        /* bitnet: offset of ffn_sub_norm (n_ff) in par */
+    uint64_t      bias[3];        /* with m->has_bias: offsets in m->par of the q, k, v biases,
+                                   * each (BT_BIAS_ROWS x rows of the projection) */
 };
+
+/* biases are stored replicated this many rows, so one ADD op covers up to as many tokens */
+#define BT_BIAS_ROWS 16
 
 /* Activation slots in the backend buffer m->act, each sized for n_batch tokens. */
 enum { A_X, A_XN, A_Q, A_K, A_V, A_ATT, A_O, A_G, A_U, A_LOGITS, A_COUNT };
@@ -51,6 +58,9 @@ struct bt_model {
     struct bt_lin           output;     /* lm_head (alias of tok_embd when tied) */
     uint64_t                out_norm;   /* offset of the final RMSNorm weight in par */
     uint64_t                rope_inv;   /* offset of the (n_rot/2) inverse frequencies in par */
+    int                     has_bias;   /* 1: q/k/v biases (qwen2), at bias_off in par */
+    uint64_t                bias_off;   /* offset of layer 0's biases in par */
+    uint64_t                sub_off;    /* bitnet: offset of layer 0's sub-norms in par */
     struct bt_layer        *layers;     /* (n_layer), owned */
     int32_t                 n_ctx;      /* KV capacity */
     int32_t                 n_past;     /* tokens in the KV cache */
@@ -100,6 +110,12 @@ struct bt_op bt_op_ew(const bt_model *m, uint32_t code, int a, int b, int d, int
 struct bt_op bt_op_rope(const bt_model *m, int slot, int nt, int pos0, int halves);
 struct bt_op bt_op_store(const bt_model *m, int slot, int val, int il, int nt, int pos0);
 struct bt_op bt_op_attn(const bt_model *m, int il, int nt, int pos0);
+/* in place on the nt rows of slot: RMSNorm with the slot-wide weight at par offset w_off */
+struct bt_op bt_op_norm_slot(const bt_model *m, int slot, int nt, uint64_t w_off);
+/* in place on the nt rows of slot: BitNet's 8-bit per-token activations (quant_row) */
+struct bt_op bt_op_quant_row(const bt_model *m, int slot, int nt);
+/* slot rows row0..row0+nt (nt <= BT_BIAS_ROWS) += the replicated bias at par offset off */
+struct bt_op bt_op_bias(const bt_model *m, int slot, int64_t row0, int nt, uint64_t off);
 /* bt_forward.c: decoder layer il on the nt rows of the A_X slot at positions pos0.. (in place) */
 bt_status bt_layer_forward(bt_model *m, int il, int nt, int pos0, bt_err *err);
 /* bt_model.c: point w at packed rows in fmt (the caller keeps data alive while the model uses

@@ -196,6 +196,27 @@ bt_status bt_ops_check(bt_model *m, bt_err *err) {
     };
     for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
         if ((st = need(m, &v[k], NULL, err))) return st;
+    if (hp->bitnet) {
+        const struct bt_layer *Ll = &m->layers[L];
+        struct bt_op b[] = {bt_op_quant_row(m, A_XN, nb), bt_op_quant_row(m, A_ATT, nb),
+                            bt_op_quant_row(m, A_U, nb), bt_op_norm_slot(m, A_ATT, nb, Ll->attn_sub),
+                            bt_op_norm_slot(m, A_U, nb, Ll->ffn_sub)};
+        for (size_t k = 0; k < sizeof b / sizeof b[0]; k++)
+            if ((st = need(m, &b[k], NULL, err))) return st;
+    }
+    if (hp->relu2) {
+        struct bt_op r2 = bt_op_ew(m, BT_OP_RELU2, A_G, A_U, A_U, nb);
+        if ((st = need(m, &r2, NULL, err))) return st;
+    }
+    if (m->has_bias) {
+        int br = nb < BT_BIAS_ROWS ? nb : BT_BIAS_ROWS;
+        const struct bt_layer *Ll = &m->layers[L];
+        struct bt_op b[] = {bt_op_bias(m, A_Q, nb - br, br, Ll->bias[0]),
+                            bt_op_bias(m, A_K, nb - br, br, Ll->bias[1]),
+                            bt_op_bias(m, A_V, nb - br, br, Ll->bias[2])};
+        for (size_t k = 0; k < sizeof b / sizeof b[0]; k++)
+            if ((st = need(m, &b[k], NULL, err))) return st;
+    }
     for (int il = 0; il < hp->n_layer; il++) {
         const struct bt_layer *L = &m->layers[il];
         const struct bt_lin *in_e[5] = {&L->wq, &L->wk, &L->wv, &L->wg, &L->wu};

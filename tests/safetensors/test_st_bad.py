@@ -177,7 +177,11 @@ def config_cases(r, root):
     bad("config not object", "[1]", -4, "config.json: not a JSON object")
     bad("config arch", dict(CFG, architectures=["GPT2LMHeadModel"]), -5,
         "architecture GPT2LMHeadModel is not supported (LlamaForCausalLM")
-    bad("config qwen2", dict(CFG, architectures=["Qwen2ForCausalLM"]), -5, "Qwen2 attention biases are not supported")
+    bad("config gemma", dict(CFG, architectures=["GemmaForCausalLM"]), -5,
+        "architecture GemmaForCausalLM is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+        "BitNetForCausalLM)")
+    bad("config gptq", dict(CFG, quantization_config={"quant_method": "gptq", "bits": 4}), -5,
+        "quantization_config.quant_method 'gptq' is not supported")
     bad("config attn bias", dict(CFG, attention_bias=True), -5, "attention_bias=true is not supported")
     bad("config mlp bias", dict(CFG, mlp_bias=True), -5, "mlp_bias=true is not supported")
     bad("config yarn", dict(CFG, rope_scaling={"rope_type": "yarn", "factor": 4.0}), -5, "'yarn' is not supported")
@@ -192,6 +196,9 @@ def config_cases(r, root):
     g = good("config no head_dim / mistral", dict(drop("head_dim"), architectures=["MistralForCausalLM"]))
     check("llama.attention.key_length" not in g["K"], "key_length written without head_dim")
     check(g["K"].get("llama.rope.dimension_count") == (4, "4"), "n_rot = hidden/heads")
+    g = good("config qwen2", dict(CFG, architectures=["Qwen2ForCausalLM"], model_type="qwen2"))
+    check(g["K"].get("general.architecture") == (8, "qwen2") and "llama.embedding_length" not in g["K"] and
+          g["K"].get("qwen2.rope.dimension_count") is not None, "qwen2 keys: %r" % (sorted(g["K"]),))
     g = good("config linear", dict(CFG, rope_scaling={"type": "linear", "factor": 2.0}))
     check(g["K"].get("llama.rope.scaling.type") == (8, "linear") and
           g["K"].get("llama.rope.scaling.factor") == (6, "2"), "linear scaling keys")

@@ -481,7 +481,11 @@ enum {
     BT_OP_KMEANS   = 10, /* dst (n x 1, I32) = argmin_k sum_j w_j (src0[i,j] - src1[k,j])^2,
                           * lowest k on ties; src0 points n x d, src1 centroids K x d, src2 the
                           * weights (1 x d) or buf NULL for w = 1 */
-    BT_OP_COUNT    = 11,
+    BT_OP_RELU2    = 11, /* dst = max(src0, 0)^2 * src1 (in place on src0 or src1) (2.2) */
+    BT_OP_QUANT_ROW = 12, /* dst[t,:] = q / s, q = clamp(round_half_even(src0[t,:] * s), -128,
+                           * 127), s = 127 / max(max|src0[t,:]|, 1e-5): 8-bit per-token
+                           * activations as BitNet b1.58 computes them (in place) (2.2) */
+    BT_OP_COUNT    = 13,
 };
 enum { BT_ACT_F32 = 0, BT_ACT_Q8 = 1 };
 #define BT_ACT_Q8_BLOCK 256
