@@ -1,0 +1,56 @@
+/* cu_kern.h - the kernels of the CUDA backend as C-callable launchers (cu_weights.cu: weight
+ * formats; cu_misc.cu: everything else). Each enqueues on stream st and returns the launch's
+ * status (cudaGetLastError); nothing here synchronizes. Pointers are device pointers, already
+ * offset to the view; the host side has checked shapes, bounds and alignment. */
+#ifndef BT_CU_KERN_H
+#define BT_CU_KERN_H
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* a weight format as the kernels decode it (BT_TYPE_F32/F16/BF16/Q8_0/Q4_0/TQ1_0/TQ2_0/MTQ) */
+struct bt_cu_wfmt {
+    int32_t  type;        /* BT_TYPE_* */
+    int32_t  planes;      /* MTQ */
+    int32_t  block;       /* elements per block (1 for F32/F16/BF16) */
+    int32_t  layout;      /* MTQ */
+    int32_t  block_bytes; /* bytes per block */
+    uint64_t row_bytes;   /* bytes per row */
+};
+
+/* dst (rows x cols, f32) = decode(w rows x cols); bit-identical to bt_to_f32 */
+cudaError_t bt_cuk_dequant(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w, int64_t rows,
+                           int64_t cols, float *dst);
+/* dst[t,:] = decode(w[ids[t],:]) for t < n (ids in device memory, already range-checked) */
+cudaError_t bt_cuk_get_rows(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w,
+                            const int32_t *ids, int64_t n, int64_t cols, float *dst);
+/* y[t, r] = sum_c decode(w)[r, c] * x[t, c], t < ntok (small batches: a warp per row) */
+cudaError_t bt_cuk_gemv(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w, int64_t rows,
+                        int64_t cols, const float *x, int64_t ntok, float *y);
+/* x (ntok x cols, cols % 256 == 0) -> its int8 round trip xq * xs in blocks of 256, exactly as
+ * the cpu backend's quantizer (cpu_act.c) */
+cudaError_t bt_cuk_act_q8(cudaStream_t st, const float *x, int64_t ntok, int64_t cols, float *out);
+
+/* element-wise and the rest (cu_misc.cu) */
+cudaError_t bt_cuk_rmsnorm(cudaStream_t st, const float *x, const float *w, int64_t rows,
+                           int64_t cols, float eps, float *y);
+cudaError_t bt_cuk_rope(cudaStream_t st, const float *x, const float *inv, int64_t rows,
+                        int64_t cols, int head_dim, int n_rot, int halves, int pos0, float *y);
+cudaError_t bt_cuk_swiglu(cudaStream_t st, const float *a, const float *b, int64_t n, float *y);
+cudaError_t bt_cuk_add(cudaStream_t st, const float *a, const float *b, int64_t n, float *y);
+cudaError_t bt_cuk_attn(cudaStream_t st, const float *q, const float *k, const float *v,
+                        int ntok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
+                        float *out);
+cudaError_t bt_cuk_kmeans(cudaStream_t st, const float *pts, int64_t n, int64_t d,
+                          const float *cent, int64_t k, const float *w, int32_t *idx);
+
+#define BT_CU_HDMAX 512 /* ATTN: largest head_dim */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,123 @@
+/* cu_weights.cu - kernels on weight formats: DEQUANT and GET_ROWS (a thread per element, the
+ * decoders of cu_fmt.cuh), the small-batch product (a warp per weight row, up to 8 tokens per
+ * pass: each decoded weight serves every token; partial sums meet by warp shuffles) and the int8
+ * activation quantizer of MATMUL act = Q8. Larger batches go through cuBLAS (cu_matmul.c). */
+#include "cu_fmt.cuh"
+
+#define GRID_MAX 65535u
+
+static unsigned grid_for(int64_t n, int threads) {
+    int64_t g = (n + threads - 1) / threads;
+    return g > (int64_t)GRID_MAX * 16 ? GRID_MAX * 16 : (unsigned)(g < 1 ? 1 : g);
+}
+
+template <int T>
+__global__ void k_dequant(struct bt_cu_wfmt f, const uint8_t *w, int64_t rows, int64_t cols,
+                          float *dst) {
+    const int64_t n = rows * cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / cols, c = i - r * cols;
+        dst[i] = bt_cu_dec<T>(f, w + (uint64_t)r * f.row_bytes, c);
+    }
+}
+
+template <int T>
+__global__ void k_get_rows(struct bt_cu_wfmt f, const uint8_t *w, const int32_t *ids, int64_t nr,
+                           int64_t cols, float *dst) {
+    const int64_t n = nr * cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = i / cols, c = i - t * cols;
+        dst[i] = bt_cu_dec<T>(f, w + (uint64_t)ids[t] * f.row_bytes, c);
+    }
+}
+
+#define GEMV_WARPS 4 /* rows per block of 128 threads */
+#define GEMV_TOK   8 /* tokens per pass */
+
+template <int T>
+__global__ void k_gemv(struct bt_cu_wfmt f, const uint8_t *w, int64_t rows, int64_t cols,
+                       const float *x, int64_t ntok, float *y) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    const int64_t t0 = (int64_t)blockIdx.y * GEMV_TOK;
+    if (r >= rows) return; /* the whole warp leaves together */
+    const int nt = ntok - t0 < GEMV_TOK ? (int)(ntok - t0) : GEMV_TOK;
+    const uint8_t *row = w + (uint64_t)r * f.row_bytes;
+    const float *xt = x + t0 * cols;
+    float acc[GEMV_TOK];
+#pragma unroll
+    for (int j = 0; j < GEMV_TOK; j++) acc[j] = 0.0f;
+    for (int64_t c = lane; c < cols; c += 32) {
+        const float v = bt_cu_dec<T>(f, row, c);
+#pragma unroll
+        for (int j = 0; j < GEMV_TOK; j++)
+            if (j < nt) acc[j] = fmaf(v, xt[j * cols + c], acc[j]);
+    }
+#pragma unroll
+    for (int j = 0; j < GEMV_TOK; j++) {
+        float s = acc[j];
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0 && j < nt) y[(t0 + j) * rows + r] = s;
+    }
+}
+
+/* one block of 256 threads per (256-block, token): as cpu_act.c block_ref */
+__global__ void k_act_q8(const float *x, int64_t cols, float *out) {
+    __shared__ float red[8];
+    const int64_t i = (int64_t)blockIdx.y * cols + (int64_t)blockIdx.x * 256 + threadIdx.x;
+    const float v = x[i];
+    float m = fmaxf(0.0f, fabsf(v)); /* NaN lanes count as 0, as fmaxf(amax, NaN) = amax */
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+    __syncthreads();
+    float amax = red[0];
+    for (int k = 1; k < 8; k++) amax = fmaxf(amax, red[k]);
+    const float d = __fdiv_rn(amax, 127.0f), id = d > 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
+    float q = roundf(__fmul_rn(v, id)); /* half away from zero */
+    q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+    if (q != q) q = 0.0f;
+    out[i] = __fmul_rn((float)(int8_t)q, d);
+}
+
+extern "C" cudaError_t bt_cuk_dequant(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w,
+                                      int64_t rows, int64_t cols, float *dst) {
+    if (rows <= 0 || cols <= 0) return cudaSuccess;
+    const unsigned g = grid_for(rows * cols, 256);
+    BT_CU_DISPATCH(f.type, (k_dequant<T_><<<g, 256, 0, st>>>(f, w, rows, cols, dst)));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t bt_cuk_get_rows(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w,
+                                       const int32_t *ids, int64_t n, int64_t cols, float *dst) {
+    if (n <= 0 || cols <= 0) return cudaSuccess;
+    const unsigned g = grid_for(n * cols, 256);
+    BT_CU_DISPATCH(f.type, (k_get_rows<T_><<<g, 256, 0, st>>>(f, w, ids, n, cols, dst)));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t bt_cuk_gemv(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w,
+                                   int64_t rows, int64_t cols, const float *x, int64_t ntok,
+                                   float *y) {
+    if (rows <= 0 || ntok <= 0) return cudaSuccess;
+    const int64_t gx = (rows + GEMV_WARPS - 1) / GEMV_WARPS, gy = (ntok + GEMV_TOK - 1) / GEMV_TOK;
+    if (gx > 0x7fffffffll || gy > (int64_t)GRID_MAX) return cudaErrorInvalidConfiguration;
+    const dim3 grid((unsigned)gx, (unsigned)gy);
+    BT_CU_DISPATCH(f.type, (k_gemv<T_><<<grid, 32 * GEMV_WARPS, 0, st>>>(f, w, rows, cols, x, ntok, y)));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t bt_cuk_act_q8(cudaStream_t st, const float *x, int64_t ntok, int64_t cols,
+                                     float *out) {
+    if (ntok <= 0 || cols <= 0) return cudaSuccess;
+    if (cols % 256 || cols / 256 > 0x7fffffffll) return cudaErrorInvalidConfiguration;
+    for (int64_t t0 = 0; t0 < ntok; t0 += GRID_MAX) { /* grid.y is at most 65535 */
+        const int64_t nt = ntok - t0 < (int64_t)GRID_MAX ? ntok - t0 : (int64_t)GRID_MAX;
+        k_act_q8<<<dim3((unsigned)(cols / 256), (unsigned)nt), 256, 0, st>>>(x + t0 * cols, cols,
+                                                                            out + t0 * cols);
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
+}
