@@ -8,19 +8,11 @@
 #include <cuda_runtime_api.h>
 #include <stdint.h>
 
+#include "cu_dec.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* a weight format as the kernels decode it (BT_TYPE_F32/F16/BF16/Q8_0/Q4_0/TQ1_0/TQ2_0/MTQ) */
-struct bt_cu_wfmt {
-    int32_t  type;        /* BT_TYPE_* */
-    int32_t  planes;      /* MTQ */
-    int32_t  block;       /* elements per block (1 for F32/F16/BF16) */
-    int32_t  layout;      /* MTQ */
-    int32_t  block_bytes; /* bytes per block */
-    uint64_t row_bytes;   /* bytes per row */
-};
 
 /* dst (rows x cols, f32) = decode(w rows x cols); bit-identical to bt_to_f32 */
 cudaError_t bt_cuk_dequant(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w, int64_t rows,

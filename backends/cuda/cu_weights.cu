@@ -1,8 +1,38 @@
 /* cu_weights.cu - kernels on weight formats: DEQUANT and GET_ROWS (a thread per element, the
- * decoders of cu_fmt.cuh), the small-batch product (a warp per weight row, up to 8 tokens per
+ * decoders of cu_dec.h), the small-batch product (a warp per weight row, up to 8 tokens per
  * pass: each decoded weight serves every token; partial sums meet by warp shuffles) and the int8
  * activation quantizer of MATMUL act = Q8. Larger batches go through cuBLAS (cu_matmul.c). */
-#include "cu_fmt.cuh"
+#include "cu_dec.h"
+
+/* element c of a row of format T (a compile-time type: one kernel per format) */
+template <int T>
+__device__ __forceinline__ float dec_t(const struct bt_cu_wfmt &f, const uint8_t *row, int64_t c) {
+    switch (T) {
+    case BT_TYPE_F32: return bt_cu_dec_f32(row, c);
+    case BT_TYPE_F16: return bt_cu_dec_f16(row, c);
+    case BT_TYPE_BF16: return bt_cu_dec_bf16(row, c);
+    case BT_TYPE_Q8_0: return bt_cu_dec_q8_0(row, c);
+    case BT_TYPE_Q4_0: return bt_cu_dec_q4_0(row, c);
+    case BT_TYPE_TQ2_0: return bt_cu_dec_tq2_0(row, c);
+    case BT_TYPE_TQ1_0: return bt_cu_dec_tq1_0(row, c);
+    case BT_TYPE_MTQ: return bt_cu_dec_mtq(&f, row, c);
+    }
+    return 0.0f;
+}
+
+/* run `call` with T_ the compile-time form of the runtime type ftype */
+#define BT_CU_DISPATCH(ftype, call)                                                              \
+    switch (ftype) {                                                                             \
+    case BT_TYPE_F32: { constexpr int T_ = BT_TYPE_F32; call; break; }                           \
+    case BT_TYPE_F16: { constexpr int T_ = BT_TYPE_F16; call; break; }                           \
+    case BT_TYPE_BF16: { constexpr int T_ = BT_TYPE_BF16; call; break; }                         \
+    case BT_TYPE_Q8_0: { constexpr int T_ = BT_TYPE_Q8_0; call; break; }                         \
+    case BT_TYPE_Q4_0: { constexpr int T_ = BT_TYPE_Q4_0; call; break; }                         \
+    case BT_TYPE_TQ2_0: { constexpr int T_ = BT_TYPE_TQ2_0; call; break; }                       \
+    case BT_TYPE_TQ1_0: { constexpr int T_ = BT_TYPE_TQ1_0; call; break; }                       \
+    case BT_TYPE_MTQ: { constexpr int T_ = BT_TYPE_MTQ; call; break; }                           \
+    default: return cudaErrorInvalidValue;                                                       \
+    }
 
 #define GRID_MAX 65535u
 
@@ -18,7 +48,7 @@ __global__ void k_dequant(struct bt_cu_wfmt f, const uint8_t *w, int64_t rows, i
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t r = i / cols, c = i - r * cols;
-        dst[i] = bt_cu_dec<T>(f, w + (uint64_t)r * f.row_bytes, c);
+        dst[i] = dec_t<T>(f, w + (uint64_t)r * f.row_bytes, c);
     }
 }
 
@@ -29,7 +59,7 @@ __global__ void k_get_rows(struct bt_cu_wfmt f, const uint8_t *w, const int32_t 
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t t = i / cols, c = i - t * cols;
-        dst[i] = bt_cu_dec<T>(f, w + (uint64_t)ids[t] * f.row_bytes, c);
+        dst[i] = dec_t<T>(f, w + (uint64_t)ids[t] * f.row_bytes, c);
     }
 }
 
@@ -50,7 +80,7 @@ __global__ void k_gemv(struct bt_cu_wfmt f, const uint8_t *w, int64_t rows, int6
 #pragma unroll
     for (int j = 0; j < GEMV_TOK; j++) acc[j] = 0.0f;
     for (int64_t c = lane; c < cols; c += 32) {
-        const float v = bt_cu_dec<T>(f, row, c);
+        const float v = dec_t<T>(f, row, c);
 #pragma unroll
         for (int j = 0; j < GEMV_TOK; j++)
             if (j < nt) acc[j] = fmaf(v, xt[j * cols + c], acc[j]);
@@ -74,11 +104,7 @@ __global__ void k_act_q8(const float *x, int64_t cols, float *out) {
     __syncthreads();
     float amax = red[0];
     for (int k = 1; k < 8; k++) amax = fmaxf(amax, red[k]);
-    const float d = __fdiv_rn(amax, 127.0f), id = d > 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
-    float q = roundf(__fmul_rn(v, id)); /* half away from zero */
-    q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
-    if (q != q) q = 0.0f;
-    out[i] = __fmul_rn((float)(int8_t)q, d);
+    out[i] = bt_cu_q8_round_trip(v, amax);
 }
 
 extern "C" cudaError_t bt_cuk_dequant(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w,
