@@ -164,7 +164,11 @@ bt_status bt_cu_scratch(struct bt_cu_ctx *c, struct bt_cu_scratch *s, size_t n, 
     bt_cu_scratch_free(c, s);
     size_t want = n + n / 4 + 256;
     bt_status st = dev_alloc(c, want, BT_BUF_ACT, &s->p, err);
-    if (st == BT_E_NOMEM && want > n) st = dev_alloc(c, n, BT_BUF_ACT, &s->p, err), want = n;
+    if (st == BT_E_NOMEM && want > n) { /* no room for the slack: exactly n */
+        want = n;
+        st = dev_alloc(c, want, BT_BUF_ACT, &s->p, err);
+        if (!st && err) { err->status = BT_OK; err->msg[0] = 0; }
+    }
     if (st) {
         char m[sizeof err->msg];
         snprintf(m, sizeof m, "%s", err ? err->msg : "");
