@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""gen_model.py - a Llama-shaped GGUF with random TQ2_0 weights, for speed tests only (its outputs
-mean nothing): every 2-D weight (token_embd and output included) TQ2_0 with valid ternary codes
-and one fp16 scale per block, norms 1 (F32). The tokenizer (tokenizer.ggml.*) is copied from a
+"""gen_model.py - a Llama-shaped GGUF with random weights, for speed tests only (its outputs mean
+nothing): every 2-D weight (token_embd and output included) in one type - TQ2_0 (valid ternary
+codes), Q4_0 or Q2_K (random code bytes) - with small finite fp16 block scales; norms 1 (F32).
+The same shapes in the three types compare bt's TQ2_0 with llama.cpp's Q4_0 / Q2_K. The tokenizer (tokenizer.ggml.*) is copied from a
 GGUF that bt wrote (e.g. bt-tiny converted), its vocabulary padded with control tokens
 "<|bt_pad_N|>" to --vocab, so both bt and llama.cpp load the file. Default shape: Llama-3-8B
 (4096 embd, 32 layers, 32/8 heads, 14336 ff, 128256 vocab).
 
 usage: gen_model.py TOKENIZER_GGUF OUT_GGUF [--layers 32] [--embd 4096] [--ff 14336]
                     [--heads 32] [--kv-heads 8] [--vocab 128256] [--ctx 8192] [--seed 1]
+                    [--type tq2_0|q4_0|q2_k]
 """
 import argparse
 import sys
@@ -15,21 +17,37 @@ import sys
 import numpy as np
 import gguf
 
-QK = 256
-BLOCK = 66  # TQ2_0: 64 bytes of 2-bit codes (0, 1, 2 = -1, 0, +1) + fp16 scale
+# bytes per block and elements per block of each type (the GGUF/ggml block layouts)
+TYPES = {
+    "tq2_0": (gguf.GGMLQuantizationType.TQ2_0, 256, 66, gguf.LlamaFileType.MOSTLY_TQ2_0),
+    "q4_0": (gguf.GGMLQuantizationType.Q4_0, 32, 18, gguf.LlamaFileType.MOSTLY_Q4_0),
+    "q2_k": (gguf.GGMLQuantizationType.Q2_K, 256, 84, gguf.LlamaFileType.MOSTLY_Q2_K),
+}
 
 
-def tq2_rows(rng, rows, cols, scale):
-    if cols % QK:
-        sys.exit(f"gen_model.py: {cols} columns are not a multiple of {QK}")
-    # the 81 bytes whose four 2-bit fields are all valid codes
-    valid = np.array([a | b << 2 | c << 4 | d << 6 for a in range(3) for b in range(3)
-                      for c in range(3) for d in range(3)], dtype=np.uint8)
-    nb = rows * cols // QK
-    blk = np.empty((nb, BLOCK), dtype=np.uint8)
-    blk[:, :64] = valid[rng.integers(0, 81, size=(nb, 64), dtype=np.uint8)]
-    blk[:, 64:] = np.frombuffer(np.float16(scale).tobytes(), dtype=np.uint8)
-    return blk.reshape(rows, cols // QK * BLOCK)
+def f16_bytes(v):
+    return np.frombuffer(np.float16(v).tobytes(), dtype=np.uint8)
+
+
+def rows_of(kind, rng, rows, cols, scale):
+    _, qk, bb, _ = TYPES[kind]
+    if cols % qk:
+        sys.exit(f"gen_model.py: {cols} columns are not a multiple of {qk}")
+    nb = rows * cols // qk
+    blk = np.empty((nb, bb), dtype=np.uint8)
+    if kind == "tq2_0":  # 64 bytes of four 2-bit codes (0, 1, 2 = -1, 0, +1), then d
+        valid = np.array([a | b << 2 | c << 4 | d << 6 for a in range(3) for b in range(3)
+                          for c in range(3) for d in range(3)], dtype=np.uint8)
+        blk[:, :64] = valid[rng.integers(0, 81, size=(nb, 64), dtype=np.uint8)]
+        blk[:, 64:] = f16_bytes(scale)
+    elif kind == "q4_0":  # d, then 16 bytes of 4-bit codes
+        blk[:, :2] = f16_bytes(scale)
+        blk[:, 2:] = rng.integers(0, 256, size=(nb, 16), dtype=np.uint8)
+    else:  # q2_k: 16 scale/min bytes, 64 bytes of 2-bit codes, d, dmin
+        blk[:, :80] = rng.integers(0, 256, size=(nb, 80), dtype=np.uint8)
+        blk[:, 80:82] = f16_bytes(scale / 8)
+        blk[:, 82:84] = f16_bytes(scale / 16)
+    return blk.reshape(rows, cols // qk * bb)
 
 
 def string_array(field):
@@ -48,6 +66,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=128256)
     ap.add_argument("--ctx", type=int, default=8192)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--type", choices=sorted(TYPES), default="tq2_0")
     a = ap.parse_args()
     if a.embd % a.heads or a.heads % a.kv_heads:
         sys.exit("gen_model.py: embd must divide by heads and heads by kv-heads")
@@ -67,7 +86,7 @@ def main():
     types += [int(gguf.TokenType.CONTROL)] * pad
 
     w = gguf.GGUFWriter(a.out, "llama")
-    w.add_name(f"bt random {a.layers}L {a.embd}d tq2_0")
+    w.add_name(f"bt random {a.layers}L {a.embd}d {a.type}")
     w.add_context_length(a.ctx)
     w.add_embedding_length(a.embd)
     w.add_block_count(a.layers)
@@ -78,7 +97,8 @@ def main():
     w.add_rope_freq_base(500000.0)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(a.vocab)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_TQ2_0)
+    q, _, _, ftype = TYPES[a.type]
+    w.add_file_type(ftype)
     w.add_tokenizer_model(bytes(f["tokenizer.ggml.model"].parts[-1]).decode())
     if "tokenizer.ggml.pre" in f:
         w.add_tokenizer_pre(bytes(f["tokenizer.ggml.pre"].parts[-1]).decode())
@@ -92,9 +112,8 @@ def main():
             add(int(f[key].parts[-1][0]))
 
     rng = np.random.default_rng(a.seed)
-    q = gguf.GGMLQuantizationType.TQ2_0
     ones = np.ones(a.embd, dtype=np.float32)
-    w.add_tensor("token_embd.weight", tq2_rows(rng, a.vocab, a.embd, 0.02), raw_dtype=q)
+    w.add_tensor("token_embd.weight", rows_of(a.type, rng, a.vocab, a.embd, 0.02), raw_dtype=q)
     for il in range(a.layers):
         p = f"blk.{il}."
         w.add_tensor(p + "attn_norm.weight", ones)
@@ -102,10 +121,10 @@ def main():
                                  ("attn_v", a.kv_heads * hd, a.embd), ("attn_output", a.embd, a.embd),
                                  ("ffn_gate", a.ff, a.embd), ("ffn_up", a.ff, a.embd),
                                  ("ffn_down", a.embd, a.ff)):
-            w.add_tensor(p + name + ".weight", tq2_rows(rng, rows, cols, 0.02), raw_dtype=q)
+            w.add_tensor(p + name + ".weight", rows_of(a.type, rng, rows, cols, 0.02), raw_dtype=q)
         w.add_tensor(p + "ffn_norm.weight", ones)
     w.add_tensor("output_norm.weight", ones)
-    w.add_tensor("output.weight", tq2_rows(rng, a.vocab, a.embd, 0.02), raw_dtype=q)
+    w.add_tensor("output.weight", rows_of(a.type, rng, a.vocab, a.embd, 0.02), raw_dtype=q)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
