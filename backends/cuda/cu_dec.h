@@ -129,16 +129,71 @@ BT_CU_FN float bt_cu_dec(const struct bt_cu_wfmt *f, const uint8_t *row, int64_t
     return 0.0f;
 }
 
+/* ---- TQ2_0 batch-1 products: 16 lanes per block -----------------------------------------------
+ * Lane j (0..15) of a block takes its code bytes 32h + q .. 32h + q + 3 (h = j / 8, q = 4 (j % 8));
+ * bit field l (0..3) of byte 32h + q + k holds element 128h + 32l + q + k. The 16 lanes' sums
+ * add up to the block's sum_e t_e x_e (unscaled; times d by the caller). */
+BT_CU_FN uint32_t bt_cu_tq2_lane_bytes(const uint8_t *blk, int j) {
+    const uint8_t *p = blk + 32 * (j >> 3) + 4 * (j & 7); /* blocks are 66 B: byte loads */
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* f32 activations: xb = the block's 256 activations */
+BT_CU_FN float bt_cu_tq2_lane_dot(const uint8_t *blk, const float *xb, int j) {
+    const uint32_t w = bt_cu_tq2_lane_bytes(blk, j);
+    const float *x = xb + 128 * (j >> 3) + 4 * (j & 7);
+    float s = 0.0f;
+    for (int l = 0; l < 4; l++)
+        for (int k = 0; k < 4; k++) {
+            int t = (int)((w >> (8 * k + 2 * l)) & 3u) - 1;
+            s = s + (float)t * x[32 * l + k];
+        }
+    return s;
+}
+
+BT_CU_FN int bt_cu_dp4a(uint32_t a, uint32_t b, int c) { /* sum of 4 products of signed bytes */
+#ifdef __CUDA_ARCH__
+    return __dp4a((int)a, (int)b, c);
+#else
+    for (int k = 0; k < 4; k++) c += (int)(int8_t)(a >> (8 * k)) * (int)(int8_t)(b >> (8 * k));
+    return c;
+#endif
+}
+
+/* int8 activations: qb = the block's 256 int8 values (4-byte aligned); exact integer
+ * sum_e t_e q_e over the lane's 16 elements, t = code - 1 */
+BT_CU_FN int bt_cu_tq2_lane_idot(const uint8_t *blk, const int8_t *qb, int j) {
+    const uint32_t w = bt_cu_tq2_lane_bytes(blk, j);
+    const int8_t *q = qb + 128 * (j >> 3) + 4 * (j & 7);
+    int s = 0;
+    for (int l = 0; l < 4; l++) {
+        uint32_t x4;
+#ifdef __CUDA_ARCH__
+        x4 = *(const uint32_t *)(const void *)(q + 32 * l); /* 4-byte aligned (see above) */
+#else
+        memcpy(&x4, q + 32 * l, 4);
+#endif
+        s = bt_cu_dp4a((w >> (2 * l)) & 0x03030303u, x4, s); /* sum of code * q, codes 0..2 */
+        s -= bt_cu_dp4a(0x01010101u, x4, 0);                  /* minus sum of q: t = code - 1 */
+    }
+    return s;
+}
+
 /* ---- int8 activations -------------------------------------------------------------------------
  * x's int8 round trip in its block of 256 whose largest |value| (NaNs skipped, 0 if none) is
  * amax: xs = amax / 127, q = x / xs rounded half away from zero, clamped to +-127, NaN -> 0;
  * the result q * xs (what MATMUL act = Q8 multiplies the weights with) */
-BT_CU_FN float bt_cu_q8_round_trip(float x, float amax) {
-    const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+BT_CU_FN float bt_cu_q8_scale(float amax) { return amax / 127.0f; }
+BT_CU_FN int bt_cu_q8_code(float x, float d) {
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
     float q = roundf(x * id);
     q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
     if (q != q) q = 0.0f;
-    return (float)(int8_t)q * d;
+    return (int)q;
+}
+BT_CU_FN float bt_cu_q8_round_trip(float x, float amax) {
+    const float d = bt_cu_q8_scale(amax);
+    return (float)(int8_t)bt_cu_q8_code(x, d) * d;
 }
 
 #endif

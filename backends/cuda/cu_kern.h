@@ -23,9 +23,16 @@ cudaError_t bt_cuk_get_rows(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t 
 /* y[t, r] = sum_c decode(w)[r, c] * x[t, c], t < ntok (small batches: a warp per row) */
 cudaError_t bt_cuk_gemv(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w, int64_t rows,
                         int64_t cols, const float *x, int64_t ntok, float *y);
-/* x (ntok x cols, cols % 256 == 0) -> its int8 round trip xq * xs in blocks of 256, exactly as
- * the cpu backend's quantizer (cpu_act.c) */
-cudaError_t bt_cuk_act_q8(cudaStream_t st, const float *x, int64_t ntok, int64_t cols, float *out);
+/* TQ2_0 rows (cols % 256 == 0): y[t, r] for t < ntok (< 16) with f32 activations x, or (x NULL)
+ * int8 ones: xq (ntok x cols, 4-byte aligned rows) with scales xs (ntok x cols/256) */
+cudaError_t bt_cuk_gemv_tq2(cudaStream_t st, const uint8_t *w, uint64_t row_bytes, int64_t rows,
+                            int64_t cols, const float *x, const int8_t *xq, const float *xs,
+                            int64_t ntok, float *y);
+/* x (ntok x cols, cols % 256 == 0) quantized to int8 in blocks of 256 exactly as the cpu
+ * backend's quantizer (cpu_act.c): the round trip xq * xs to out, and/or the codes to xq and the
+ * block scales to xs (any of the three may be NULL) */
+cudaError_t bt_cuk_act_q8(cudaStream_t st, const float *x, int64_t ntok, int64_t cols, float *out,
+                          int8_t *xq, float *xs);
 
 /* element-wise and the rest (cu_misc.cu) */
 cudaError_t bt_cuk_rmsnorm(cudaStream_t st, const float *x, const float *w, int64_t rows,

@@ -1,5 +1,6 @@
 /* cu_matmul.c - the weight ops of the CUDA backend: MATMUL (small batches: the warp-per-row
- * kernel of cu_weights.cu, which streams the weights once for up to 8 tokens; from BT_CU_GEMM_MIN
+ * kernels of cu_weights.cu, which stream the weights once for up to 8 tokens - for TQ2_0 one that
+ * takes 4 code bytes per lane and, with int8 activations, __dp4a; from BT_CU_GEMM_MIN
  * tokens on: weights decoded slice by slice to f32 and multiplied by cublasSgemm, no TF32),
  * DEQUANT and GET_ROWS (row ids checked on the host, then copied to the device). */
 #include "cu_int.h"
@@ -23,9 +24,23 @@ bt_status bt_cu_matmul(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err)
     float *y = F32P(&op->dst);
     cudaError_t e;
     bt_status st;
+    if (wf.type == BT_TYPE_TQ2_0 && ntok < BT_CU_GEMM_MIN) { /* the TQ2_0 kernel (int8: dp4a) */
+        int8_t *xq = NULL;
+        float *xs = NULL;
+        if (op->act == BT_ACT_Q8) { /* codes (ntok x cols), then the scales (ntok x cols/256) */
+            size_t nq = (size_t)(ntok * cols);
+            if ((st = bt_cu_scratch(c, &c->act, nq + nq / 256 * 4, "matmul", err))) return st;
+            xq = c->act.p;
+            xs = (float *)(void *)((uint8_t *)c->act.p + nq); /* nq % 256 == 0: aligned */
+            if ((e = bt_cuk_act_q8(c->st, x, ntok, cols, NULL, xq, xs)) != cudaSuccess)
+                return launch_fail(c, err, "matmul (int8 activations)", e);
+        }
+        e = bt_cuk_gemv_tq2(c->st, W, wf.row_bytes, rows, cols, x, xq, xs, ntok, y);
+        return e == cudaSuccess ? BT_OK : launch_fail(c, err, "matmul", e);
+    }
     if (op->act == BT_ACT_Q8) { /* the int8 round trip of the activations, then f32 products */
         if ((st = bt_cu_scratch(c, &c->act, (size_t)(ntok * cols) * 4, "matmul", err))) return st;
-        if ((e = bt_cuk_act_q8(c->st, x, ntok, cols, c->act.p)) != cudaSuccess)
+        if ((e = bt_cuk_act_q8(c->st, x, ntok, cols, c->act.p, NULL, NULL)) != cudaSuccess)
             return launch_fail(c, err, "matmul (int8 activations)", e);
         x = c->act.p;
     }

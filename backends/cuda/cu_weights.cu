@@ -93,8 +93,45 @@ __global__ void k_gemv(struct bt_cu_wfmt f, const uint8_t *w, int64_t rows, int6
     }
 }
 
-/* one block of 256 threads per (256-block, token): as cpu_act.c block_ref */
-__global__ void k_act_q8(const float *x, int64_t cols, float *out) {
+/* TQ2_0, small batches: a warp per row, 16 lanes per block (cu_dec.h), two blocks per step;
+ * f32 activations, or int8 ones (xq, scales xs per 256) multiplied by __dp4a */
+__global__ void k_gemv_tq2(const uint8_t *w, uint64_t rb, int64_t rows, int64_t cols,
+                           const float *x, const int8_t *xq, const float *xs, int64_t ntok, float *y) {
+    const int lane = threadIdx.x & 31, j = lane & 15;
+    const int64_t r = (int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    const int64_t t0 = (int64_t)blockIdx.y * GEMV_TOK, nb = cols / 256;
+    if (r >= rows) return;
+    const int nt = ntok - t0 < GEMV_TOK ? (int)(ntok - t0) : GEMV_TOK;
+    const uint8_t *row = w + (uint64_t)r * rb;
+    float acc[GEMV_TOK];
+#pragma unroll
+    for (int k = 0; k < GEMV_TOK; k++) acc[k] = 0.0f;
+    for (int64_t b = lane >> 4; b < nb; b += 2) {
+        const uint8_t *blk = row + b * 66;
+        const float d = bt_cu_h2f(bt_cu_u16(blk + 64));
+#pragma unroll
+        for (int k = 0; k < GEMV_TOK; k++) {
+            if (k >= nt) break;
+            const int64_t t = t0 + k;
+            if (xq) {
+                const int s = bt_cu_tq2_lane_idot(blk, xq + t * cols + b * 256, j);
+                acc[k] = fmaf(d * xs[t * nb + b], (float)s, acc[k]);
+            } else {
+                acc[k] = fmaf(d, bt_cu_tq2_lane_dot(blk, x + t * cols + b * 256, j), acc[k]);
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < GEMV_TOK; k++) {
+        float s = acc[k];
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0 && k < nt) y[(t0 + k) * rows + r] = s;
+    }
+}
+
+/* one block of 256 threads per (256-block, token): as cpu_act.c block_ref. Writes the round
+ * trip q * d to out, and/or the codes to xq and the scale to xs[block] (each may be NULL) */
+__global__ void k_act_q8(const float *x, int64_t cols, float *out, int8_t *xq, float *xs) {
     __shared__ float red[8];
     const int64_t i = (int64_t)blockIdx.y * cols + (int64_t)blockIdx.x * 256 + threadIdx.x;
     const float v = x[i];
@@ -104,7 +141,11 @@ __global__ void k_act_q8(const float *x, int64_t cols, float *out) {
     __syncthreads();
     float amax = red[0];
     for (int k = 1; k < 8; k++) amax = fmaxf(amax, red[k]);
-    out[i] = bt_cu_q8_round_trip(v, amax);
+    const float d = bt_cu_q8_scale(amax);
+    const int q = bt_cu_q8_code(v, d);
+    if (out) out[i] = (float)(int8_t)q * d;
+    if (xq) xq[i] = (int8_t)q;
+    if (xs && threadIdx.x == 0) xs[i / 256] = d;
 }
 
 extern "C" cudaError_t bt_cuk_dequant(cudaStream_t st, struct bt_cu_wfmt f, const uint8_t *w,
@@ -134,14 +175,27 @@ extern "C" cudaError_t bt_cuk_gemv(cudaStream_t st, struct bt_cu_wfmt f, const u
     return cudaGetLastError();
 }
 
+extern "C" cudaError_t bt_cuk_gemv_tq2(cudaStream_t st, const uint8_t *w, uint64_t row_bytes,
+                                       int64_t rows, int64_t cols, const float *x, const int8_t *xq,
+                                       const float *xs, int64_t ntok, float *y) {
+    if (rows <= 0 || ntok <= 0) return cudaSuccess;
+    if (cols % 256 || (!x && (!xq || !xs))) return cudaErrorInvalidValue;
+    const int64_t gx = (rows + GEMV_WARPS - 1) / GEMV_WARPS, gy = (ntok + GEMV_TOK - 1) / GEMV_TOK;
+    if (gx > 0x7fffffffll || gy > (int64_t)GRID_MAX) return cudaErrorInvalidConfiguration;
+    k_gemv_tq2<<<dim3((unsigned)gx, (unsigned)gy), 32 * GEMV_WARPS, 0, st>>>(w, row_bytes, rows, cols,
+                                                                           xq ? NULL : x, xq, xs, ntok, y);
+    return cudaGetLastError();
+}
+
 extern "C" cudaError_t bt_cuk_act_q8(cudaStream_t st, const float *x, int64_t ntok, int64_t cols,
-                                     float *out) {
+                                     float *out, int8_t *xq, float *xs) {
     if (ntok <= 0 || cols <= 0) return cudaSuccess;
     if (cols % 256 || cols / 256 > 0x7fffffffll) return cudaErrorInvalidConfiguration;
     for (int64_t t0 = 0; t0 < ntok; t0 += GRID_MAX) { /* grid.y is at most 65535 */
         const int64_t nt = ntok - t0 < (int64_t)GRID_MAX ? ntok - t0 : (int64_t)GRID_MAX;
-        k_act_q8<<<dim3((unsigned)(cols / 256), (unsigned)nt), 256, 0, st>>>(x + t0 * cols, cols,
-                                                                            out + t0 * cols);
+        const int64_t o = t0 * cols;
+        k_act_q8<<<dim3((unsigned)(cols / 256), (unsigned)nt), 256, 0, st>>>(
+            x + o, cols, out ? out + o : NULL, xq ? xq + o : NULL, xs ? xs + o / 256 : NULL);
         cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess) return e;
     }

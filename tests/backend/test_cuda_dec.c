@@ -4,7 +4,9 @@
  * MTQ (planes 1-8 x block 64/128/256 x layout 0/1) must equal bt_to_f32 bit for bit (two NaNs
  * count as equal: the host's F16 path may quiet a signalling NaN), and the round trip of random
  * activation blocks (with zeros, NaNs, infinities, huge and tiny values) must equal the cpu
- * backend's quantizer (cpu_act.c) followed by its dequantizer. */
+ * backend's quantizer (cpu_act.c) followed by its dequantizer, the codes its codes. The TQ2_0
+ * product's lane split (16 lanes per block) must add up to sum_e t_e x_e over the block: exactly
+ * with int8 activations (dp4a emulated on the host), within float rounding with f32 ones. */
 #include "../bt_test.h"
 #include "bt_types.h"
 #include "cpu_act.h"
@@ -98,10 +100,42 @@ static void check_act(void) {
         for (int i = 0; i < B; i++) amax = fmaxf(amax, fmaxf(0.0f, fabsf(x[b * B + i])));
         for (int i = 0; i < B; i++) {
             float got = bt_cu_q8_round_trip(x[b * B + i], amax), want = cpu[b * B + i];
+            if (bt_cu_q8_code(x[b * B + i], bt_cu_q8_scale(amax)) != xq[b * B + i] && bad++ < 3)
+                fprintf(stderr, "act block %d element %d: code differs\n", b, i);
             if (!same(got, want) && bad++ < 3)
                 fprintf(stderr, "act block %d element %d: x %.9g -> %.9g, cpu %.9g\n", b, i,
                         x[b * B + i], got, want);
         }
+    }
+    CHECK_EQ(bad, 0);
+}
+
+static void check_tq2_lanes(void) {
+    int bad = 0;
+    for (int it = 0; it < 2000; it++) {
+        uint8_t blk[66];
+        int8_t t[256], q[256];
+        float x[256], d;
+        for (int i = 0; i < 256; i++) t[i] = (int8_t)(rnd() % 3) - 1;
+        bt_tq2_0_pack(t, 1.0f, blk);
+        bt_tq2_0_unpack(blk, t, &d);
+        double want = 0.0, mag = 0.0;
+        int iwant = 0, igot = 0;
+        for (int i = 0; i < 256; i++) {
+            x[i] = ((float)(rnd() % 20001) - 10000.0f) / 777.0f;
+            q[i] = (int8_t)((int)(rnd() % 255) - 127);
+            want += (double)t[i] * x[i];
+            mag += fabs((double)x[i]);
+            iwant += t[i] * q[i];
+        }
+        float got = 0.0f;
+        for (int j = 0; j < 16; j++) {
+            got += bt_cu_tq2_lane_dot(blk, x, j);
+            igot += bt_cu_tq2_lane_idot(blk, q, j);
+        }
+        if ((fabs(got - want) > 1e-5 * mag || igot != iwant) && bad++ < 3)
+            fprintf(stderr, "tq2_0 lanes, block %d: f32 %.7g vs %.7g, int8 %d vs %d\n", it, got,
+                    want, igot, iwant);
     }
     CHECK_EQ(bad, 0);
 }
@@ -124,6 +158,7 @@ int main(void) {
                 }
     }
     check_act();
+    check_tq2_lanes();
     printf("%d checks, %d failures\n", bt_test_checks, bt_test_failures);
     return bt_test_failures ? 1 : 0;
 }
