@@ -43,6 +43,13 @@ struct bt_cu_ctx {
     struct bt_cu_scratch  act;        /* MATMUL act = Q8: dequantized int8 activations (f32) */
     struct bt_cu_scratch  ids;        /* GET_ROWS row indices */
     struct bt_cu_scratch  wdq;        /* MATMUL through cuBLAS: a slice of decoded weights */
+    /* CUDA graphs (cu_graph.c, option `graphs`): a run list without cuBLAS products is captured
+     * and replayed; the executable graph is updated in place from token to token */
+    int                   graphs;     /* option on, and no capture failure so far */
+    cudaGraphExec_t       gexec;
+    int                   capturing;  /* GET_ROWS then stages its ids in pin (pinned host memory) */
+    int32_t              *pin;        /* cudaMallocHost, pin_cap ids */
+    size_t                pin_cap, pin_used;
 };
 
 /* ---- cu_plugin.c ---- */
@@ -59,6 +66,17 @@ void bt_cu_scratch_free(struct bt_cu_ctx *c, struct bt_cu_scratch *s);
 /* ---- cu_ops.c ---- */
 int bt_cu_supports_op(void *ctx, const struct bt_op *op);
 bt_status bt_cu_run(void *ctx, const struct bt_op *ops, uint32_t n, bt_err *err);
+/* checks (as supports_op, then view bounds) and enqueues one op */
+bt_status bt_cu_run_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err);
+/* the checks alone: BT_OK or the error run_one would give */
+bt_status bt_cu_check_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err);
+
+/* ---- cu_graph.c ---- */
+/* run ops through a captured graph. BT_OK or an op's error as bt_cu_run gives it; *ran = 0 (and
+ * nothing enqueued) when the list is not for a graph or capturing failed: run it directly */
+bt_status bt_cu_run_graph(struct bt_cu_ctx *c, const struct bt_op *ops, uint32_t n, int *ran,
+                          bt_err *err);
+void bt_cu_graph_free(struct bt_cu_ctx *c);
 /* the kernels' description of weight format fmt for rows of cols; 0 if it has no kernels */
 int bt_cu_wfmt(const struct bt_cu_ctx *c, const struct bt_tfmt *fmt, int64_t cols,
                struct bt_cu_wfmt *out);

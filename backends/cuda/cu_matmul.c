@@ -6,6 +6,7 @@
 #include "cu_int.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define F32P(v) ((float *)(void *)((v)->buf->p + (v)->off))
 
@@ -92,11 +93,23 @@ bt_status bt_cu_get_rows(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *er
             return c->host->set_error(err, BT_E_INVAL, "cuda: get_rows: row %d out of range [0, %lld)",
                                       op->ids[t], (long long)w->rows);
     if (n <= 0) return BT_OK;
-    bt_status st = bt_cu_scratch(c, &c->ids, (size_t)n * 4, "get_rows", err);
-    if (st) return st;
-    /* from pageable memory: returns once the ids are staged, so the caller may reuse them */
-    cudaError_t e = cudaMemcpyAsync(c->ids.p, op->ids, (size_t)n * 4, cudaMemcpyHostToDevice, c->st);
+    int32_t *dev = NULL;
+    cudaError_t e;
+    if (c->capturing) { /* a graph's copy reads pinned memory when it runs: a range per op */
+        if (c->pin_used + (size_t)n > c->pin_cap || (c->pin_used + (size_t)n) * 4 > c->ids.cap)
+            return c->host->set_error(err, BT_E_BACKEND, "cuda: get_rows: graph staging too small");
+        memcpy(c->pin + c->pin_used, op->ids, (size_t)n * 4);
+        dev = (int32_t *)c->ids.p + c->pin_used;
+        e = cudaMemcpyAsync(dev, c->pin + c->pin_used, (size_t)n * 4, cudaMemcpyHostToDevice, c->st);
+        c->pin_used += (size_t)n;
+    } else {
+        bt_status st = bt_cu_scratch(c, &c->ids, (size_t)n * 4, "get_rows", err);
+        if (st) return st;
+        dev = c->ids.p;
+        /* from pageable memory: returns once the ids are staged, so the caller may reuse them */
+        e = cudaMemcpyAsync(dev, op->ids, (size_t)n * 4, cudaMemcpyHostToDevice, c->st);
+    }
     if (e != cudaSuccess) return bt_cu_fail(c, err, "get_rows", "cudaMemcpyAsync (row ids)", e);
-    e = bt_cuk_get_rows(c->st, wf, w->buf->p + w->off, c->ids.p, n, w->cols, F32P(&op->dst));
+    e = bt_cuk_get_rows(c->st, wf, w->buf->p + w->off, dev, n, w->cols, F32P(&op->dst));
     return e == cudaSuccess ? BT_OK : launch_fail(c, err, "get_rows", e);
 }

@@ -83,7 +83,7 @@ static bt_status view_ok(struct bt_cu_ctx *c, const struct bt_op *op, const char
 #define F32P(v) ((float *)(void *)((v)->buf->p + (v)->off))
 
 /* ---- run -------------------------------------------------------------------------------------- */
-static bt_status run_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err) {
+bt_status bt_cu_check_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err) {
     const char *why = op_check(c, op);
     if (why) {
         char fs[32] = "";
@@ -95,6 +95,11 @@ static bt_status run_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *er
     static const char *const which[3] = {"src0", "src1", "src2"};
     bt_status st = view_ok(c, op, "dst", &op->dst, err);
     for (int i = 0; !st && i < nsrc && i < 3; i++) st = view_ok(c, op, which[i], &op->src[i], err);
+    return st;
+}
+
+bt_status bt_cu_run_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err) {
+    bt_status st = bt_cu_check_one(c, op, err);
     if (st) return st;
     const struct bt_view *d = &op->dst, *a = &op->src[0], *b = &op->src[1];
     int64_t n = d->rows * d->cols;
@@ -136,8 +141,13 @@ bt_status bt_cu_run(void *ctx, const struct bt_op *ops, uint32_t n, bt_err *err)
     struct bt_cu_ctx *c = ctx;
     if (!ops && n) return c->host->set_error(err, BT_E_INVAL, "cuda: run with a NULL op list");
     bt_cu_bind(c);
+    if (c->graphs && n > 1) {
+        int ran = 0;
+        bt_status st = bt_cu_run_graph(c, ops, n, &ran, err);
+        if (ran || st) return st;
+    }
     for (uint32_t i = 0; i < n; i++) {
-        bt_status st = run_one(c, &ops[i], err);
+        bt_status st = bt_cu_run_one(c, &ops[i], err);
         if (st) return st;
     }
     return BT_OK;

@@ -11,6 +11,8 @@ static const struct bt_option cu_options[] = {
     {"max_memory", BT_OPT_INT, "0", 0, 1e15, NULL,
      "most device memory this instance allocates (weights + KV cache + activations + scratch), "
      "e.g. 4G; 0: the device's free memory"},
+    {"graphs", BT_OPT_BOOL, "false", 0, 0, NULL,
+     "replay run lists of small batches (a decode step) as CUDA graphs, updated per token"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -60,6 +62,7 @@ static void cu_close(void *ctx) {
     bt_cu_scratch_free(c, &c->act);
     bt_cu_scratch_free(c, &c->ids);
     bt_cu_scratch_free(c, &c->wdq);
+    bt_cu_graph_free(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->st) (void)cudaStreamDestroy(c->st);
     const struct bt_host *h = c->host;
@@ -109,6 +112,7 @@ static bt_status cu_open(void *ctx, const struct bt_host *host, const bt_optset 
     c->mem_total = tot;
     c->max_memory = maxm > 0 ? (uint64_t)maxm : 0;
     c->sms = pr.multiProcessorCount > 0 ? pr.multiProcessorCount : 1;
+    c->graphs = host->opt_int(opts, "graphs") != 0;
     host->log(BT_LOG_INFO, "cuda: device %d of %d: %s, %llu MiB (%llu MiB free), %d SMs%s",
               c->dev, n, c->name, (unsigned long long)(tot >> 20), (unsigned long long)(fr >> 20),
               c->sms, c->max_memory ? ", max_memory set" : "");

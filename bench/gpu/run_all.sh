@@ -4,13 +4,15 @@
 #   env          nvidia-smi: the GPU, its memory, the driver
 #   dec          test_cuda_dec (decoders on the host)
 #   conformance  tests/backend test_backend_ops --backend cuda: every op x format x shape vs cpu
+#   graphs       the same with -o graphs=true (op lists replayed as CUDA graphs)
 #   agree        ctest backend_agree_cuda_*: bt-tiny / bt-small (+ their TQ2_0 / MTQ conversions)
 #                through the runtime on cuda vs cpu-avx2: logits, KV-cache decoding, perplexity
 #                within 0.2 %, greedy generation
 #   gemv         bench_gemv_bw: batch-1 4096x14336 TQ2_0 and the 8B layer mix vs the device's
 #                copy bandwidth (issue 10 asks >= 75 % and >= 60 %)
 #   decode       an 8B-shaped model with random weights (gen_model.py; Llama-3-8B shapes): bt
-#                TQ2_0 on cuda (f32 and int8 activations), llama.cpp CUDA Q4_0 and Q2_K of the
+#                TQ2_0 on cuda (f32 and int8 activations, without and with graphs = true),
+#                llama.cpp CUDA Q4_0 and Q2_K of the
 #                same shapes (llama-bench -ngl 99), pp512 / tg128 tokens/s
 #   maxmem       the 8B TQ2_0 model with a 4096-token KV cache under max_memory = 4G (eval of one
 #                4096-token window), and the error at max_memory = 2G (must name both sizes)
@@ -60,7 +62,7 @@ fi
 
 mkdir -p "$OUT" "$WORK" "$LOGS"
 : > "$OUT/results.jsonl"
-STEPS=${*:-env dec conformance agree gemv decode maxmem}
+STEPS=${*:-env dec conformance graphs agree gemv decode maxmem}
 T_ALL=$(date +%s)
 
 # emit STEP OK SECONDS JSON_RESULTS
@@ -143,6 +145,13 @@ PY
   emit conformance "$ok" $(( $(date +%s) - t0 )) "$res"
 fi
 
+if want graphs && [ "$BACKEND" = cuda ]; then # conformance again with run lists as CUDA graphs
+  t0=$(date +%s)
+  "$BIN/test_backend_ops" "$PLUG" --backend cuda -o graphs=true > "$LOGS/graphs.log" 2>&1; rc=$?
+  ok=$([ $rc = 0 ] && grep -q "backend cuda .*under test" "$LOGS/graphs.log" && ! grep -q "graphs turned off" "$LOGS/graphs.log" && echo true || echo false)
+  emit graphs "$ok" $(( $(date +%s) - t0 )) "$(grep -E "^  cuda +seq|FAIL|graphs turned off|all passed|FAILED" "$LOGS/graphs.log" | tail -20 | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')"
+fi
+
 if want agree; then
   t0=$(date +%s)
   ctest --test-dir "$BUILD" -R "backend_agree_(models|${BACKEND}_)" --output-on-failure > "$LOGS/agree.log" 2>&1; rc=$?
@@ -183,6 +192,10 @@ if want decode; then
       a=""; [ $act = q8 ] && a=--q8
       j=$("$BIN/bt_bench_eval" "$WORK/m8b-tq2_0.gguf" --backend "$BACKEND" --pp 512 --tg 128 --reps 3 $a 2>> "$LOGS/decode.log")
       r="$r\"bt_tq2_0_$act\":${j:-null},"
+      if [ "$BACKEND" = cuda ]; then # the same with the decode step replayed as a CUDA graph
+        j=$("$BIN/bt_bench_eval" "$WORK/m8b-tq2_0.gguf" --backend cuda --opt graphs=true --pp 512 --tg 128 --reps 3 $a 2>> "$LOGS/decode.log")
+        r="$r\"bt_tq2_0_${act}_graphs\":${j:-null},"
+      fi
     done
     r="$r\"bt_tq2_0_bytes\":$(stat -c %s "$WORK/m8b-tq2_0.gguf"),"
     if [ -n "${LLAMA_BENCH:-}" ]; then
