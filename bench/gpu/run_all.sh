@@ -198,6 +198,7 @@ if want decode; then
       fi
     done
     r="$r\"bt_tq2_0_bytes\":$(stat -c %s "$WORK/m8b-tq2_0.gguf"),"
+    r="$r\"graphs_turned_off\":$(grep -c "graphs turned off" "$LOGS/decode.log"),"
     if [ -n "${LLAMA_BENCH:-}" ]; then
       LB=$LLAMA_BENCH lrc=0
     else
