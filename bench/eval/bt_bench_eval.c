@@ -1,6 +1,7 @@
 /* bt_bench_eval.c - model runner speed like llama-bench: prompt processing (pp N, one batch)
  * and token generation (tg N, one token at a time) in tokens/s, printed as JSON.
- * usage: bt_bench_eval MODEL [--backend NAME] [--pp 512] [--tg 128] [--reps 3] [--threads N] [--q8] */
+ * usage: bt_bench_eval MODEL [--backend NAME] [--opt KEY=VALUE]... [--pp 512] [--tg 128] [--reps 3]
+ *        [--threads N] [--q8]   (--opt: the named backend's options, e.g. --opt graphs=true) */
 #include "bt_eval.h"
 #include "bt_model.h"
 
@@ -21,7 +22,8 @@ static int fail(const char *what, const bt_err *err) {
 
 int main(int argc, char **argv) {
     const char *path = NULL, *bname = "auto";
-    int pp = 512, tg = 128, reps = 3, threads = 0, q8 = 0;
+    int pp = 512, tg = 128, reps = 3, threads = 0, q8 = 0, n_opt = 0;
+    const char *opt[16];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc) bname = argv[++i];
         else if (!strcmp(argv[i], "--pp") && i + 1 < argc) pp = atoi(argv[++i]);
@@ -29,12 +31,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--q8")) q8 = 1;
+        else if (!strcmp(argv[i], "--opt") && i + 1 < argc && n_opt < 16) opt[n_opt++] = argv[++i];
         else if (argv[i][0] != '-') path = argv[i];
         else { fprintf(stderr, "bt_bench_eval: unknown option %s\n", argv[i]); return 2; }
     }
     if (!path || pp < 1 || tg < 1 || reps < 1) {
-        fprintf(stderr, "usage: bt_bench_eval MODEL [--backend NAME] [--pp 512] [--tg 128] "
-                        "[--reps 3] [--threads N] [--q8]\n");
+        fprintf(stderr, "usage: bt_bench_eval MODEL [--backend NAME] [--opt KEY=VALUE]... [--pp 512] "
+                        "[--tg 128] [--reps 3] [--threads N] [--q8]\n");
         return 2;
     }
     bt_threads_set(threads);
@@ -47,7 +50,28 @@ int main(int argc, char **argv) {
     if (bt_registry_new(&reg)) { fprintf(stderr, "bt_bench_eval: out of memory\n"); return 1; }
     bt_registry_scan_default(reg, NULL, NULL);
     if (bt_reader_open(reg, "auto", path, NULL, &r, &err)) { rc = fail(path, &err); goto done; }
-    if (strcmp(bname, "none") != 0 && bt_backend_open(reg, bname, NULL, &b, &err)) {
+    bt_optset *bo = NULL; /* --opt values, checked against the backend's option table */
+    if (n_opt) {
+        const struct bt_plugin_entry *e = bt_registry_find(reg, BT_KIND_BACKEND, bname);
+        if (!e || !(bo = bt_optset_new(e->desc->options))) {
+            bt_err_set(&err, BT_E_INVAL, "--opt needs a named backend plugin that loads here ('%s')", bname);
+            rc = fail("backend", &err);
+            goto done;
+        }
+        for (int k = 0; k < n_opt; k++) {
+            char kv[256];
+            snprintf(kv, sizeof kv, "%s", opt[k]);
+            char *eq = strchr(kv, '=');
+            if (eq) *eq = 0;
+            if (!eq || !bt_optset_has(bo, kv) || bt_optset_set(bo, kv, eq + 1, NULL, &err)) {
+                if (!err.status) bt_err_set(&err, BT_E_INVAL, "--opt %s: not KEY=VALUE of an option of '%s'", opt[k], bname);
+                bt_optset_free(bo);
+                rc = fail("backend", &err);
+                goto done;
+            }
+        }
+    }
+    if (strcmp(bname, "none") != 0 && bt_backend_open(reg, bname, bo, &b, &err)) {
         rc = fail("backend", &err);
         goto done;
     }

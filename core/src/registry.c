@@ -218,7 +218,13 @@ bt_status bt_registry_load_file(bt_registry *reg, const char *path, bt_err *err)
     if (d->kind == BT_KIND_BACKEND) {
         const struct bt_backend_i *bi = d->iface;
         if (BT_HAS(bi, score) && bi->score() <= 0) {
-            refuse(reg, err, BT_E_PLUGIN, path, "%sbackend cannot run on this machine (score 0)", "", 0, 0);
+            /* expected (a GPU backend built on a machine without that GPU): listed by
+             * `bt-pipeline plugins`, logged at info level, not warned about on every command */
+            char msg[1024];
+            snprintf(msg, sizeof(msg), "%s: backend cannot run on this machine (score 0)", path);
+            bt_registry_add_reject(reg, msg);
+            bt_log(BT_LOG_INFO, "plugin not used: %s", msg);
+            bt_err_set(err, BT_E_PLUGIN, "%s", msg);
             goto fail;
         }
     }

@@ -641,6 +641,16 @@ int main(int argc, char **argv) {
             tg->ok = 1;
     }
     if (only && !found_only) printf("backend %-10s skipped: no libbt-backend-%s.so in %s\n", only, only, dir);
+    if (only && strcmp(only, "cpu")) { /* the one backend asked for is skipped: nothing to run */
+        int any = 0;
+        for (int t = 1; t < n_targets; t++) any |= T[t].ok;
+        if (!any) {
+            for (int t = 0; t < n_targets; t++) bk_unload(&T[t].b);
+            bk_shutdown();
+            printf("nothing to test (%.1f s)\n", now() - t_start);
+            return 0;
+        }
+    }
     for (int t = 0; t < n_targets; t++) {
         struct target *tg = &T[t];
         if (t == 0) tg->ok = 1;
