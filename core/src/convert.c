@@ -454,6 +454,10 @@ static bt_status check_calibration(struct bt_convert_args *a, struct bt_reader *
  * refused before any work, naming the tensor */
 static bt_status check_requantize(struct bt_convert_args *a, struct bt_reader *r, uint32_t nt, bt_err *err) {
     int ty = bt_type_from_name(a->type);
+    struct bt_kv tmp;
+    const struct bt_kv *arch = bt_reader_kv(r, "general.architecture", &tmp);
+    if (arch && arch->type == BT_KV_STRING && arch->n == 6 && !memcmp(arch->v.s, "bitnet", 6))
+        return BT_OK; /* a native ternary checkpoint: its trits are the model, converted trit for trit */
     for (uint32_t i = 0; ty >= 0 && i < nt; i++) {
         struct bt_tensor t;
         bt_status st = r->i->tensor_get(r->ctx, i, &t, err);
