@@ -230,8 +230,14 @@ static void test_errors(const char *shared) {
     CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_FORMAT); /* no merges */
     const char *merges[] = {"a b"};
     bt_kvlist_strarr(&k, "tokenizer.ggml.merges", merges, 1);
-    bt_kvlist_str(&k, "tokenizer.ggml.pre", "qwen2");
+    bt_kvlist_str(&k, "tokenizer.ggml.pre", "no-such-pre");
     CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_UNSUPPORTED);
+    CHECK(strstr(terr.msg, "'no-such-pre'") != NULL); /* names it and lists the known ones */
+    CHECK(strstr(terr.msg, "llama-bpe") != NULL && strstr(terr.msg, "tekken") != NULL);
+    bt_kvlist_str(&k, "tokenizer.ggml.pre", "qwen2"); /* a known name builds */
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_OK);
+    bt_tokenizer_free(t);
+    t = NULL;
     bt_kvlist_str(&k, "bt.tokenizer.regex", "(unclosed");
     CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_E_FORMAT);
     CHECK(strstr(terr.msg, "regex") != NULL);
