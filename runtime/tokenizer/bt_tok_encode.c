@@ -97,13 +97,13 @@ static int encode_gpt2(struct bt_tokenizer *t, const char *s, size_t n, struct b
     return 0;
 }
 
-/* SentencePiece style: ' ' -> U+2581 (and one in front when first), then BPE over the whole
+/* SentencePiece style: ' ' -> U+2581 (and one in front of every segment: at the start and
+ * after each verbatim token, as llama.cpp and a Prepend normalizer do), then BPE over the whole
  * segment; characters missing from the vocabulary fall back to <0xXX> byte tokens */
-static int encode_spm(struct bt_tokenizer *t, const char *s, size_t n, int first,
-                      struct bt_ivec *out) {
+static int encode_spm(struct bt_tokenizer *t, const char *s, size_t n, struct bt_ivec *out) {
     if (scratch_reserve(t, 3 * n + 3)) return -1;
     size_t o = 0;
-    if (first && t->add_space_prefix) {
+    if (t->add_space_prefix) {
         memcpy(t->scratch, "\xe2\x96\x81", 3);
         o = 3;
     }
@@ -129,10 +129,9 @@ static int encode_spm(struct bt_tokenizer *t, const char *s, size_t n, int first
     return bt_bpe_merge(&t->work, &t->pairs, t->syms.v, (uint32_t)t->syms.n, out);
 }
 
-static int encode_segment(struct bt_tokenizer *t, const char *s, size_t n, int first,
-                          struct bt_ivec *out) {
+static int encode_segment(struct bt_tokenizer *t, const char *s, size_t n, struct bt_ivec *out) {
     if (!n) return 0;
-    return t->mode == BT_TOK_SPM ? encode_spm(t, s, n, first, out) : encode_gpt2(t, s, n, out);
+    return t->mode == BT_TOK_SPM ? encode_spm(t, s, n, out) : encode_gpt2(t, s, n, out);
 }
 
 bt_status bt_tokenizer_encode(struct bt_tokenizer *t, const char *text, size_t len,
@@ -155,13 +154,13 @@ bt_status bt_tokenizer_encode(struct bt_tokenizer *t, const char *text, size_t l
             }
         }
         if (hit < 0) { i++; continue; }
-        if (encode_segment(t, text + seg, i - seg, seg == 0, &out) ||
+        if (encode_segment(t, text + seg, i - seg, &out) ||
             bt_ivec_push(&out, t->spec[hit].id))
             goto nomem;
         i += t->spec[hit].len;
         seg = i;
     }
-    if (encode_segment(t, text + seg, len - seg, seg == 0, &out)) goto nomem;
+    if (encode_segment(t, text + seg, len - seg, &out)) goto nomem;
     if (!out.v && !(out.v = malloc(sizeof(int32_t)))) return BT_E_NOMEM; /* never NULL on OK */
     *ids = out.v;
     *n = out.n;
