@@ -66,8 +66,8 @@ static const struct bt_pretok table[] = {
     {{"llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral"}, l_llama3, 1, 1},
     {{"dbrx", "smaug-bpe"}, l_llama3, 0, 0},
     {{"gpt-2", "gpt2", "mpt", "olmo", "jais"}, l_gpt2, 0, 0},
-    {{"default"}, l_falcon, 0, 0}, /* what a GGUF without a (known) name gets in llama.cpp */
     {{"falcon"}, l_falcon, 0, 0},
+    {{"default"}, l_falcon, 0, 0}, /* a GGUF without tokenizer.ggml.pre (llama.cpp: the same) */
     {{"starcoder", "smollm", "refact", "command-r", "codeshell", "exaone", "minerva-7b"},
      l_starcoder, 0, 0},
     {{"qwen2", "deepseek-r1-qwen"}, l_qwen2, 0, 0},

@@ -236,6 +236,31 @@ static void test_errors(const char *shared) {
     CHECK(strstr(terr.msg, "llama-bpe") != NULL && strstr(terr.msg, "tekken") != NULL);
     bt_kvlist_str(&k, "tokenizer.ggml.pre", "qwen2"); /* a known name builds */
     CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_OK);
+    CHECK(bt_tokenizer_add_bos(t) == 0 && bt_tokenizer_add_eos(t) == 0); /* qwen2's defaults */
+    bt_tokenizer_free(t);
+    bt_kvlist_str(&k, "tokenizer.ggml.pre", "llama-bpe"); /* BOS by default */
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_OK);
+    CHECK(bt_tokenizer_add_bos(t) == 1 && bt_tokenizer_add_eos(t) == 0);
+    bt_tokenizer_free(t);
+    bt_kvlist_bool(&k, "tokenizer.ggml.add_bos_token", 0); /* the keys win */
+    bt_kvlist_bool(&k, "tokenizer.ggml.add_eos_token", 1);
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_OK);
+    CHECK(bt_tokenizer_add_bos(t) == 0 && bt_tokenizer_add_eos(t) == 1);
+    bt_tokenizer_free(t);
+    const char *stages[] = {"(?:ab)+", "b"}; /* bt.tokenizer.regex as a list of stages */
+    bt_kvlist_strarr(&k, "bt.tokenizer.regex", stages, 2);
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_OK);
+    int32_t *sid = NULL;
+    size_t sn = 0;
+    CHECK_EQ(bt_tokenizer_encode(t, "abab", 4, 0, &sid, &sn), BT_OK); /* abab -> a|b|a|b */
+    CHECK(sn == 4 && sid[0] == 0 && sid[1] == 1 && sid[2] == 0 && sid[3] == 1);
+    bt_tokenizer_free_ids(sid);
+    bt_tokenizer_free(t);
+    bt_kvlist_str(&k, "bt.tokenizer.regex", "(?:ab)+"); /* one stage: "ab" is merged */
+    CHECK_EQ(bt_tokenizer_from_kvs(k.kv, k.n, &t, &terr), BT_OK);
+    CHECK_EQ(bt_tokenizer_encode(t, "abab", 4, 0, &sid, &sn), BT_OK);
+    CHECK(sn == 2 && sid[0] == 2 && sid[1] == 2);
+    bt_tokenizer_free_ids(sid);
     bt_tokenizer_free(t);
     t = NULL;
     bt_kvlist_str(&k, "bt.tokenizer.regex", "(unclosed");

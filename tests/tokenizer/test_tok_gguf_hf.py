@@ -5,7 +5,10 @@
 # only tokenizer.ggml.* keys (our own mapping, as llama.cpp's converter names them: no
 # bt.tokenizer.* keys, so bt must take the split rules from tokenizer.ggml.pre), then compares
 # `bt-pipeline tokenize --special` on the GGUF with Tokenizer.encode on the json, text by text.
-# usage: test_tok_gguf_hf.py BT_PIPELINE SHARED_DIR TMP_DIR ; exits 77 without `tokenizers`.
+# With DUMP_TOOL (bt-tokenize-test) it also checks that bt's own tokenizer.json -> GGUF mapping
+# names each family's pre-tokenizer (tokenizer.ggml.pre) as the table does.
+# usage: test_tok_gguf_hf.py BT_PIPELINE SHARED_DIR TMP_DIR [DUMP_TOOL] ; exits 77 without
+# `tokenizers`.
 import json, os, subprocess, sys
 
 try:
@@ -178,6 +181,21 @@ def bt_ids(tool, model, textfile):
     return [int(x) for x in p.stdout.split()]
 
 
+# the name bt gives a family's tokenizer.json (the first of a table row with the same rules)
+CANONICAL = {"smollm": "starcoder", "refact": "starcoder"}
+
+
+def check_mapping(dump, folder, pre, model, fails):
+    p = subprocess.run([dump, "--dump-kvs", folder], capture_output=True, text=True)
+    if p.returncode:
+        fails.append("%s: --dump-kvs failed: %s" % (folder, p.stderr.strip()))
+        return
+    kv = json.loads(p.stdout)
+    if kv.get("tokenizer.ggml.pre") != pre or kv.get("tokenizer.ggml.model") != model:
+        fails.append("%s: tokenizer.json mapped to %s/%s, expected %s/%s" % (
+            folder, kv.get("tokenizer.ggml.model"), kv.get("tokenizer.ggml.pre"), model, pre))
+
+
 def cut(ids, sid):
     parts = [[]]
     for i in ids:
@@ -221,6 +239,7 @@ def compare(tool, tmp, name, tok, gguf_path, texts, fails, sep=None):
 
 def main():
     tool, shared, tmp = sys.argv[1:4]
+    dump = sys.argv[4] if len(sys.argv) > 4 else None
     os.makedirs(tmp, exist_ok=True)
     fails, total = [], 0
     data = corpus(shared)
@@ -234,13 +253,19 @@ def main():
 
     for name, (pre, ignore_merges) in FAMILIES.items():
         tok = train_bytelevel(pre, ignore_merges, data)
-        tok.save(os.path.join(tmp, "%s.tokenizer.json" % name))
+        os.makedirs(os.path.join(tmp, name), exist_ok=True)
+        tok.save(os.path.join(tmp, name, "tokenizer.json"))
+        if dump:
+            check_mapping(dump, os.path.join(tmp, name), CANONICAL.get(name, name), "gpt2", fails)
         path = os.path.join(tmp, "%s.gguf" % name)
         write_gguf(path, tok, name, False, 0, 1, name in ("llama-bpe", "tekken"))
         total += compare(tool, tmp, name, tok, path, TEXTS, fails, "<|sep|>")
 
     tok = train_spm(data)
-    tok.save(os.path.join(tmp, "spm.tokenizer.json"))
+    os.makedirs(os.path.join(tmp, "spm"), exist_ok=True)
+    tok.save(os.path.join(tmp, "spm", "tokenizer.json"))
+    if dump:
+        check_mapping(dump, os.path.join(tmp, "spm"), "default", "llama", fails)
     path = os.path.join(tmp, "spm.gguf")
     write_gguf(path, tok, "default", True, 1, 2, True)
     spm_texts = [(k, t.replace("<|begin_of_text|>", "<s>").replace("<|end_of_text|>", "</s>")
