@@ -29,6 +29,13 @@ static const char re_tekken[] =
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
     "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
     "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* GPT-4o (o200k): tekken's case-aware words with optional contractions, digits by 1-3 */
+static const char re_gpt4o[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /* DeepSeek: CJK ideographs + the block below them + Hangul as runs */
 static const char re_ds_cjk[] = "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
 /* DeepSeek LLM: cased letters (Lu/Ll/Lt), ASCII + fullwidth punctuation and quotes */
@@ -50,6 +57,7 @@ static const char *const l_gpt2[] = {bt_pretok_re_gpt2, NULL};
 static const char *const l_llama3[] = {re_llama3, NULL};
 static const char *const l_qwen2[] = {re_qwen2, NULL};
 static const char *const l_tekken[] = {re_tekken, NULL};
+static const char *const l_gpt4o[] = {re_gpt4o, NULL};
 /* StarCoder-style: Digits(individual) then ByteLevel */
 static const char *const l_starcoder[] = {"\\p{N}", bt_pretok_re_gpt2, NULL};
 static const char *const l_falcon[] = {re_punct_run, bt_pretok_re_gpt2, "\\p{N}+",
@@ -72,6 +80,7 @@ static const struct bt_pretok table[] = {
      l_starcoder, 0, 0},
     {{"qwen2", "deepseek-r1-qwen"}, l_qwen2, 0, 0},
     {{"tekken"}, l_tekken, 1, 1},
+    {{"gpt-4o"}, l_gpt4o, 0, 0},
     {{"deepseek-llm"}, l_ds_llm, 0, 0},
     {{"deepseek-coder"}, l_ds_coder, 0, 0},
     {{"deepseek-v3"}, l_ds3, 0, 0},

@@ -26,6 +26,10 @@ QWEN2 = LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
 TEKKEN = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
           r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
           r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+CONTR = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+GPT4O = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+" + CONTR +
+         r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*" + CONTR +
+         r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 DS_CJK = r"[\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}]+"
 DS_LLM = [r"[\r\n]", r"\s?[\p{Lu}\p{Ll}\p{Lt}]+",
           r"\s?[\x{21}-\x{2F}\x{3A}-\x{7E}\x{FF01}-\x{FF0F}\x{FF1A}-\x{FF5E}\x{2018}-\x{201F}"
@@ -50,6 +54,7 @@ FAMILIES = {
     "llama-bpe": (pre_tokenizers.Sequence(splits(LLAMA3) + [bl(False)]), True),
     "qwen2": (pre_tokenizers.Sequence(splits(QWEN2) + [bl(False)]), False),
     "tekken": (pre_tokenizers.Sequence(splits(TEKKEN) + [bl(False)]), True),
+    "gpt-4o": (pre_tokenizers.Sequence(splits(GPT4O) + [bl(False)]), False),
     "starcoder": (pre_tokenizers.Sequence([pre_tokenizers.Digits(True), bl(True)]), False),
     "smollm": (pre_tokenizers.Sequence([pre_tokenizers.Digits(True), bl(True)]), False),
     "refact": (pre_tokenizers.Sequence([pre_tokenizers.Digits(True), bl(True)]), False),
