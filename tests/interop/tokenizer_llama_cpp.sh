@@ -26,6 +26,13 @@ fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 python3 "$SRC/tests/tokenizer/test_tok_gguf_hf.py" "$BT" "$SHARED" "$TMP" >&2
+# and a whole model as bt writes it (bt-tiny, tokenizer from its tokenizer.json), on the eval text
+mkdir -p "$TMP/tiny"
+printf '[input]\npath = %s\n[quantize]\nmethod = none\n[output]\npath = bt-tiny.gguf\n' \
+  "$SRC/models/bt-tiny" > "$TMP/tiny/cv.ini"
+"$BT" -q run "$TMP/tiny/cv.ini"
+mv "$TMP/tiny/bt-tiny.gguf" "$TMP/bt-tiny.gguf"
+cp "$SHARED/data/eval_kjv.txt" "$TMP/text_bt-tiny.txt"
 
 fails=0
 for g in "$TMP"/*.gguf; do
