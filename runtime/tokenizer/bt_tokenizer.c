@@ -230,8 +230,12 @@ static bt_status build_pretok(struct bt_tokenizer *t, const struct bt_kv *rk,
     bt_status st = BT_OK;
     if (rk && rk->type == BT_KV_STRING && rk->v.s) return build_regex(t, rk->v.s, err);
     if (kv_is_strarr(rk) && rk->n > 0) {
-        for (uint64_t i = 0; i < rk->n && !st; i++)
-            st = build_regex(t, ((const char *const *)rk->v.arr)[i], err);
+        for (uint64_t i = 0; i < rk->n && !st; i++) {
+            const char *re = ((const char *const *)rk->v.arr)[i];
+            st = re ? build_regex(t, re, err)
+                    : bt_err_set(err, BT_E_FORMAT, "tokenizer: bt.tokenizer.regex[%llu] is empty",
+                                 (unsigned long long)i);
+        }
         return st;
     }
     if (!pt) {
