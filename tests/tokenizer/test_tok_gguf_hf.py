@@ -133,7 +133,7 @@ def merges_of(j):
     return [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
 
 
-def write_gguf(path, tok, pre, spm, bos, eos, add_bos, with_merges=True):
+def write_gguf(path, tok, pre, spm, bos, eos, add_bos):
     """tokenizer.json -> tokenizer.ggml.* (our mapping of the converter's rules)"""
     j = json.loads(tok.to_str())
     vocab = j["model"]["vocab"]
@@ -166,7 +166,7 @@ def write_gguf(path, tok, pre, spm, bos, eos, add_bos, with_merges=True):
         w.add_unk_token_id(vocab["<unk>"])
     w.add_token_list(toks)
     w.add_token_types(types)
-    if with_merges and not spm:
+    if not spm:  # (SentencePiece: scores only, as the converter writes a tokenizer.model)
         w.add_token_merges(merges)
     w.add_bos_token_id(bos)
     w.add_eos_token_id(eos)
