@@ -1,6 +1,7 @@
 /* hf_tokenizer.c - parses a Hugging Face tokenizer.json (and tokenizer_config.json next to it)
  * with json-c and emits the GGUF tokenizer metadata keys (see hf_tokenizer.h). */
 #include "hf_tokenizer.h"
+#include "bt_pretok.h"
 #include "bt_types.h"
 #include "bt/bt.h" /* struct bt_err, bt_err_set (bt_types) */
 
@@ -195,10 +196,14 @@ done:
     return st;
 }
 
-/* byte-level pre-tokenizer: the Split regex (if any) and whether ByteLevel splits itself */
+/* byte-level pre-tokenizer -> the list of split regexes it applies in turn (Split regexes,
+ * Digits, Punctuation, ByteLevel's own GPT-2 regex), named by bt_pretok_match when a known
+ * family's rules; the exact list always goes to bt.tokenizer.regex */
+enum { MAX_STAGES = 8 };
 static bt_status byte_level_pre(struct hf_ctx *c, struct bt_kvlist *out, json_object *pre) {
-    const char *regex = NULL;
-    int nsplit = 0, bl_regex = 0;
+    const char *re[MAX_STAGES];
+    char punct[2][64];
+    size_t nre = 0, npunct = 0;
     json_object *list = NULL;
     const char *t = obj_type(pre);
     if (t && strcmp(t, "Sequence") == 0) list = get(pre, "pretokenizers");
@@ -206,39 +211,46 @@ static bt_status byte_level_pre(struct hf_ctx *c, struct bt_kvlist *out, json_ob
                                                                   : (pre ? 1 : 0);
     for (size_t i = 0; i < n; i++) {
         json_object *e = list ? json_object_array_get_idx(list, i) : pre;
-        const char *et = obj_type(e);
+        const char *et = obj_type(e), *r = NULL;
         if (!et) continue;
         if (strcmp(et, "Split") == 0) {
-            nsplit++;
-            const char *r = get_str(get(e, "pattern"), "Regex");
+            r = get_str(get(e, "pattern"), "Regex");
             const char *beh = get_str(e, "behavior");
             json_object *inv = get(e, "invert");
             if (!r) warn(c, "tokenizer.json: Split pre-tokenizer without a regex is not supported");
             else if ((beh && strcmp(beh, "Isolated") != 0) || (inv && json_object_get_boolean(inv)))
                 warn(c, "tokenizer.json: Split behavior '%s' is treated as Isolated", beh ? beh : "?");
-            if (r) regex = r;
         } else if (strcmp(et, "ByteLevel") == 0) {
             json_object *ur = get(e, "use_regex");
-            if (!ur || json_object_get_boolean(ur)) bl_regex = 1;
+            if (!ur || json_object_get_boolean(ur)) r = bt_pretok_re_gpt2;
             json_object *aps = get(e, "add_prefix_space");
             if (aps && json_object_get_boolean(aps))
                 warn(c, "tokenizer.json: ByteLevel add_prefix_space is not supported (ignored)");
+        } else if (strcmp(et, "Digits") == 0) {
+            json_object *ind = get(e, "individual_digits");
+            r = ind && json_object_get_boolean(ind) ? "\\p{N}" : "\\p{N}+";
+        } else if (strcmp(et, "Punctuation") == 0 && npunct < 2) {
+            const char *beh = get_str(e, "behavior");
+            int run = beh && strcmp(beh, "Contiguous") == 0;
+            snprintf(punct[npunct], sizeof punct[0], "%s%s", bt_pretok_re_punct, run ? "+" : "");
+            r = punct[npunct++];
         } else {
             warn(c, "tokenizer.json: pre-tokenizer '%s' is not supported (ignored)", et);
         }
+        if (r && nre == MAX_STAGES)
+            return fail(c, BT_E_UNSUPPORTED, "tokenizer.json: more than %d pre-tokenizer stages",
+                        MAX_STAGES);
+        if (r) re[nre++] = r;
     }
-    if (nsplit > 1 || (nsplit && bl_regex)) {
-        warn(c, "tokenizer.json: several split stages; using the last Split regex only");
-    }
-    const char *pname = "default";
-    if (!regex && bl_regex) regex = bt_hf_regex_gpt2;
-    if (regex && strcmp(regex, bt_hf_regex_llama3) == 0) pname = "llama-bpe";
-    else if (regex && strcmp(regex, bt_hf_regex_gpt2) == 0) pname = "gpt2";
-    else warn(c, "tokenizer.json: unknown pre-tokenizer regex; tokenizer.ggml.pre = default "
-                 "(bt uses the exact regex from bt.tokenizer.regex)");
+    const struct bt_pretok *pt = nre ? bt_pretok_match(re, nre) : NULL;
+    const char *pname = pt ? pt->names[0] : "default";
+    if (!pt)
+        warn(c, "tokenizer.json: pre-tokenizer rules of no known family; tokenizer.ggml.pre = "
+                "default (bt uses the exact rules from bt.tokenizer.regex)");
     bt_status st = bt_kvlist_str(out, "tokenizer.ggml.pre", pname);
-    if (!st && regex) st = bt_kvlist_str(out, "bt.tokenizer.regex", regex);
-    return st;
+    if (st || !nre) return st;
+    if (nre == 1) return bt_kvlist_str(out, "bt.tokenizer.regex", re[0]);
+    return bt_kvlist_strarr(out, "bt.tokenizer.regex", re, nre);
 }
 
 /* SentencePiece-style BPE: Metaspace pre-tokenizer or a normalizer that maps ' ' to U+2581 */
@@ -420,7 +432,7 @@ bt_status bt_hf_tokenizer_kvs_log(const char *path, struct bt_kvlist *out, bt_er
     } else {
         if (byte_fallback) warn(&c, "tokenizer.json: byte_fallback is ignored for byte-level BPE");
         if ((st = byte_level_pre(&c, out, get(root, "pre_tokenizer")))) {
-            fail(&c, st, "tokenizer.json: out of memory");
+            if (st == BT_E_NOMEM) fail(&c, st, "tokenizer.json: out of memory");
             goto done;
         }
     }

@@ -75,7 +75,7 @@ struct bt_model {
     int                     stop_hook;  /* bt_layer_forward returns after hook which+1 (0 = never) */
     void                   *hook_user;  /* its argument */
     void                   *tok;        /* struct bt_tokenizer *, owned; NULL if unavailable */
-    char                    tok_err[256]; /* why tok is NULL */
+    char                    tok_err[1024]; /* why tok is NULL (a bt_err message) */
 };
 
 /* bt_ops.c: views, the op list and the calls the forward pass makes */

@@ -49,24 +49,29 @@ static int encode_word_gpt2(struct bt_tokenizer *t, const char *s, size_t n, str
     return 0;
 }
 
-/* valid UTF-8 run: regex matches and the gaps between them are pre-tokens */
-static int split_run(struct bt_tokenizer *t, const char *s, size_t n, struct bt_ivec *out) {
+/* valid UTF-8 run through split stage k: the regex matches and the gaps between them are
+ * pieces; each piece goes through the next stage, pieces of the last stage are pre-tokens */
+static int split_run(struct bt_tokenizer *t, uint32_t k, const char *s, size_t n,
+                     struct bt_ivec *out) {
+    if (k >= t->n_re) return encode_word_gpt2(t, s, n, out);
+    pcre2_code *re = t->re[k];
+    pcre2_match_data *md = t->md[k];
     size_t pos = 0, gap = 0;
     while (pos < n) {
-        int rc = pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, t->md, NULL);
+        int rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
         if (rc < 0) break; /* no more matches (or a match error: the rest is one gap) */
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t ms = ov[0], me = ov[1];
         if (me <= ms) { /* empty match: step over one character, it stays in the gap */
             size_t l = ms < n ? bt_utf8_valid_len((const unsigned char *)s + ms, n - ms) : 1;
             pos = ms + (l ? l : 1);
             continue;
         }
-        if (ms > gap && encode_word_gpt2(t, s + gap, ms - gap, out)) return -1;
-        if (encode_word_gpt2(t, s + ms, me - ms, out)) return -1;
+        if (ms > gap && split_run(t, k + 1, s + gap, ms - gap, out)) return -1;
+        if (split_run(t, k + 1, s + ms, me - ms, out)) return -1;
         pos = gap = me;
     }
-    if (gap < n && encode_word_gpt2(t, s + gap, n - gap, out)) return -1;
+    if (gap < n && split_run(t, k + 1, s + gap, n - gap, out)) return -1;
     return 0;
 }
 
@@ -85,20 +90,20 @@ static int encode_gpt2(struct bt_tokenizer *t, const char *s, size_t n, struct b
     size_t pos = 0;
     while (pos < n) {
         size_t e = valid_run_end(s, pos, n);
-        if (e > pos && split_run(t, s + pos, e - pos, out)) return -1;
+        if (e > pos && split_run(t, 0, s + pos, e - pos, out)) return -1;
         if (e < n && encode_word_gpt2(t, s + e, 1, out)) return -1; /* one invalid byte */
         pos = e < n ? e + 1 : e;
     }
     return 0;
 }
 
-/* SentencePiece style: ' ' -> U+2581 (and one in front when first), then BPE over the whole
+/* SentencePiece style: ' ' -> U+2581 (and one in front of every segment: at the start and
+ * after each verbatim token, as llama.cpp and a Prepend normalizer do), then BPE over the whole
  * segment; characters missing from the vocabulary fall back to <0xXX> byte tokens */
-static int encode_spm(struct bt_tokenizer *t, const char *s, size_t n, int first,
-                      struct bt_ivec *out) {
+static int encode_spm(struct bt_tokenizer *t, const char *s, size_t n, struct bt_ivec *out) {
     if (scratch_reserve(t, 3 * n + 3)) return -1;
     size_t o = 0;
-    if (first && t->add_space_prefix) {
+    if (t->add_space_prefix) {
         memcpy(t->scratch, "\xe2\x96\x81", 3);
         o = 3;
     }
@@ -124,10 +129,9 @@ static int encode_spm(struct bt_tokenizer *t, const char *s, size_t n, int first
     return bt_bpe_merge(&t->work, &t->pairs, t->syms.v, (uint32_t)t->syms.n, out);
 }
 
-static int encode_segment(struct bt_tokenizer *t, const char *s, size_t n, int first,
-                          struct bt_ivec *out) {
+static int encode_segment(struct bt_tokenizer *t, const char *s, size_t n, struct bt_ivec *out) {
     if (!n) return 0;
-    return t->mode == BT_TOK_SPM ? encode_spm(t, s, n, first, out) : encode_gpt2(t, s, n, out);
+    return t->mode == BT_TOK_SPM ? encode_spm(t, s, n, out) : encode_gpt2(t, s, n, out);
 }
 
 bt_status bt_tokenizer_encode(struct bt_tokenizer *t, const char *text, size_t len,
@@ -150,13 +154,13 @@ bt_status bt_tokenizer_encode(struct bt_tokenizer *t, const char *text, size_t l
             }
         }
         if (hit < 0) { i++; continue; }
-        if (encode_segment(t, text + seg, i - seg, seg == 0, &out) ||
+        if (encode_segment(t, text + seg, i - seg, &out) ||
             bt_ivec_push(&out, t->spec[hit].id))
             goto nomem;
         i += t->spec[hit].len;
         seg = i;
     }
-    if (encode_segment(t, text + seg, len - seg, seg == 0, &out)) goto nomem;
+    if (encode_segment(t, text + seg, len - seg, &out)) goto nomem;
     if (!out.v && !(out.v = malloc(sizeof(int32_t)))) return BT_E_NOMEM; /* never NULL on OK */
     *ids = out.v;
     *n = out.n;

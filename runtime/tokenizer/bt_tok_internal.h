@@ -10,6 +10,7 @@
 #include "bt_tokenizer.h"
 
 enum { BT_TOK_GPT2 = 1, BT_TOK_SPM = 2 };
+enum { BT_TOK_MAX_RE = 8 }; /* pre-tokenizer split stages at most */
 enum { BT_TT_NORMAL = 1, BT_TT_UNKNOWN = 2, BT_TT_CONTROL = 3, BT_TT_USER = 4, BT_TT_BYTE = 6 };
 
 /* growable int32 vector */
@@ -110,10 +111,12 @@ struct bt_tokenizer {
     struct bt_special *spec;  /* sorted by first byte, then longest first */
     uint32_t n_spec;
     uint32_t spec_first[257]; /* specials starting with byte b: spec[spec_first[b]..[b+1]) */
-    pcre2_code       *re;     /* pre-tokenizer (GPT2 mode) */
-    pcre2_match_data *md;
+    pcre2_code       *re[BT_TOK_MAX_RE]; /* pre-tokenizer split stages (GPT2 mode) */
+    pcre2_match_data *md[BT_TOK_MAX_RE]; /* one per stage (stages nest) */
+    uint32_t n_re;            /* stages */
     int      ignore_merges;   /* whole pre-token in vocab -> take it as is */
     int      add_bos;         /* model expects BOS */
+    int      add_eos;         /* model expects EOS at the end */
     int      add_space_prefix; /* SPM: prepend U+2581 to the text */
     int32_t  bos, eos, unk;   /* -1 if none */
     struct bt_cache cache;    /* GPT2 pre-token cache */

@@ -4,13 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bt_pretok.h"
 #include "bt_tok_internal.h"
-
-static const char regex_llama3[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
-    "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char regex_gpt2[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 static const struct bt_kv *kv_find(const struct bt_kv *kvs, uint32_t n, const char *key) {
     for (uint32_t i = 0; i < n; i++)
@@ -205,21 +200,52 @@ static bt_status build_from_scores(struct bt_tokenizer *t, const struct bt_kv *s
     return BT_OK;
 }
 
+/* compiles split stage t->n_re from pattern */
 static bt_status build_regex(struct bt_tokenizer *t, const char *pattern, bt_err *err) {
     int ec;
     PCRE2_SIZE eo;
-    t->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec,
-                          &eo, NULL);
-    if (!t->re) {
+    uint32_t k = t->n_re;
+    if (k >= BT_TOK_MAX_RE)
+        return bt_err_set(err, BT_E_UNSUPPORTED, "tokenizer: more than %d pre-tokenizer regexes",
+                          BT_TOK_MAX_RE);
+    t->re[k] = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+                             &ec, &eo, NULL);
+    if (!t->re[k]) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof(msg));
-        return bt_err_set(err, BT_E_FORMAT, "tokenizer: pre-tokenizer regex error at %zu: %s",
-                          (size_t)eo, (const char *)msg);
+        return bt_err_set(err, BT_E_FORMAT, "tokenizer: pre-tokenizer regex %u error at %zu: %s",
+                          k + 1, (size_t)eo, (const char *)msg);
     }
-    (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
-    t->md = pcre2_match_data_create_from_pattern(t->re, NULL);
-    if (!t->md) return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
+    t->n_re++;
+    (void)pcre2_jit_compile(t->re[k], PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+    t->md[k] = pcre2_match_data_create_from_pattern(t->re[k], NULL);
+    if (!t->md[k]) return bt_err_set(err, BT_E_NOMEM, "tokenizer: out of memory");
     return BT_OK;
+}
+
+/* the split stages: bt.tokenizer.regex (a string or a string array: the exact rules of a
+ * tokenizer.json) wins, else the list tokenizer.ggml.pre names (bt_pretok.c) */
+static bt_status build_pretok(struct bt_tokenizer *t, const struct bt_kv *rk,
+                              const struct bt_pretok *pt, const char *pname, bt_err *err) {
+    bt_status st = BT_OK;
+    if (rk && rk->type == BT_KV_STRING && rk->v.s) return build_regex(t, rk->v.s, err);
+    if (kv_is_strarr(rk) && rk->n > 0) {
+        for (uint64_t i = 0; i < rk->n && !st; i++) {
+            const char *re = ((const char *const *)rk->v.arr)[i];
+            st = re ? build_regex(t, re, err)
+                    : bt_err_set(err, BT_E_FORMAT, "tokenizer: bt.tokenizer.regex[%llu] is empty",
+                                 (unsigned long long)i);
+        }
+        return st;
+    }
+    if (!pt) {
+        char names[1024];
+        return bt_err_set(err, BT_E_UNSUPPORTED,
+                          "tokenizer: pre-tokenizer '%s' (tokenizer.ggml.pre) is not known; "
+                          "known: %s", pname, bt_pretok_names(names, sizeof names));
+    }
+    for (int i = 0; pt->re[i] && !st; i++) st = build_regex(t, pt->re[i], err);
+    return st;
 }
 
 bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t nkv, struct bt_tokenizer **out,
@@ -325,12 +351,13 @@ bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t nkv, struct bt
     /* options */
     const struct bt_kv *pre = kv_find(kvs, nkv, "tokenizer.ggml.pre");
     const char *pname = pre && pre->type == BT_KV_STRING && pre->v.s ? pre->v.s : "default";
-    int llama3 = strcmp(pname, "llama-bpe") == 0 || strcmp(pname, "llama3") == 0 ||
-                 strcmp(pname, "llama-v3") == 0;
+    const struct bt_pretok *pt = mode == BT_TOK_GPT2 ? bt_pretok_find(pname) : NULL;
     int64_t v;
     t->add_bos = kv_int(kv_find(kvs, nkv, "tokenizer.ggml.add_bos_token"), &v)
-                     ? v != 0 : (llama3 || mode == BT_TOK_SPM);
-    t->ignore_merges = kv_int(kv_find(kvs, nkv, "bt.tokenizer.ignore_merges"), &v) ? v != 0 : llama3;
+                     ? v != 0 : (mode == BT_TOK_SPM || (pt && pt->add_bos));
+    t->add_eos = kv_int(kv_find(kvs, nkv, "tokenizer.ggml.add_eos_token"), &v) ? v != 0 : 0;
+    t->ignore_merges = kv_int(kv_find(kvs, nkv, "bt.tokenizer.ignore_merges"), &v)
+                           ? v != 0 : (pt && pt->ignore_merges);
     t->add_space_prefix = mode == BT_TOK_SPM &&
         (kv_int(kv_find(kvs, nkv, "tokenizer.ggml.add_space_prefix"), &v) ? v != 0 : 1);
     if (kv_int(kv_find(kvs, nkv, "tokenizer.ggml.bos_token_id"), &v) && v >= 0 && v < n) t->bos = (int32_t)v;
@@ -340,19 +367,9 @@ bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t nkv, struct bt
     if (kv_int(kv_find(kvs, nkv, "tokenizer.ggml.unknown_token_id"), &v) && v >= 0 && v < n) t->unk = (int32_t)v;
     else if (mode == BT_TOK_SPM) t->unk = 0;
 
-    if (mode == BT_TOK_GPT2) {
-        const struct bt_kv *rk = kv_find(kvs, nkv, "bt.tokenizer.regex");
-        const char *pattern = NULL;
-        if (rk && rk->type == BT_KV_STRING && rk->v.s) pattern = rk->v.s;
-        else if (llama3) pattern = regex_llama3;
-        else if (strcmp(pname, "default") == 0 || strcmp(pname, "gpt2") == 0) pattern = regex_gpt2;
-        else {
-            st = bt_err_set(err, BT_E_UNSUPPORTED,
-                            "tokenizer: pre-tokenizer '%s' is not supported (no bt.tokenizer.regex)", pname);
-            goto fail;
-        }
-        if ((st = build_regex(t, pattern, err))) goto fail;
-    }
+    if (mode == BT_TOK_GPT2 &&
+        (st = build_pretok(t, kv_find(kvs, nkv, "bt.tokenizer.regex"), pt, pname, err)))
+        goto fail;
     *out = t;
     return BT_OK;
 nomem:
@@ -364,8 +381,10 @@ fail:
 
 void bt_tokenizer_free(struct bt_tokenizer *t) {
     if (!t) return;
-    if (t->md) pcre2_match_data_free(t->md);
-    if (t->re) pcre2_code_free(t->re);
+    for (uint32_t k = 0; k < BT_TOK_MAX_RE; k++) {
+        if (t->md[k]) pcre2_match_data_free(t->md[k]);
+        if (t->re[k]) pcre2_code_free(t->re[k]);
+    }
     bt_cache_free(&t->cache);
     bt_bpe_work_free(&t->work);
     bt_strmap_free(&t->vocab);
@@ -410,6 +429,7 @@ uint32_t bt_tokenizer_n_vocab(const struct bt_tokenizer *t) { return t ? t->n_vo
 int32_t bt_tokenizer_bos(const struct bt_tokenizer *t) { return t ? t->bos : -1; }
 int32_t bt_tokenizer_eos(const struct bt_tokenizer *t) { return t ? t->eos : -1; }
 int bt_tokenizer_add_bos(const struct bt_tokenizer *t) { return t ? t->add_bos : 0; }
+int bt_tokenizer_add_eos(const struct bt_tokenizer *t) { return t ? t->add_eos : 0; }
 
 bt_status bt_tokenizer_decode(const struct bt_tokenizer *t, const int32_t *ids, size_t n,
                               char **text, size_t *len) {

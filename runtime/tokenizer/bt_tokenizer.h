@@ -12,7 +12,10 @@ struct bt_tokenizer;
 
 /* Builds a tokenizer from metadata key/values (copied; kvs may be freed afterwards).
  * Reads tokenizer.ggml.{model,tokens,token_type,merges,scores,pre,bos_token_id,eos_token_id,
- * unknown_token_id,add_bos_token,add_space_prefix} and bt.tokenizer.{regex,ignore_merges}.
+ * unknown_token_id,add_bos_token,add_eos_token,add_space_prefix} and
+ * bt.tokenizer.{regex,ignore_merges}. The split rules of a gpt2 tokenizer: bt.tokenizer.regex
+ * (string or string array) if present, else the list tokenizer.ggml.pre names (bt_pretok.h;
+ * missing = "default"); an unknown name is BT_E_UNSUPPORTED naming it and the known ones.
  * err is cleared on entry; on failure *out = NULL and err holds the status and
  * "tokenizer: ...". err may be NULL. */
 bt_status bt_tokenizer_from_kvs(const struct bt_kv *kvs, uint32_t n, struct bt_tokenizer **out,
@@ -55,4 +58,5 @@ uint32_t bt_tokenizer_n_vocab(const struct bt_tokenizer *tok);
 int32_t  bt_tokenizer_bos(const struct bt_tokenizer *tok);     /* -1 if none */
 int32_t  bt_tokenizer_eos(const struct bt_tokenizer *tok);     /* -1 if none */
 int      bt_tokenizer_add_bos(const struct bt_tokenizer *tok); /* 1 if the model expects BOS */
+int      bt_tokenizer_add_eos(const struct bt_tokenizer *tok); /* 1 if it expects EOS last */
 #endif
