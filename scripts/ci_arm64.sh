@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# ci_arm64.sh - the emulated AArch64 part of CI: cross-build bt with Debian's aarch64 cross
+# compiler against the arm64 -dev packages (multiarch; installed here when missing), then run
+# under qemu-user:
+#   1. the backend conformance harness on cpu-neon (every kernel against the scalar reference
+#      built for aarch64), on a CPU with dotprod (-cpu max: the sdot kernels) and on one without
+#      (-cpu cortex-a72: the plain NEON kernels, chosen at run time from HWCAP_ASIMDDP);
+#   2. bt-tiny end to end: convert to TQ2_0 and to 2-plane MTQ, then eval a few windows with
+#      int8 activations on cpu-neon; each perplexity must equal the x86 build's (cpu-avx2 or
+#      cpu) within 1e-4 relative.
+# usage: scripts/ci_arm64.sh [X86_BUILD_DIR]   (default build; it must hold bt-pipeline)
+# BT_ARM64_BUILD: the cross build folder (default build-arm64). Prints each part's time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+X86=${1:-build}
+B=${BT_ARM64_BUILD:-build-arm64}
+SHARED=${BT_SHARED:-../shared}
+start=$(date +%s)
+part() {
+    local name=$1 t0
+    shift
+    t0=$(date +%s)
+    echo "[arm64] $name: $*"
+    "$@"
+    echo "[arm64] $name: $(( $(date +%s) - t0 )) s"
+}
+
+# ---- tools: cross compiler, arm64 libraries (multiarch), qemu-user ---------------------------
+setup() {
+    local pkgs=(gcc-aarch64-linux-gnu qemu-user libinih-dev:arm64 libzstd-dev:arm64
+                libjson-c-dev:arm64 libpcre2-dev:arm64 libopenblas-dev:arm64 liblapacke-dev:arm64)
+    local missing=() SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if ((${#missing[@]})); then
+        dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+build() {
+    cmake -S . -B "$B" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64.cmake >/dev/null
+    # the executables and every plugin (not the unit tests: they run natively in the x86 parts)
+    local targets
+    targets=$(cmake --build "$B" --target help | sed -n 's/^\.\.\. \(bt-\(reader\|writer\|quantizer\|backend\|format\)-[a-z0-9-]*\).*/\1/p')
+    # shellcheck disable=SC2086
+    cmake --build "$B" -j2 --target bt-pipeline test_backend_ops $targets
+    file "$B/lib/bt/libbt-backend-cpu-neon.so" | grep -q "ARM aarch64" ||
+        { echo "[arm64] libbt-backend-cpu-neon.so is not an aarch64 module"; return 1; }
+}
+
+QEMU=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
+
+# the harness on cpu-neon under one emulated CPU; $2: the kernel table open() must have chosen
+conformance() {
+    local cpu=$1 isa=$2 log="$B/conformance-$1.log"
+    if ! "${QEMU[@]}" -cpu "$cpu" "$B/bin/test_backend_ops" "$B/lib/bt" --backend cpu-neon -t 2 \
+        >"$log" 2>&1; then
+        grep -E "FAIL|skipped" "$log" | head -40
+        echo "[arm64] conformance on -cpu $cpu FAILED (log: $log)"
+        return 1
+    fi
+    grep -q "under test: .*, $isa kernels)" "$log" ||
+        { grep "under test" "$log"; echo "[arm64] -cpu $cpu: expected kernels '$isa'"; return 1; }
+    echo "[arm64] -cpu $cpu ($isa): $(grep -c ' PASS$' "$log") groups passed, $(tail -1 "$log")"
+}
+
+# perplexity in a report JSON
+ppl_of() { python3 -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))["perplexity"]))' "$1"; }
+
+# convert bt-tiny (method, type) with bt-pipeline $1 into $2, then eval 3 windows of 128 tokens
+e2e_one() {
+    local exe=$1 dir=$2 backend=$3 method=$4 type=$5 extra=$6
+    mkdir -p "$dir"
+    cat >"$dir/convert.ini" <<EOF
+[input]
+path = $PWD/$SHARED/models/bt-tiny
+[quantize]
+method = $method
+$extra
+[output]
+path = $dir/model.gguf
+type = $type
+EOF
+    $exe run "$dir/convert.ini" >"$dir/convert.log" 2>&1 ||
+        { cat "$dir/convert.log"; echo "[arm64] convert failed ($dir)"; return 1; }
+    $exe eval --model "$dir/model.gguf" --text "$SHARED/data/eval_kjv.txt" --ctx 128 \
+        --max-windows 3 --act q8 --backend "$backend" --threads 2 --report "$dir/eval.json" \
+        >"$dir/eval.log" 2>&1 ||
+        { cat "$dir/eval.log"; echo "[arm64] eval failed ($dir)"; return 1; }
+}
+
+e2e() {
+    local x86be=cpu fail=0
+    [ -e "$X86/lib/bt/libbt-backend-cpu-avx2.so" ] && x86be=cpu-avx2
+    local runs=("absmean tq2_0 scale=lsq" "residual mtq bases=2")
+    for r in "${runs[@]}"; do
+        read -r method type extra <<<"$r"
+        local d="$B/e2e/$type"
+        e2e_one "$X86/bin/bt-pipeline" "$PWD/$d/x86" "$x86be" "$method" "$type" "$extra"
+        e2e_one "${QEMU[*]} -cpu max $B/bin/bt-pipeline" "$PWD/$d/arm64" cpu-neon "$method" "$type" "$extra"
+        local px pa
+        px=$(ppl_of "$d/x86/eval.json")
+        pa=$(ppl_of "$d/arm64/eval.json")
+        local same="differ"
+        cmp -s "$d/x86/model.gguf" "$d/arm64/model.gguf" && same="identical"
+        if python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if abs(a-b)<=1e-4*abs(a) else 1)' "$px" "$pa"; then
+            echo "[arm64] bt-tiny $type: perplexity x86 ($x86be) $px, aarch64 (cpu-neon) $pa: equal within 1e-4; converted files $same"
+        else
+            echo "[arm64] bt-tiny $type: perplexity x86 ($x86be) $px, aarch64 (cpu-neon) $pa: NOT within 1e-4"
+            fail=1
+        fi
+    done
+    return $fail
+}
+
+part setup setup
+part build build
+part conformance-dotprod conformance max neon+dotprod
+part conformance-plain conformance cortex-a72 neon
+part e2e e2e
+echo "[arm64] total: $(( $(date +%s) - start )) s"
