@@ -21,7 +21,7 @@ AI int32_t ihsum(iacc a) { return vaddvq_s32(a); }
 #else
 #define NQ(name) bt_cpu_neon_##name
 /* int16 lanes: each 16-element step adds 2 products of |w| <= 2 (ternary codes) by |x| <= 128
- * to a lane; a run of at most 256 elements (bt's largest block) adds 32: |lane| <= 8192 */
+ * to a lane; a run of at most 256 elements (bt's largest block) adds at most 32: |lane| <= 8192 */
 typedef int16x8_t iacc;
 AI iacc iacc_zero(void) { return vdupq_n_s16(0); }
 AI iacc idot(iacc a, int8x16_t w, int8x16_t x) {
@@ -53,28 +53,32 @@ struct nq_row {
     const float               *xs;   /* first token's activation scale per run, nrun apart */
 };
 
-/* end of a run: y[t] += (sw * xs[t]) * (isum - sum[t]) */
-AI void nq_epi(const iacc *acc, const uint32_t T, float sw, const int32_t *sum, const float *xs,
-               int64_t nrun, float *y) {
+/* end of a run: y[t] += (sw * xs[t]) * (isum - sum[t]); two accumulators per token (two
+ * independent sdot / smlal chains) */
+AI void nq_epi(const iacc acc[2][NQ_T], const uint32_t T, float sw, const int32_t *sum,
+               const float *xs, int64_t nrun, float *y) {
     for (uint32_t t = 0; t < T; t++) {
-        int32_t is = ihsum(acc[t]) - sum[t * nrun];
+        int32_t is = ihsum(acc[0][t]) + ihsum(acc[1][t]) - sum[t * nrun];
         y[t] += sw * xs[t * nrun] * (float)is;
     }
 }
 
 /* L0 codes read in place (rl == B): per block and plane, C/4 bytes per chunk give 4 vectors of
  * codes with shifts 0/2/4/6, each aligned with a contiguous slice of activations */
-AI void nq_l0(const struct nq_row *k, const uint32_t T, float *y) {
+AI void nq_l0(const struct nq_row *k0, const uint32_t T, const uint32_t C, float *yo) {
+    const struct nq_row kl = *k0, *k = &kl; /* locals: no aliasing with y */
     const struct bt_cpu_tgeom *g = k->g;
-    const uint32_t N = g->N, B = g->B, C = g->C, S = C / 4, NC = B / C;
+    const uint32_t N = g->N, B = g->B, S = C / 4, NC = B / C;
+    float y[NQ_T];
+    for (uint32_t t = 0; t < T; t++) y[t] = yo[t];
     const uint8x16_t m3 = vdupq_n_u8(3);
     const int64_t cols = k->cols;
     for (int64_t b = 0; b < k->nb; b++) {
         const uint8_t *blk = k->row + (size_t)b * g->bb;
         const int8_t *xb = k->xq + b * B;
         for (uint32_t p = 0; p < N; p++) {
-            iacc acc[NQ_T];
-            for (uint32_t t = 0; t < T; t++) acc[t] = iacc_zero();
+            iacc acc[2][NQ_T];
+            for (uint32_t t = 0; t < T; t++) acc[0][t] = acc[1][t] = iacc_zero();
             for (uint32_t ci = 0; ci < NC; ci++) {
                 const uint8_t *q = blk + g->code_off + (size_t)(ci * N + p) * S;
                 const int8_t *xc = xb + ci * C;
@@ -86,21 +90,25 @@ AI void nq_l0(const struct nq_row *k, const uint32_t T, float *y) {
                     int8x16_t c3 = vreinterpretq_s8_u8(vshrq_n_u8(v, 6));
                     for (uint32_t t = 0; t < T; t++) {
                         const int8_t *x = xc + t * cols + m;
-                        acc[t] = idot(acc[t], c0, vld1q_s8(x));
-                        acc[t] = idot(acc[t], c1, vld1q_s8(x + S));
-                        acc[t] = idot(acc[t], c2, vld1q_s8(x + 2 * S));
-                        acc[t] = idot(acc[t], c3, vld1q_s8(x + 3 * S));
+                        acc[0][t] = idot(acc[0][t], c0, vld1q_s8(x));
+                        acc[1][t] = idot(acc[1][t], c1, vld1q_s8(x + S));
+                        acc[0][t] = idot(acc[0][t], c2, vld1q_s8(x + 2 * S));
+                        acc[1][t] = idot(acc[1][t], c3, vld1q_s8(x + 3 * S));
                     }
                 }
             }
             nq_epi(acc, T, h2f(blk + g->scale_off + 2 * p), k->sum + b, k->xs + b, k->nrun, y);
         }
     }
+    for (uint32_t t = 0; t < T; t++) yo[t] = y[t];
 }
 
 /* codes from the decoded row, runs of rl elements */
-AI void nq_codes(const struct nq_row *k, const uint32_t T, float *y) {
+AI void nq_codes(const struct nq_row *k0, const uint32_t T, float *yo) {
+    const struct nq_row kl = *k0, *k = &kl; /* locals: no aliasing with y */
     const struct bt_cpu_tgeom *g = k->g;
+    float y[NQ_T];
+    for (uint32_t t = 0; t < T; t++) y[t] = yo[t];
     const uint32_t N = g->N, B = g->B, rl = k->rl;
     const int64_t cols = k->cols;
     for (int64_t b = 0; b < k->nb; b++) {
@@ -111,29 +119,39 @@ AI void nq_codes(const struct nq_row *k, const uint32_t T, float *y) {
             const uint8_t *cb = k->cp + ((size_t)b * N + p) * B;
             const float sw = h2f(blk + g->scale_off + 2 * p);
             for (uint32_t e0 = 0, u = (uint32_t)u0; e0 < B; e0 += rl, u++) {
-                iacc acc[NQ_T];
-                for (uint32_t t = 0; t < T; t++) acc[t] = iacc_zero();
-                for (uint32_t e = e0; e < e0 + rl; e += 16) {
-                    int8x16_t c = vreinterpretq_s8_u8(vld1q_u8(cb + e));
-                    for (uint32_t t = 0; t < T; t++)
-                        acc[t] = idot(acc[t], c, vld1q_s8(xb + t * cols + e));
+                iacc acc[2][NQ_T];
+                for (uint32_t t = 0; t < T; t++) acc[0][t] = acc[1][t] = iacc_zero();
+                for (uint32_t e = e0; e < e0 + rl; e += 32) { /* rl is a multiple of 32 */
+                    int8x16_t c0 = vreinterpretq_s8_u8(vld1q_u8(cb + e));
+                    int8x16_t c1 = vreinterpretq_s8_u8(vld1q_u8(cb + e + 16));
+                    for (uint32_t t = 0; t < T; t++) {
+                        acc[0][t] = idot(acc[0][t], c0, vld1q_s8(xb + t * cols + e));
+                        acc[1][t] = idot(acc[1][t], c1, vld1q_s8(xb + t * cols + e + 16));
+                    }
                 }
                 nq_epi(acc, T, sw, k->sum + u, k->xs + u, k->nrun, y);
             }
         }
     }
+    for (uint32_t t = 0; t < T; t++) yo[t] = y[t];
 }
 
 typedef void (*nq_fn)(const struct nq_row *k, float *y);
-static void l0_1(const struct nq_row *k, float *y) { nq_l0(k, 1, y); }
-static void l0_2(const struct nq_row *k, float *y) { nq_l0(k, 2, y); }
-static void l0_3(const struct nq_row *k, float *y) { nq_l0(k, 3, y); }
-static void l0_4(const struct nq_row *k, float *y) { nq_l0(k, 4, y); }
+/* chunks of 128 (a) or 64 (b) elements: the code loop unrolls fully */
+static void l0a_1(const struct nq_row *k, float *y) { nq_l0(k, 1, 128, y); }
+static void l0a_2(const struct nq_row *k, float *y) { nq_l0(k, 2, 128, y); }
+static void l0a_3(const struct nq_row *k, float *y) { nq_l0(k, 3, 128, y); }
+static void l0a_4(const struct nq_row *k, float *y) { nq_l0(k, 4, 128, y); }
+static void l0b_1(const struct nq_row *k, float *y) { nq_l0(k, 1, 64, y); }
+static void l0b_2(const struct nq_row *k, float *y) { nq_l0(k, 2, 64, y); }
+static void l0b_3(const struct nq_row *k, float *y) { nq_l0(k, 3, 64, y); }
+static void l0b_4(const struct nq_row *k, float *y) { nq_l0(k, 4, 64, y); }
 static void cd_1(const struct nq_row *k, float *y) { nq_codes(k, 1, y); }
 static void cd_2(const struct nq_row *k, float *y) { nq_codes(k, 2, y); }
 static void cd_3(const struct nq_row *k, float *y) { nq_codes(k, 3, y); }
 static void cd_4(const struct nq_row *k, float *y) { nq_codes(k, 4, y); }
-static const nq_fn nq_l0_fns[NQ_T + 1] = {NULL, l0_1, l0_2, l0_3, l0_4};
+static const nq_fn nq_l0a_fns[NQ_T + 1] = {NULL, l0a_1, l0a_2, l0a_3, l0a_4};
+static const nq_fn nq_l0b_fns[NQ_T + 1] = {NULL, l0b_1, l0b_2, l0b_3, l0b_4};
 static const nq_fn nq_cd_fns[NQ_T + 1] = {NULL, cd_1, cd_2, cd_3, cd_4};
 
 /* tokens per token block: NQ_XL bytes of activations, a multiple of NQ_T, at most ntok */
@@ -146,7 +164,8 @@ static int64_t nq_tb(int64_t cols, int64_t ntok) {
 /* scratch: one decoded row (unless L0 codes are read in place), then the run sums and scales
  * of a token block */
 static size_t nq_codes_bytes(const struct bt_cpu_tgeom *g, int64_t cols, int whole) {
-    return whole && g->kind == BT_CPU_L0 ? 0 : ((size_t)g->N * (size_t)cols + 15) & ~(size_t)15;
+    int inplace = whole && g->kind == BT_CPU_L0 && (g->C == 128 || g->C == 64);
+    return inplace ? 0 : ((size_t)g->N * (size_t)cols + 15) & ~(size_t)15;
 }
 
 static void NQ(gemm_tern)(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb, int64_t nrows,
@@ -163,7 +182,7 @@ static void NQ(gemm_tern)(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb
     const int64_t tb = nq_tb(cols, ntok), nbs = cols / 32, nsb = cols / a->ablock;
     int32_t *sums = (int32_t *)(void *)(scr + ncb);
     float *xsr = (float *)(void *)(sums + tb * k.nrun);
-    const nq_fn *fns = ncb ? nq_cd_fns : nq_l0_fns;
+    const nq_fn *fns = ncb ? nq_cd_fns : g.C == 128 ? nq_l0a_fns : nq_l0b_fns;
     for (int64_t t0 = 0; t0 < ntok; t0 += tb) {
         const int64_t t1 = ntok - t0 < tb ? ntok : t0 + tb;
         for (int64_t t = t0; t < t1; t++) /* activation sums and scales per run */
