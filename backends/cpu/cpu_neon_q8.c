@@ -165,7 +165,8 @@ static int64_t nq_tb(int64_t cols, int64_t ntok) {
  * of a token block */
 static size_t nq_codes_bytes(const struct bt_cpu_tgeom *g, int64_t cols, int whole) {
     int inplace = whole && g->kind == BT_CPU_L0 && (g->C == 128 || g->C == 64);
-    return inplace ? 0 : ((size_t)g->N * (size_t)cols + 15) & ~(size_t)15;
+    /* + 8: the layout-1 decoder stores 8 bytes at a time past the end of a plane */
+    return inplace ? 0 : ((size_t)g->N * (size_t)cols + 8 + 15) & ~(size_t)15;
 }
 
 static void NQ(gemm_tern)(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb, int64_t nrows,
