@@ -94,7 +94,7 @@ void bt_cpu_kmeans_avx2(const float *P, int64_t d, const float *cs, int64_t K, c
 
 /* A kernel table. Pickers return NULL for formats the ISA leaves to the scalar table. */
 struct bt_cpu_isa {
-    const char *name;                                        /* "scalar", "avx2" */
+    const char *name;                                        /* "scalar", "avx2", "neon" */
     bt_cpu_gemv_f32_fn (*gemv_f32)(const struct bt_tfmt *fmt); /* picker */
     bt_cpu_gemv_q8_fn (*gemv_q8)(const struct bt_tfmt *fmt);   /* picker (ternary, Q8_0, Q4_0) */
     bt_cpu_decode_fn (*decode)(const struct bt_tfmt *fmt);     /* picker */
@@ -109,6 +109,17 @@ struct bt_cpu_isa {
 
 extern const struct bt_cpu_isa bt_cpu_isa_ref;
 extern const struct bt_cpu_isa bt_cpu_isa_avx2;
+extern const struct bt_cpu_isa bt_cpu_isa_neon;     /* cpu_neon.c: plain ARMv8-A NEON */
+extern const struct bt_cpu_isa bt_cpu_isa_neon_dot; /* the same with sdot int8 kernels */
+
+/* NEON (cpu_neon.c, cpu_neon_q8.c built plain and as cpu_neon_q8_dot.c with dotprod) */
+void bt_cpu_neon_codes(const struct bt_cpu_tgeom *g, const uint8_t *blk, uint8_t *codes);
+bt_cpu_gemv_q8_fn bt_cpu_neon_pick_gemv_q8(const struct bt_tfmt *fmt);
+bt_cpu_gemv_q8_fn bt_cpu_neon_dot_pick_gemv_q8(const struct bt_tfmt *fmt);
+bt_cpu_gemm_q8_fn bt_cpu_neon_pick_gemm_q8(const struct bt_tfmt *fmt, int64_t cols, int64_t ablock,
+                                           int64_t ntok, size_t *scratch);
+bt_cpu_gemm_q8_fn bt_cpu_neon_dot_pick_gemm_q8(const struct bt_tfmt *fmt, int64_t cols,
+                                               int64_t ablock, int64_t ntok, size_t *scratch);
 
 /* ---- attention (cpu_attn.c; blocked AVX2 kernel in cpu_attn_avx2.c) ------------------------ */
 struct bt_cpu_attn {

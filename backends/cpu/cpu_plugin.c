@@ -1,11 +1,26 @@
-/* cpu_plugin.c - descriptor, open/close and score of the CPU backends. Built twice: as "cpu"
- * (scalar) and, with BT_CPU_AVX2 defined, as "cpu-avx2". Compiled without -mavx2. */
+/* cpu_plugin.c - descriptor, open/close and score of the CPU backends. Built as "cpu"
+ * (scalar) and, with BT_CPU_AVX2 defined, as "cpu-avx2" (x86-64) or, with BT_CPU_NEON, as
+ * "cpu-neon" (AArch64). Compiled without ISA flags. */
 #include "cpu_kern.h"
+
+#include <string.h>
+#ifdef BT_CPU_NEON
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20) /* Linux arm64 hwcap bit of the dot-product instructions */
+#endif
+#endif
 
 #ifdef BT_CPU_AVX2
 #define BT_CPU_NAME  "cpu-avx2"
 #define BT_CPU_ISA   (&bt_cpu_isa_avx2)
 #define BT_CPU_DESC  "CPU kernels, AVX2+FMA+F16C (ternary maddubs int8 path), scalar fallback"
+#define BT_CPU_SCORE 10
+#elif defined(BT_CPU_NEON)
+#define BT_CPU_NAME  "cpu-neon"
+#define BT_CPU_ISA   (&bt_cpu_isa_neon)
+#define BT_CPU_DESC  "CPU kernels, AArch64 NEON (ternary int8 path with sdot where the CPU has " \
+                     "dotprod), scalar fallback"
 #define BT_CPU_SCORE 10
 #else
 #define BT_CPU_NAME  "cpu"
@@ -32,10 +47,35 @@ static int cpu_score(void) {
 #else
     return 0;
 #endif
+#elif defined(BT_CPU_NEON)
+    /* NEON (ASIMD) is part of every AArch64 CPU; dotprod adds one to the score */
+    return BT_CPU_SCORE + ((getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? 1 : 0);
 #else
     return BT_CPU_SCORE;
 #endif
 }
+
+#ifdef BT_CPU_NEON
+static const struct bt_option cpu_options[] = {
+    {"dotprod", BT_OPT_ENUM, "auto", 0, 0, "auto|on|off",
+     "int8 kernels: auto uses the ARMv8.2 dot-product instructions where the CPU has them "
+     "(HWCAP_ASIMDDP), off forces the plain NEON path, on fails without them"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+/* the kernel table the dotprod option and the CPU choose */
+static bt_status neon_isa(struct bt_cpu_ctx *c, const bt_optset *opts, bt_err *err) {
+    const char *v = opts ? c->host->opt_str(opts, "dotprod") : NULL;
+    int have = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    if (v && !strcmp(v, "on") && !have)
+        return c->host->set_error(err, BT_E_UNSUPPORTED, "cpu-neon: dotprod = on, but this CPU "
+                                  "lacks the ARMv8.2 dot-product instructions (HWCAP_ASIMDDP)");
+    c->isa = have && !(v && !strcmp(v, "off")) ? &bt_cpu_isa_neon_dot : &bt_cpu_isa_neon;
+    return BT_OK;
+}
+#else
+#define cpu_options NULL
+#endif
 
 static bt_status cpu_open(void *ctx, const struct bt_host *host, const bt_optset *opts, bt_err *err) {
     struct bt_cpu_ctx *c = ctx;
@@ -48,7 +88,11 @@ static bt_status cpu_open(void *ctx, const struct bt_host *host, const bt_optset
     if (!cpu_score())
         return host->set_error(err, BT_E_UNSUPPORTED, "%s: this CPU lacks the required features",
                                BT_CPU_NAME);
+#ifdef BT_CPU_NEON
+    return neon_isa(c, opts, err);
+#else
     return BT_OK;
+#endif
 }
 
 static void cpu_close(void *ctx) { bt_cpu_ctx_free(ctx); }
@@ -76,7 +120,7 @@ static const struct bt_plugin cpu_desc = {
     .kind        = BT_KIND_BACKEND,
     .caps        = 0,
     .description = BT_CPU_DESC,
-    .options     = NULL,
+    .options     = cpu_options,
     .iface       = &cpu_iface,
     .ctx_size    = sizeof(struct bt_cpu_ctx),
 };

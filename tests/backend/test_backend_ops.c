@@ -1,6 +1,7 @@
 /* test_backend_ops.c - backend conformance harness (plugin ABI 2).
  *
  * usage: test_backend_ops PLUGIN_DIR [--backend NAME] [--op NAME] [-o NAME=VALUE]... [-t N] [-v]
+ *        [--quick]
  *
  * Loads libbt-backend-cpu.so from PLUGIN_DIR as the reference and every other
  * libbt-backend-*.so there (or only --backend NAME) as a backend under test; one that does not
@@ -24,6 +25,8 @@
  * out-of-range views must be rejected by supports_op (where it can know) and by run() with a
  * message naming the op (and the format where that is the reason): group "errors"; partial
  * buffer reads/writes and an empty run: group "buffers". -t N: host threads (default 3).
+ * --quick: without the big MATMUL shapes (rows up to 1001, cols up to 2048), for runs under
+ * emulation (scripts/ci_arm64.sh runs cpu-neon under qemu-user, ~100x slower).
  *
  * Tolerances (per output element; err/tol is reported, > 1 fails):
  *   MATMUL          |y - yref| <= 1e-4 * sum_c |w_rc x_tc| + 1e-6, w = bt_to_f32 of the weights,
@@ -579,10 +582,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-o") && i + 1 < argc && n_opts < 32) opts[n_opts++] = argv[++i];
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-v")) verbose = 1;
+        else if (!strcmp(argv[i], "--quick")) bo_quick = 1;
         else if (argv[i][0] != '-' && !dir) dir = argv[i];
         else {
             fprintf(stderr, "usage: %s PLUGIN_DIR [--backend NAME] [--op NAME] [-o NAME=VALUE]... "
-                    "[-t THREADS] [-v]\n", argv[0]);
+                    "[-t THREADS] [-v] [--quick]\n", argv[0]);
             return 2;
         }
     }

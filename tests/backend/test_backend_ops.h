@@ -72,6 +72,8 @@ extern const char *const bo_ops[];
 /* emit every case of op (NULL: all), fixed seeds per op; emit owns nothing: the generator frees
  * each case after emit returns */
 void bo_generate(const char *op, bo_emit_fn emit, void *user);
+/* 1: leave out the big MATMUL shapes (for runs under emulation; main's --quick) */
+extern int bo_quick;
 const char *bo_op_name(uint32_t code); /* "matmul", ... or "?" */
 
 /* vq cases (test_backend_ops_vq.c), emitted with dequant, get_rows and matmul */

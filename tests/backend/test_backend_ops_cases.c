@@ -373,6 +373,8 @@ static void mm_tok_case(bo_emit_fn emit, void *user, const struct bt_tfmt *f, in
     case_free(c);
 }
 
+int bo_quick;
+
 static void gen_matmul(bo_emit_fn emit, void *user) {
     struct bt_tfmt fm[BO_MAX_FMTS];
     int nf = weight_formats(fm);
@@ -399,7 +401,7 @@ static void gen_matmul(bo_emit_fn emit, void *user) {
     static const struct bt_tfmt big[] = {{BT_TYPE_TQ2_0, 0, 0, 0}, {BT_TYPE_TQ1_0, 0, 0, 0},
                                          {BT_TYPE_F16, 0, 0, 0},   {BT_TYPE_Q8_0, 0, 0, 0},
                                          {BT_TYPE_MTQ, 3, 256, 0}, {BT_TYPE_MTQ, 2, 128, 1}};
-    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]) && !bo_quick; i++) {
         mm_case(emit, user, &big[i], 131, 2048, 33, BT_ACT_Q8, 0);
         mm_case(emit, user, &big[i], 257, 1024, 1, BT_ACT_F32, 2);
         mm_case(emit, user, &big[i], 96, 1024, 17, BT_ACT_F32, 0);
