@@ -32,7 +32,8 @@ part() {
 # ---- tools: cross compiler, arm64 libraries (multiarch), qemu-user ---------------------------
 setup() {
     local pkgs=(gcc-aarch64-linux-gnu qemu-user libinih-dev:arm64 libzstd-dev:arm64
-                libjson-c-dev:arm64 libpcre2-dev:arm64 libopenblas-dev:arm64 liblapacke-dev:arm64)
+                libjson-c-dev:arm64 libpcre2-dev:arm64 libopenblas-dev:arm64 liblapacke-dev:arm64
+                libssl-dev:arm64)
     local missing=() SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -54,7 +55,9 @@ build() {
         { echo "[arm64] libbt-backend-cpu-neon.so is not an aarch64 module"; return 1; }
 }
 
-QEMU=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
+# OpenBLAS's worker threads busy-wait; emulated, they starve everything else (a plain
+# `bt-pipeline --version` did not finish in 10 minutes with them): one thread under qemu
+QEMU=(env OPENBLAS_NUM_THREADS=1 qemu-aarch64 -L /usr/aarch64-linux-gnu)
 
 # the harness on cpu-neon under one emulated CPU; $2: the kernel table open() must have chosen;
 # the rest: more harness arguments
