@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,12 @@ static void check_gates(const struct bt_eval_opts *o, struct bt_eval_result *r) 
         snprintf(r->gate_failed, n, "min_top1: top-1 agreement %.4f is below %g", r->top1, o->min_top1);
 }
 
+/* a path as the report records it: resolved (realpath: no "a/../b", no symlinks) when it exists */
+static json_object *json_path(const char *p) {
+    char real[PATH_MAX];
+    return p ? json_object_new_string(realpath(p, real) ? real : p) : NULL;
+}
+
 /* ---- report ------------------------------------------------------------------------------------ */
 static bt_status write_report(const struct bt_eval_opts *o, int compare,
                               const struct bt_eval_result *r, bt_err *err) {
@@ -221,9 +228,9 @@ static bt_status write_report(const struct bt_eval_opts *o, int compare,
     json_object_object_add(j, "tokenize", json_object_new_string(
         o->tokenize == BT_EVAL_TOK_WHOLE ? "whole" : "paragraphs"));
     json_object_object_add(j, "compare", json_object_new_string(compare ? "original" : "none"));
-    json_object_object_add(j, "text", o->text_path ? json_object_new_string(o->text_path) : NULL);
-    json_object_object_add(j, "model", o->model_path ? json_object_new_string(o->model_path) : NULL);
-    json_object_object_add(j, "original", o->orig_path ? json_object_new_string(o->orig_path) : NULL);
+    json_object_object_add(j, "text", json_path(o->text_path));
+    json_object_object_add(j, "model", json_path(o->model_path));
+    json_object_object_add(j, "original", json_path(o->orig_path));
     if (o->max_ratio > 0 || o->max_kld > 0 || o->min_top1 > 0) { /* quality gates */
         json_object *g = json_object_new_object();
         const struct { const char *name; double limit, value; int upper; } gs[] = {

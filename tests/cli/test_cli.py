@@ -147,13 +147,17 @@ def main():
                 check("--chat: an unsupported template is named", p.returncode != 0 and "not one bt supports" in p.stderr
                       and "### " in p.stderr, p)
         # eval's JSON report to stdout
-        p = run("eval", "-m", TINY, "-f", os.path.join(SHARED, "data", "eval_kjv.txt"), "-c", "64", "--max-windows", "2",
-                "-q", "--report", "-")
+        # (the model given as DIR/../bt-tiny: the report records the resolved path)
+        p = run("eval", "-m", os.path.join(TINY, "..", "bt-tiny"), "-f", os.path.join(SHARED, "data", "eval_kjv.txt"),
+                "-c", "64", "--max-windows", "2", "-q", "--report", "-")
         try:
-            ok = p.returncode == 0 and json.loads(p.stdout)["perplexity"] > 1
+            rep = json.loads(p.stdout)
+            ok = p.returncode == 0 and rep["perplexity"] > 1
         except ValueError:
-            ok = False
+            ok, rep = False, {}
         check("eval --report - writes the JSON to stdout", ok, p)
+        check("eval's report records resolved paths", rep.get("model") == os.path.realpath(TINY)
+              and rep.get("text") == os.path.realpath(os.path.join(SHARED, "data", "eval_kjv.txt")), p)
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 
