@@ -23,13 +23,15 @@ SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(SRC, "tests", "model"))
 import bitnet_fixture as bf  # noqa: E402
 
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, "build"))  # bt wants an absolute BT_PLUGIN_PATH (a relative one found no plugins)
+# absolute: with a relative BT_PLUGIN_PATH bt found no plugins
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, "build"))
 TOK = os.path.join(SRC, "..", "shared", "models", "bt-tiny", "tokenizer.json")
 IDS = [0, 17, 523, 4095, 88, 1234, 7, 7, 300, 8000, 42, 1, 2048, 99, 5000, 12, 640, 3, 1500, 77]
 
 
 def hf_logits(folder):
-    m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)  # transformers >= 4.56 name
+    # dtype: the transformers >= 4.56 name of torch_dtype
+    m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     # transformers 5.x's BitNet quantizer loads the non-ternary modules (embeddings, norms, lm_head)
     # in bfloat16 whatever dtype says, and F.linear then refuses the bf16 x f32 mix: compute in f32
     torch.nn.Module.float(m)  # (PreTrainedModel.float refuses a quantized model)
@@ -65,7 +67,8 @@ def main():
             ok = np.percentile(e_bt, 75) <= 1e-3 and e_bt.max() <= 0.1
             print(f"{tag}: bt vs transformers median {np.median(e_bt):.3g} max {e_bt.max():.3g}; "
                   f"numpy vs transformers median {np.median(e_np):.3g} max {e_np.max():.3g}; "
-                  f"numpy(fp16 scales) vs transformers median {np.median(e_16):.3g} max {e_16.max():.3g}; "
+                  f"numpy(fp16 scales) vs transformers median {np.median(e_16):.3g} "
+                  f"max {e_16.max():.3g}; "
                   f"bt vs numpy(fp16 scales) median {np.median(e_b16):.3g} max {e_b16.max():.3g}; "
                   f"logits up to {np.abs(hf).max():.2f}" + ("" if kw["kind"] == "packed" else " (information only)"))
             if kw["kind"] == "packed" and not ok:
