@@ -1,7 +1,7 @@
 """bitnet_hf_check.py - bt's BitNet b1.58 runner against Hugging Face transformers' own BitNet
 implementation (modeling_bitnet + integrations/bitnet, torch on the CPU), on the random fixtures
 of tests/model/bitnet_fixture.py. Not in CI: it needs torch and transformers (PyPI), e.g.
-    python3 -m venv /tmp/hfvenv && /tmp/hfvenv/bin/pip install torch transformers numpy gguf
+    python3 -m venv /tmp/hfvenv && /tmp/hfvenv/bin/pip install torch transformers accelerate numpy
     /tmp/hfvenv/bin/python tests/interop/bitnet_hf_check.py build
 For each fixture (packed autobitlinear + relu2, packed bitlinear + relu2, bf16 masters) it prints
 the per-position max |logit difference| of bt (dump_logits on the HF folder) and of the numpy
@@ -23,13 +23,18 @@ SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(SRC, "tests", "model"))
 import bitnet_fixture as bf  # noqa: E402
 
-BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, "build")
+# absolute: with a relative BT_PLUGIN_PATH bt found no plugins
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, "build"))
 TOK = os.path.join(SRC, "..", "shared", "models", "bt-tiny", "tokenizer.json")
 IDS = [0, 17, 523, 4095, 88, 1234, 7, 7, 300, 8000, 42, 1, 2048, 99, 5000, 12, 640, 3, 1500, 77]
 
 
 def hf_logits(folder):
-    m = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)
+    # dtype: the transformers >= 4.56 name of torch_dtype
+    m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    # transformers 5.x's BitNet quantizer loads the non-ternary modules (embeddings, norms, lm_head)
+    # in bfloat16 whatever dtype says, and F.linear then refuses the bf16 x f32 mix: compute in f32
+    torch.nn.Module.float(m)  # (PreTrainedModel.float refuses a quantized model)
     m.eval()
     with torch.no_grad():
         return m(torch.tensor([IDS])).logits[0].float().numpy()
@@ -54,11 +59,17 @@ def main():
             hf = hf_logits(d)
             bt = bt_logits(d, os.path.join(tmp, tag + ".f32"))
             ref = bf.forward(cfg, w, IDS, fp16_scales=False)
+            ref16 = bf.forward(cfg, w, IDS, fp16_scales=True)  # the scales as bt holds them (fp16)
             e_bt = np.abs(bt - hf).max(-1)
             e_np = np.abs(ref - hf).max(-1)
+            e_16 = np.abs(ref16 - hf).max(-1)
+            e_b16 = np.abs(bt - ref16).max(-1)
             ok = np.percentile(e_bt, 75) <= 1e-3 and e_bt.max() <= 0.1
             print(f"{tag}: bt vs transformers median {np.median(e_bt):.3g} max {e_bt.max():.3g}; "
                   f"numpy vs transformers median {np.median(e_np):.3g} max {e_np.max():.3g}; "
+                  f"numpy(fp16 scales) vs transformers median {np.median(e_16):.3g} "
+                  f"max {e_16.max():.3g}; "
+                  f"bt vs numpy(fp16 scales) median {np.median(e_b16):.3g} max {e_b16.max():.3g}; "
                   f"logits up to {np.abs(hf).max():.2f}" + ("" if kw["kind"] == "packed" else " (information only)"))
             if kw["kind"] == "packed" and not ok:
                 bad += 1
