@@ -57,6 +57,8 @@ build() {
 
 # OpenBLAS's worker threads busy-wait; emulated, they starve everything else (a plain
 # `bt-pipeline --version` did not finish in 10 minutes with them): one thread under qemu
+# bt's own pool spins briefly too: emulated runs use one thread (-t 1 / --threads 1; with 2 a
+# conformance run printed nothing in 7 CPU-minutes, with 1 it passes in about 3 minutes)
 QEMU=(env OPENBLAS_NUM_THREADS=1 qemu-aarch64 -L /usr/aarch64-linux-gnu)
 
 # the harness on cpu-neon under one emulated CPU; $2: the kernel table open() must have chosen;
@@ -64,7 +66,7 @@ QEMU=(env OPENBLAS_NUM_THREADS=1 qemu-aarch64 -L /usr/aarch64-linux-gnu)
 conformance() {
     local cpu=$1 isa=$2 log="$B/conformance-$1.log"
     shift 2
-    if ! "${QEMU[@]}" -cpu "$cpu" "$B/bin/test_backend_ops" "$B/lib/bt" --backend cpu-neon -t 2 --quick "$@" \
+    if ! "${QEMU[@]}" -cpu "$cpu" "$B/bin/test_backend_ops" "$B/lib/bt" --backend cpu-neon -t 1 --quick "$@" \
         >"$log" 2>&1; then
         grep -E "FAIL|skipped" "$log" | head -40
         echo "[arm64] conformance on -cpu $cpu FAILED (log: $log)"
@@ -103,7 +105,7 @@ EOF
 evaluate() {
     local exe=$1 model=$2 backend=$3 rep=$4
     $exe eval --model "$model" --text "$TEXT" --ctx 64 --max-windows 3 \
-        --act q8 --backend "$backend" --threads 2 --report "$rep" >"${rep%.json}.log" 2>&1 ||
+        --act q8 --backend "$backend" --threads 1 --report "$rep" >"${rep%.json}.log" 2>&1 ||
         { cat "${rep%.json}.log"; echo "[arm64] eval failed ($model)"; return 1; }
 }
 
