@@ -86,6 +86,8 @@ convert() {
     mkdir -p "$dir"
     extra=${extra// /$'\n'} # key=value words, one per line
     cat >"$dir/convert.ini" <<EOF
+[pipeline]
+threads = 1
 [input]
 path = $SHARED/models/bt-tiny
 [quantize]
