@@ -577,22 +577,13 @@ static void f32_bf16(const struct bt_tfmt *f, const uint8_t *W, size_t rb, int64
 
 /* formats without kernels of their own (bt_cpu_fmt_generic): BT_CPU_GEN_COLS columns of a row
  * decoded at a time by the format's decoder, then an f32 dot */
+static float dot_f32(const float *a, const float *b, int64_t n) {
+    return f32_float_row1(BT_TYPE_F32, (const uint8_t *)a, n, b);
+}
+
 static void f32_generic(const struct bt_tfmt *f, const uint8_t *W, size_t rb, int64_t n, int64_t c,
                         const float *x, float *y) {
-    float buf[BT_CPU_GEN_COLS] __attribute__((aligned(32)));
-    const struct bt_format *d = bt_format_get(f->type);
-    uint32_t b = 1, bb = 1;
-    bt_fmt_geometry(f, &b, &bb);
-    for (int64_t r = 0; r < n; r++) {
-        const uint8_t *row = W + (size_t)r * rb;
-        float acc = 0.0f;
-        for (int64_t c0 = 0; c0 < c; c0 += BT_CPU_GEN_COLS) {
-            int64_t m = c - c0 < BT_CPU_GEN_COLS ? c - c0 : BT_CPU_GEN_COLS;
-            d->to_f32(f, NULL, row + (size_t)(c0 / b) * bb, buf, m);
-            acc += f32_float_row1(BT_TYPE_F32, (const uint8_t *)buf, m, x + c0);
-        }
-        y[r] = acc;
-    }
+    bt_cpu_gemv_generic(f, W, rb, n, c, x, y, dot_f32);
 }
 
 static bt_cpu_gemv_f32_fn avx2_pick_gemv_f32(const struct bt_tfmt *fmt) {

@@ -171,6 +171,10 @@ int bt_cpu_fmt_ok(const struct bt_tfmt *fmt);
  * weights stay packed as stored */
 int bt_cpu_fmt_generic(const struct bt_tfmt *fmt);
 #define BT_CPU_GEN_COLS 2048 /* columns of a row decoded at once by the generic gemv */
+/* cpu_ref.c: that gemv, with the variant's f32 dot (each ISA passes its own) */
+typedef float (*bt_cpu_dot_fn)(const float *a, const float *b, int64_t n);
+void bt_cpu_gemv_generic(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb, int64_t nrows,
+                         int64_t cols, const float *x, float *y, bt_cpu_dot_fn dot);
 bt_status bt_cpu_mm_f32(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
                         int64_t rows, int64_t cols, const float *X, int64_t ntok, float *Y,
                         bt_err *err);

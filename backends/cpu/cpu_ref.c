@@ -169,9 +169,9 @@ static void gemv_f32_tern(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb
 
 /* formats without kernels of their own (bt_cpu_fmt_generic): BT_CPU_GEN_COLS columns of a row
  * decoded at a time by the format's decoder, then an f32 dot */
-static void gemv_f32_generic(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb,
-                             int64_t nrows, int64_t cols, const float *x, float *y) {
-    float buf[BT_CPU_GEN_COLS];
+void bt_cpu_gemv_generic(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb, int64_t nrows,
+                         int64_t cols, const float *x, float *y, bt_cpu_dot_fn dot) {
+    float buf[BT_CPU_GEN_COLS] __attribute__((aligned(32)));
     const struct bt_format *d = bt_format_get(fmt->type);
     uint32_t b = 1, bb = 1;
     bt_fmt_geometry(fmt, &b, &bb);
@@ -181,10 +181,15 @@ static void gemv_f32_generic(const struct bt_tfmt *fmt, const uint8_t *W, size_t
         for (int64_t c0 = 0; c0 < cols; c0 += BT_CPU_GEN_COLS) {
             int64_t n = cols - c0 < BT_CPU_GEN_COLS ? cols - c0 : BT_CPU_GEN_COLS;
             d->to_f32(fmt, NULL, row + (size_t)(c0 / b) * bb, buf, n);
-            acc += dot8(buf, x + c0, n);
+            acc += dot(buf, x + c0, n);
         }
         y[r] = acc;
     }
+}
+
+static void gemv_f32_generic(const struct bt_tfmt *fmt, const uint8_t *W, size_t rb,
+                             int64_t nrows, int64_t cols, const float *x, float *y) {
+    bt_cpu_gemv_generic(fmt, W, rb, nrows, cols, x, y, dot8);
 }
 
 static bt_cpu_gemv_f32_fn ref_pick_gemv_f32(const struct bt_tfmt *fmt) {
