@@ -1,7 +1,8 @@
 """test_bitnet_i2s.py - bitnet.cpp's I2_S GGUF as input: the bitnet fixture model
 (bitnet_fixture.py) written as I2_S (i2s_fixture.py) in each of the three code orders and under
 the fork's architecture names (bitnet, bitnet-b1.58, bitnet-25). For each: the runner's logits
-(dump_logits, reader option i2s_layout) equal the numpy forward pass with the exact float32 scales;
+(dump_logits, reader option i2s_layout) equal the numpy forward pass with the exact float32 scales
+(BT_OP_SCALE after each product, not the fp16 block scales);
 the conversion to TQ2_0 / TQ1_0 (`[input] i2s_layout`) keeps every trit with block scales =
 fp16(scale) (read back with gguf-py) and writes the bitnet keys. Bad input: a truncated file, a
 tensor without its 32-byte trailer, a NaN scale, a code 3 and an unknown i2s_layout are refused
@@ -58,7 +59,7 @@ def main():
             if not tb.check(p.returncode == 0, f"{tag}: template conversion failed: {p.stderr}"):
                 continue
             bf.MARGIN[0] = np.inf
-            want = bf.forward(cfg, w, tb.IDS, fp16_scales=True)
+            want = bf.forward(cfg, w, tb.IDS, fp16_scales=False)  # the runner: exact f32 scales
             for lay in isf.LAYOUTS:
                 path = f"{tag}-{lay}.gguf"
                 isf.write(path, template, w, arch=arch, layout=lay, drop_keys=drop)
