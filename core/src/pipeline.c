@@ -183,12 +183,14 @@ struct run_state {
     bt_optset *pipe, *in, *q, *out;          /* core sets */
     bt_optset *in_p, *q_p, *out_p, *be_p;    /* plugin sets (owned until handed to an instance) */
     bt_optset *stage_o[16];
+    bt_optset *in_stage;                     /* copy of in_p for the stages (bt_convert takes in_p) */
 };
 
 static void state_free(struct run_state *s) {
     bt_optset_free(s->pipe); bt_optset_free(s->in); bt_optset_free(s->q); bt_optset_free(s->out);
     bt_optset_free(s->in_p); bt_optset_free(s->q_p); bt_optset_free(s->out_p); bt_optset_free(s->be_p);
     for (int i = 0; i < 16; i++) bt_optset_free(s->stage_o[i]);
+    bt_optset_free(s->in_stage);
 }
 
 /* The quantizer's own checks of its option values (beyond type and range) run when it opens:
@@ -484,11 +486,12 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
     if (check_only) goto done;
     if ((st = make_out_folders(&cfg, &s, stages, n_stages, err))) goto done;
     /* ---- all validated: do the work ---- */
+    if (s.in_p && !(s.in_stage = bt_optset_clone(s.in_p))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
     struct bt_stage_ctx sc = {
         .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
         .input_reader = reader, .output_path = NULL, .backend = backend, .backend_opts = s.be_p,
         .quiet = ro ? ro->quiet : 0,
-        .calib = &calib,
+        .calib = &calib, .input_opts = s.in_stage,
     };
     for (int k = 0; k < n_stages; k++)
         if (s.stage_o[k] && stages[k].before && (st = stages[k].run(&sc, s.stage_o[k], err))) goto done;

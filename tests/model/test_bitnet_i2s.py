@@ -44,6 +44,33 @@ def refused(tag, model, words, layout="x86"):
     print(f"{tag}: {p.stderr.strip()}")
 
 
+def run(args):
+    return subprocess.run([tb.BIN] + args, capture_output=True, text=True)
+
+
+def cli_and_stages(tag, hf):
+    """generate --i2s-layout on the arm file = the x86 file with the default = the HF folder (greedy
+    text), and eval's perplexity the same from the command line and from an INI whose [input] has
+    i2s_layout (the [eval] stage opens the input with it)"""
+    gen = [run(["generate", "-m", m, "-p", "In the beginning", "-n", "12", "-q"] + extra)
+           for m, extra in [(f"{tag}-arm.gguf", ["--i2s-layout", "arm"]), (f"{tag}-x86.gguf", []), (hf, [])]]
+    tb.check(all(p.returncode == 0 for p in gen) and gen[0].stdout == gen[1].stdout == gen[2].stdout,
+             f"{tag}: generate differs: {[(p.returncode, p.stdout, p.stderr[-300:]) for p in gen]}")
+    print(f"{tag}: generate (arm --i2s-layout arm, x86, HF folder): {gen[0].stdout.strip()!r}")
+    text = os.path.join(tb.SHARED, "data", "eval_kjv.txt")
+    with open(f"{tag}-eval.ini", "w") as f:
+        f.write(f"[input]\npath = {tag}-x86-1x4.gguf\ni2s_layout = x86-1x4\n[eval]\ntext = {text}\nctx = 64\n"
+                f"max_windows = 2\n")
+    ev = [run(["run", f"{tag}-eval.ini"]),
+          run(["eval", "-m", f"{tag}-arm.gguf", "--i2s-layout", "arm", "-f", text, "-c", "64", "--max-windows", "2"]),
+          run(["eval", "-m", hf, "-f", text, "-c", "64", "--max-windows", "2"])]
+    ppl = [next((ln.split(" (")[0] for ln in p.stdout.splitlines() if ln.startswith("perplexity")), None)
+           for p in ev]  # without the timing
+    tb.check(all(p.returncode == 0 for p in ev) and ppl[0] and ppl[0] == ppl[1] == ppl[2],
+             f"{tag}: eval differs: {[(p.returncode, p.stdout[-200:], p.stderr[-300:]) for p in ev]}")
+    print(f"{tag}: eval ([input] i2s_layout = x86-1x4, --i2s-layout arm, HF folder): {ppl}")
+
+
 def main():
     cases = [("bitlinear-silu", "bitnet", dict(kind="packed", act="silu", linear_class="bitlinear"), ()),
              ("auto-relu2", "bitnet-b1.58", dict(kind="packed", act="relu2", linear_class="autobitlinear"),
@@ -68,6 +95,8 @@ def main():
                     p, out = convert(f"{tag}-{lay}-{ty}", path, lay, ty)
                     if tb.check(p.returncode == 0, f"{tag} {lay} -> {ty}: {p.stderr}"):
                         tb.check_gguf(f"{tag} I2_S {lay} -> {ty}", out, cfg, w)
+            if tag == "bitlinear-silu":
+                cli_and_stages(tag, hf)
         # bad input, on the first model
         cfg, w = bf.make(os.path.join(tmp, "bad"), tb.TOK, kind="packed", act="silu", linear_class="bitlinear")
         p, template = tb.convert("bad-template", os.path.join(tmp, "bad"), "tq2_0")
