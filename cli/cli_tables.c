@@ -23,6 +23,10 @@ const struct bt_cli_opt bt_cli_global_opts[] = {
     {"backend", 0, BT_CLI_STR, 0, "B[:k=v,...]", "auto", RANGE_NONE, NULL,                        \
      "compute backend (auto, cpu, cpu-avx2, opencl, ...) and its options (`bt-pipeline plugins`)"}, \
     {"device", 0, BT_CLI_STR, 0, "N", NULL, RANGE_NONE, NULL, "the backend's device option"}
+/* the gguf reader's option for bitnet.cpp I2_S files */
+#define OPT_READER                                                                                \
+    {"i2s-layout", 0, BT_CLI_ENUM, 0, "L", "x86", RANGE_NONE, "x86|arm|x86-1x4",                  \
+     "code order of a bitnet.cpp I2_S .gguf (the build that wrote it; docs/formats.md)"}
 
 static const struct bt_cli_opt run_opts[] = {END};
 static const struct bt_cli_opt none_opts[] = {END};
@@ -51,6 +55,7 @@ static const struct bt_cli_opt eval_opts[] = {
     {"rope", 0, BT_CLI_ENUM, 0, "R", "exact", RANGE_NONE, "exact|bf16", "bf16: rope frequencies rounded like HF on bf16 checkpoints"},
     {"act", 0, BT_CLI_ENUM, 0, "A", "f32", RANGE_NONE, "f32|q8|auto", "activations of integer-dot matmuls"},
     OPT_BACKEND,
+    OPT_READER,
     OPT_THREADS,
     END,
 };
@@ -76,6 +81,7 @@ static const struct bt_cli_opt generate_opts[] = {
     {"system", 0, BT_CLI_STR, 0, "TEXT", NULL, RANGE_NONE, NULL, "system message in chat mode"},
     {"ignore-eos", 0, BT_CLI_FLAG, 0, NULL, NULL, RANGE_NONE, NULL, "keep generating after the end-of-sequence token"},
     OPT_BACKEND,
+    OPT_READER,
     OPT_THREADS,
     END,
 };
@@ -88,6 +94,7 @@ static const struct bt_cli_opt calibrate_opts[] = {
     {"windows", 0, BT_CLI_INT, 0, "N", "0", 0, 1e9, NULL, "windows to use (0 = all)"},
     {"diag-only", 0, BT_CLI_FLAG, 0, NULL, NULL, RANGE_NONE, NULL, "store only diag(X^T X) (enough for column weights, not second_order)"},
     OPT_BACKEND,
+    OPT_READER,
     OPT_THREADS,
     END,
 };

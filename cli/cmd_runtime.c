@@ -34,12 +34,30 @@ static void loaded_free(struct loaded *l) {
 struct be_sel {
     const char      *name;
     const bt_optset *opts;
+    const char      *rd_name; /* a reader and its options (the [input] keys, --i2s-layout) for */
+    const bt_optset *rd_opts; /* the model files that reader opens; NULL: auto, defaults */
 };
+
+/* the reader "auto" picks for path (highest probe); NULL if none */
+static const char *probe_reader(bt_registry *reg, const char *path) {
+    const char *name = NULL;
+    int best = 0;
+    for (uint32_t i = 0; i < bt_registry_count(reg); i++) {
+        const struct bt_plugin_entry *x = bt_registry_at(reg, i);
+        const struct bt_reader_i *ri = x->desc->iface;
+        if (x->desc->kind != BT_KIND_READER || !BT_HAS(ri, probe)) continue;
+        int sc = ri->probe(path);
+        if (sc > best) { best = sc; name = x->desc->name; }
+    }
+    return name;
+}
 
 static bt_status load_model(bt_registry *reg, const char *path, const struct be_sel *be,
                             const struct bt_model_opts *mo, struct loaded *l, bt_err *err) {
     memset(l, 0, sizeof(*l));
-    bt_status st = bt_reader_open(reg, "auto", path, NULL, &l->r, err);
+    const char *pr = be->rd_opts && be->rd_name ? probe_reader(reg, path) : NULL;
+    bt_optset *ro = pr && !strcmp(pr, be->rd_name) ? bt_optset_clone(be->rd_opts) : NULL;
+    bt_status st = bt_reader_open(reg, ro ? pr : "auto", path, ro, &l->r, err);
     int is_auto = !be->name || !strcmp(be->name, "auto");
     const char *skip[8];
     int n_skip = 0;
@@ -209,7 +227,7 @@ static bt_status stage_eval(const struct bt_stage_ctx *sc, const bt_optset *o, b
     eo.max_kld = bt_opt_float(o, "max_kld");
     eo.min_top1 = bt_opt_float(o, "min_top1");
     if (!sc->quiet) printf("eval: %s%s%s\n", model, orig ? " vs " : "", orig ? orig : "");
-    struct be_sel be = {sc->backend, sc->backend_opts};
+    struct be_sel be = {sc->backend, sc->backend_opts, sc->input_reader, sc->input_opts};
     char failed[192] = "";
     bt_status st = do_eval(sc->reg, model, orig, &be, &mo, &eo, sc->quiet, failed, err);
     if (st || !failed[0] || !sc->output_path) return st;
@@ -274,7 +292,7 @@ static bt_status stage_generate(const struct bt_stage_ctx *sc, const bt_optset *
         .top_k = (int32_t)bt_opt_int(o, "top_k"), .min_p = (float)bt_opt_float(o, "min_p"),
         .repeat_penalty = (float)bt_opt_float(o, "repeat_penalty"), .repeat_last_n = (int32_t)bt_opt_int(o, "repeat_last_n"),
     };
-    struct be_sel be = {sc->backend, sc->backend_opts};
+    struct be_sel be = {sc->backend, sc->backend_opts, sc->input_reader, sc->input_opts};
     return do_generate(sc->reg, sc->output_path ? sc->output_path : sc->input_path, &be,
                        bt_opt_str(o, "prompt"), &go, 0, NULL, sc->quiet, err);
 }
@@ -335,7 +353,7 @@ static bt_status stage_calibrate(const struct bt_stage_ctx *sc, const bt_optset 
     if (is_sequential(o)) return seq_open(sc, o, &co, err);
     if (!*bt_opt_str(o, "out"))
         return bt_err_set(err, BT_E_INVAL, "%s: [calibrate] mode = parallel needs out = FILE", sc->ini_path);
-    struct be_sel be = {sc->backend, sc->backend_opts};
+    struct be_sel be = {sc->backend, sc->backend_opts, sc->input_reader, sc->input_opts};
     return do_calibrate(sc->reg, sc->input_path, &be, bt_opt_str(o, "text"), bt_opt_str(o, "out"), &co,
                         sc->quiet, err);
 }
@@ -387,7 +405,7 @@ static bt_status seq_open(const struct bt_stage_ctx *sc, const bt_optset *o, con
     size_t len = 0;
     int32_t *ids = NULL;
     int64_t n = 0;
-    struct be_sel be = {sc->backend, sc->backend_opts};
+    struct be_sel be = {sc->backend, sc->backend_opts, sc->input_reader, sc->input_opts};
     bt_status st = load_model(sc->reg, sc->input_path, &be, &mo, &v->l, err);
     if (!st) st = bt_eval_read_text(v->path, &text, &len, err);
     if (!st) st = bt_eval_tokenize(v->l.m, text, len, co->tokenize, &ids, &n, err);
@@ -494,8 +512,8 @@ static bt_status cli_backend(bt_registry *reg, const char *spec, const char *dev
     snprintf(name, nname, "%s", spec);
     char *colon = strchr(name, ':');
     if (colon) *colon = 0;
+    memset(be, 0, sizeof *be);
     be->name = name;
-    be->opts = NULL;
     if (!colon && !device) return BT_OK;
     const struct bt_plugin_entry *e = bt_registry_find(reg, BT_KIND_BACKEND, name);
     if (!e)
@@ -536,15 +554,37 @@ static bt_status cli_backend(bt_registry *reg, const char *spec, const char *dev
     return BT_OK;
 }
 
-/* run a command body with the backend choice built from the flags */
-#define WITH_BACKEND(reg, spec, device, be, body)                                             \
+/* --i2s-layout L: the gguf reader's i2s_layout for the model files it opens (*owned: the set) */
+static bt_status cli_reader(bt_registry *reg, const char *layout, struct be_sel *be, bt_optset **owned,
+                            bt_err *err) {
+    *owned = NULL;
+    if (!layout) return BT_OK;
+    const struct bt_plugin_entry *e = bt_registry_find(reg, BT_KIND_READER, "gguf");
+    if (!e) return bt_err_set(err, BT_E_INVAL, "--i2s-layout: no gguf reader plugin is loaded");
+    bt_optset *o = bt_optset_new(e->desc->options);
+    if (!o) return bt_err_set(err, BT_E_NOMEM, "out of memory");
+    bt_err e2;
+    bt_err_clear(&e2);
+    if (bt_optset_set(o, "i2s_layout", layout, NULL, &e2)) {
+        bt_optset_free(o);
+        return bt_err_set(err, BT_E_INVAL, "--i2s-layout: %s", e2.msg);
+    }
+    be->rd_name = "gguf";
+    be->rd_opts = *owned = o;
+    return BT_OK;
+}
+
+/* run a command body with the backend choice and reader options built from the flags */
+#define WITH_BACKEND(reg, spec, device, layout, be, body)                                     \
     do {                                                                                      \
-        bt_optset *owned_;                                                                    \
+        bt_optset *owned_, *rowned_ = NULL;                                                   \
         char name_[128];                                                                      \
         struct be_sel be;                                                                     \
         bt_status st_ = cli_backend(reg, spec, device, &be, &owned_, name_, sizeof name_, &err); \
+        if (!st_) st_ = cli_reader(reg, layout, &be, &rowned_, &err);                         \
         if (!st_) st_ = (body);                                                               \
         bt_optset_free(owned_);                                                               \
+        bt_optset_free(rowned_);                                                              \
         return finish(reg, st_, &err);                                                        \
     } while (0)
 
@@ -592,7 +632,7 @@ int bt_cli_eval(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
     bt_err_clear(&err);
     const char *ins[3] = {model, text, cmp};
     if (report && strcmp(report, "-") && guard_out("--report", report, ins, 3, &err)) return finish(reg, err.status, &err);
-    WITH_BACKEND(reg, backend, device, be, do_eval(reg, model, cmp, &be, &mo, &eo, o->quiet, NULL, &err));
+    WITH_BACKEND(reg, backend, device, bt_cli_str(a, "i2s-layout"), be, do_eval(reg, model, cmp, &be, &mo, &eo, o->quiet, NULL, &err));
 }
 
 int bt_cli_generate(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
@@ -650,12 +690,14 @@ int bt_cli_generate(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
     struct bt_cli_chat_opts co = {.template_name = bt_cli_str(a, "chat-template"), .system = bt_cli_str(a, "system"),
                                   .prompt = prompt, .interactive = interactive, .quiet = o->quiet};
     int n_ctx = (int)bt_cli_int(a, "ctx", 0);
-    bt_optset *owned;
+    bt_optset *owned, *rowned = NULL;
     char name[128];
     struct be_sel be;
     bt_status st = cli_backend(reg, backend, device, &be, &owned, name, sizeof name, &err);
+    if (!st) st = cli_reader(reg, bt_cli_str(a, "i2s-layout"), &be, &rowned, &err);
     if (!st) st = do_generate(reg, model, &be, prompt, &go, n_ctx, chat ? &co : NULL, o->quiet, &err);
     bt_optset_free(owned);
+    bt_optset_free(rowned);
     free(text);
     return finish(reg, st, &err);
 }
@@ -675,5 +717,5 @@ int bt_cli_calibrate(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
     bt_err_clear(&err);
     const char *ins[2] = {model, text};
     if (guard_out("--out", out, ins, 2, &err)) return finish(reg, err.status, &err);
-    WITH_BACKEND(reg, backend, device, be, do_calibrate(reg, model, &be, text, out, &co, o->quiet, &err));
+    WITH_BACKEND(reg, backend, device, bt_cli_str(a, "i2s-layout"), be, do_calibrate(reg, model, &be, text, out, &co, o->quiet, &err));
 }

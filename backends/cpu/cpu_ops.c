@@ -127,6 +127,9 @@ static void ew_rows(void *arg, int64_t r0, int64_t r1, int tid) {
             for (int64_t i = 0; i < n; i++) { float g = a[i] > 0.0f ? a[i] : 0.0f; d[i] = b[i] * (g * g); }
             break;
         case BT_OP_QUANT_ROW: quant_row(a, n, d); break;
+        case BT_OP_SCALE:
+            for (int64_t i = 0; i < n; i++) d[i] = a[i] * op->scale;
+            break;
         case BT_OP_KMEANS: {
             int64_t dd = op->src[0].cols;
             kmeans_row(op, j->a + r * dd, j->b, (const float *)(const void *)op->ids,

@@ -41,6 +41,7 @@ cudaError_t bt_cuk_rope(cudaStream_t st, const float *x, const float *inv, int64
                         int64_t cols, int head_dim, int n_rot, int halves, int pos0, float *y);
 cudaError_t bt_cuk_swiglu(cudaStream_t st, const float *a, const float *b, int64_t n, float *y);
 cudaError_t bt_cuk_add(cudaStream_t st, const float *a, const float *b, int64_t n, float *y);
+cudaError_t bt_cuk_scale(cudaStream_t st, const float *a, float s, int64_t n, float *y); /* y = a s */
 cudaError_t bt_cuk_attn(cudaStream_t st, const float *q, const float *k, const float *v,
                         int ntok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
                         float *out);

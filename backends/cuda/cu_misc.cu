@@ -1,6 +1,6 @@
 /* cu_misc.cu - kernels of the ops without weight formats: RMSNORM (a block per row, the sum of
  * squares in double as the cpu backend), ROPE (a thread per rotated pair or passed-through
- * element), SWIGLU and ADD (a thread per element), ATTN (a block per query row and head, keys in
+ * element), SWIGLU, ADD and SCALE (a thread per element), ATTN (a block per query row and head, keys in
  * tiles of 128 positions with an online softmax), KMEANS (a thread per point, distances in
  * double, lowest index on ties). Semantics: the scalar cpu backend (cpu_ops.c, cpu_attn.c). */
 #include "cu_kern.h"
@@ -106,6 +106,19 @@ extern "C" cudaError_t bt_cuk_add(cudaStream_t st, const float *a, const float *
                                   float *y) {
     if (n <= 0) return cudaSuccess;
     k_add<<<grid_for(n, 256), 256, 0, st>>>(a, b, n, y);
+    return cudaGetLastError();
+}
+
+/* ---- SCALE (2.3): one correctly rounded multiply per element ------------------------------------ */
+__global__ void k_scale(const float *a, float s, int64_t n, float *y) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = __fmul_rn(a[i], s);
+}
+
+extern "C" cudaError_t bt_cuk_scale(cudaStream_t st, const float *a, float s, int64_t n, float *y) {
+    if (n <= 0) return cudaSuccess;
+    k_scale<<<grid_for(n, 256), 256, 0, st>>>(a, s, n, y);
     return cudaGetLastError();
 }
 

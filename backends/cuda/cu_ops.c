@@ -127,6 +127,7 @@ bt_status bt_cu_run_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err
         break;
     case BT_OP_SWIGLU: e = bt_cuk_swiglu(c->st, F32P(a), F32P(b), n, F32P(d)); break;
     case BT_OP_ADD: e = bt_cuk_add(c->st, F32P(a), F32P(b), n, F32P(d)); break;
+    case BT_OP_SCALE: e = bt_cuk_scale(c->st, F32P(a), op->scale, n, F32P(d)); break;
     case BT_OP_KMEANS: {
         const struct bt_view *w = &op->src[2];
         e = bt_cuk_kmeans(c->st, F32P(a), a->rows, a->cols, F32P(b), b->rows,

@@ -186,6 +186,11 @@ static bt_status run_one(struct bt_ocl_ctx *c, const struct bt_op *op, bt_err *e
         return bt_ocl_launch(c, c->mk[op->code == BT_OP_ADD ? BT_OCL_K_ADD : BT_OCL_K_SWIGLU],
                              bt_op_name(op->code), 1, gws, lws, err, MEM(a), MEM(b), MEM(d),
                              U64(n), END);
+    case BT_OP_SCALE:
+        gws[0] = round_up((size_t)n, 256);
+        lws[0] = 256;
+        return bt_ocl_launch(c, c->mk[BT_OCL_K_SCALE], "scale", 1, gws, lws, err, MEM(a), MEM(d),
+                             F32(op->scale), U64(n), END);
     case BT_OP_KMEANS: {
         const struct bt_view *w = &op->src[2];
         gws[0] = round_up((size_t)d->rows, 64);

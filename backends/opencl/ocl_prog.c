@@ -8,11 +8,11 @@
 
 static const char *const misc_names[BT_OCL_K_COUNT] = {
     "bt_rmsnorm", "bt_rope", "bt_swiglu", "bt_add", "bt_actq", "bt_kmeans", "bt_attn",
-    "bt_attn_combine"};
+    "bt_attn_combine", "bt_scale"};
 static const char *const w_names[BT_OCL_W_COUNT] = {
     "bt_gemv1", "bt_gemv2", "bt_gemv4", "bt_gemv8", "bt_gemm", "bt_dequant"};
 /* work-group size each kernel is launched with (0: chosen per launch, at most 256) */
-static const size_t misc_wg[BT_OCL_K_COUNT] = {256, 0, 256, 256, 256, 64, BT_OCL_AW, 0};
+static const size_t misc_wg[BT_OCL_K_COUNT] = {256, 0, 256, 256, 256, 64, BT_OCL_AW, 0, 256};
 static const size_t w_wg[BT_OCL_W_COUNT] = {BT_OCL_TPR, BT_OCL_TPR, BT_OCL_TPR, BT_OCL_TPR, 256, 64};
 
 int bt_ocl_fmt_ok(const struct bt_tfmt *fmt) {

@@ -542,7 +542,10 @@ bt_status bt_convert(struct bt_convert_args *a, bt_err *err) {
     if (!kvs) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
     uint32_t k = 0;
     for (uint32_t i = 0; i < n_kv; i++)
-        if (r->i->kv_get(r->ctx, i, &kvs[k]) == BT_OK && strncmp(kvs[k].key, "general.quantized_by", 20)) k++;
+        if (r->i->kv_get(r->ctx, i, &kvs[k]) == BT_OK && strncmp(kvs[k].key, "general.quantized_by", 20) &&
+            strncmp(kvs[k].key, "bt.weight_scale.", 16)) /* a BitNet input's exact scales: the
+                                                           * output's blocks hold its own */
+            k++;
     kvs[k++] = (struct bt_kv){.key = "general.quantized_by", .type = BT_KV_STRING, .n = strlen("bt " BT_VERSION), .v.s = "bt " BT_VERSION};
     if ((st = bt_file_make_parents(a->out_path, err))) goto done; /* mkdir -p of its folder */
     st = bt_writer_open(a->reg, a->writer, a->out_path, a->writer_opts, kvs, k, nt, &w, err);

@@ -146,6 +146,21 @@ static bt_status plugin_opts(bt_registry *reg, struct bt_cfg *cfg, const char *s
 
 static int key_line(struct bt_cfg *cfg, const char *sec, const char *key);
 
+/* the reader "auto" picks for path (highest probe), NULL if none: with reader = auto, [input]
+ * may still hold that reader's own keys */
+static const char *probe_reader(bt_registry *reg, const char *path) {
+    const char *name = NULL;
+    int best = 0;
+    for (uint32_t i = 0; path && i < bt_registry_count(reg); i++) {
+        const struct bt_plugin_entry *x = bt_registry_at(reg, i);
+        const struct bt_reader_i *ri = x->desc->iface;
+        if (x->desc->kind != BT_KIND_READER || !BT_HAS(ri, probe)) continue;
+        int sc = ri->probe(path);
+        if (sc > best) { best = sc; name = x->desc->name; }
+    }
+    return name;
+}
+
 /* the plugin search: the command line's folder and overrides, then [pipeline] plugin_dir and
  * override (named by file:line in messages), then $BT_PLUGIN_PATH and the built-in folders */
 static bt_status scan_plugins(bt_registry *reg, struct bt_cfg *cfg, const bt_optset *pipe,
@@ -168,12 +183,14 @@ struct run_state {
     bt_optset *pipe, *in, *q, *out;          /* core sets */
     bt_optset *in_p, *q_p, *out_p, *be_p;    /* plugin sets (owned until handed to an instance) */
     bt_optset *stage_o[16];
+    bt_optset *in_stage;                     /* copy of in_p for the stages (bt_convert takes in_p) */
 };
 
 static void state_free(struct run_state *s) {
     bt_optset_free(s->pipe); bt_optset_free(s->in); bt_optset_free(s->q); bt_optset_free(s->out);
     bt_optset_free(s->in_p); bt_optset_free(s->q_p); bt_optset_free(s->out_p); bt_optset_free(s->be_p);
     for (int i = 0; i < 16; i++) bt_optset_free(s->stage_o[i]);
+    bt_optset_free(s->in_stage);
 }
 
 /* The quantizer's own checks of its option values (beyond type and range) run when it opens:
@@ -405,6 +422,11 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
     if ((st = plugin_opts(reg, &cfg, "pipeline", BT_KIND_BACKEND, backend, &s.be_p, what, sizeof(what), err))) goto done;
     if ((st = apply_section(&cfg, "pipeline", s.pipe, s.be_p, s.be_p ? what : NULL, err))) goto done;
     if (s.be_p && (st = required(&cfg, "pipeline", s.be_p, err))) goto done;
+    if (!strcmp(reader, "auto")) { /* its own keys in [input] (i2s_layout) need the reader named */
+        if ((st = apply_keys(&cfg, "input", s.in, NULL, NULL, 1, err))) goto done;
+        const char *pr = probe_reader(reg, bt_opt_str(s.in, "path"));
+        if (pr) reader = pr;
+    }
     if ((st = plugin_opts(reg, &cfg, "input", BT_KIND_READER, reader, &s.in_p, what, sizeof(what), err))) goto done;
     if ((st = apply_section(&cfg, "input", s.in, s.in_p, s.in_p ? what : NULL, err))) goto done;
     int converting = bt_cfg_has_section(&cfg, "output");
@@ -464,11 +486,12 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
     if (check_only) goto done;
     if ((st = make_out_folders(&cfg, &s, stages, n_stages, err))) goto done;
     /* ---- all validated: do the work ---- */
+    if (s.in_p && !(s.in_stage = bt_optset_clone(s.in_p))) { st = bt_err_set(err, BT_E_NOMEM, "out of memory"); goto done; }
     struct bt_stage_ctx sc = {
         .reg = reg, .ini_path = cfg.path, .input_path = bt_opt_str(s.in, "path"),
         .input_reader = reader, .output_path = NULL, .backend = backend, .backend_opts = s.be_p,
         .quiet = ro ? ro->quiet : 0,
-        .calib = &calib,
+        .calib = &calib, .input_opts = s.in_stage,
     };
     for (int k = 0; k < n_stages; k++)
         if (s.stage_o[k] && stages[k].before && (st = stages[k].run(&sc, s.stage_o[k], err))) goto done;

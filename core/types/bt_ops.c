@@ -3,6 +3,8 @@
  * supports_op means the same thing everywhere. */
 #include "bt_types.h"
 
+#include <math.h>
+
 static int is_f32(const struct bt_view *v) { return v->fmt.type == BT_TYPE_F32; }
 static int same_shape(const struct bt_view *a, const struct bt_view *b) {
     return a->rows == b->rows && a->cols == b->cols;
@@ -10,7 +12,7 @@ static int same_shape(const struct bt_view *a, const struct bt_view *b) {
 
 static const char *const op_names[BT_OP_COUNT] = {
     "?", "get_rows", "rmsnorm", "rope", "cpy", "attn", "swiglu", "add", "matmul", "dequant",
-    "kmeans", "relu2", "quant_row"};
+    "kmeans", "relu2", "quant_row", "scale"};
 
 const char *bt_op_name(uint32_t code) {
     return code > 0 && code < BT_OP_COUNT ? op_names[code] : "unknown";
@@ -18,7 +20,8 @@ const char *bt_op_name(uint32_t code) {
 
 int bt_op_n_src(uint32_t code) {
     switch (code) {
-    case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: case BT_OP_QUANT_ROW: return 1;
+    case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: case BT_OP_QUANT_ROW: case BT_OP_SCALE:
+        return 1;
     case BT_OP_ATTN: return 3;
     case BT_OP_KMEANS: return 2; /* src2 (weights) is optional */
     default: return code > 0 && code < BT_OP_COUNT ? 2 : 0;
@@ -77,7 +80,7 @@ static const char *alias_check(const struct bt_host *host, const struct bt_op *o
     case BT_OP_RMSNORM: case BT_OP_ROPE:
         return same_or_apart(host, d, &s[0]) && !overlap(host, d, &s[1]) ? NULL
                : "destination partly overlaps a source";
-    case BT_OP_CPY: case BT_OP_QUANT_ROW:
+    case BT_OP_CPY: case BT_OP_QUANT_ROW: case BT_OP_SCALE:
         return same_or_apart(host, d, &s[0]) ? NULL : "destination partly overlaps the source";
     case BT_OP_SWIGLU: case BT_OP_ADD: case BT_OP_RELU2:
         return same_or_apart(host, d, &s[0]) && same_or_apart(host, d, &s[1]) ? NULL
@@ -132,6 +135,8 @@ static const char *shape_check(const struct bt_host *host, const struct bt_op *o
         return NULL;
     case BT_OP_CPY: case BT_OP_QUANT_ROW:
         return same_shape(d, s0) ? NULL : "shape mismatch";
+    case BT_OP_SCALE:
+        return !same_shape(d, s0) ? "shape mismatch" : !isfinite(op->scale) ? "scale is not finite" : NULL;
     case BT_OP_SWIGLU: case BT_OP_ADD: case BT_OP_RELU2:
         return same_shape(d, s0) && same_shape(d, s1) && is_f32(s1) ? NULL : "shape mismatch";
     case BT_OP_ATTN:

@@ -161,16 +161,30 @@ trunc:
                         g->path, (int)klen, key);
 }
 
-static bt_status parse_kvs(struct gr_ctx *g, struct gr_cur *c, uint64_t n_kv, bt_err *err) {
+/* bitnet.cpp's fork names its BitNet architectures bitnet-b1.58 and bitnet-25 (both with
+ * squared-ReLU FFNs): their keys are read as bt's bitnet.* ones. Returns the prefix length to
+ * replace by "bitnet", 0 if key has neither prefix. */
+static size_t fork_prefix(const char *key, uint64_t klen) {
+    static const char *const pre[] = {"bitnet-b1.58.", "bitnet-25."};
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(pre[i]);
+        if (klen > n && !memcmp(key, pre[i], n)) return n - 1;
+    }
+    return 0;
+}
+
+/* n_extra: room for the keys the reader adds (I2_S scales, the fork's activation) */
+static bt_status parse_kvs(struct gr_ctx *g, struct gr_cur *c, uint64_t n_kv, uint64_t n_extra,
+                           bt_err *err) {
     const struct bt_host *h = g->host;
     struct gguf_nameset keys;
     bt_status st = gguf_nameset_init(&keys, h, n_kv);
     if (st) return h->set_error(err, st, "gguf: %s: out of memory", g->path);
-    g->kv = h->alloc((size_t)(n_kv ? n_kv : 1) * sizeof(*g->kv));
+    g->kv = h->alloc((size_t)(n_kv + n_extra + 1) * sizeof(*g->kv));
     if (!g->kv) st = h->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", g->path);
     for (uint64_t i = 0; i < n_kv && !st; i++) {
         const char *key;
-        uint64_t klen;
+        uint64_t klen = 0;
         int dup = 0;
         if (rd_str(c, &key, &klen)) {
             st = h->set_error(err, BT_E_FORMAT, "gguf: %s: key #%llu is truncated", g->path,
@@ -178,7 +192,18 @@ static bt_status parse_kvs(struct gr_ctx *g, struct gr_cur *c, uint64_t n_kv, bt
         } else if (!gguf_key_ok(key, (size_t)klen) || memchr(key, 0, (size_t)klen)) {
             st = h->set_error(err, BT_E_FORMAT, "gguf: %s: key #%llu has an invalid name (%llu "
                               "bytes)", g->path, (unsigned long long)i, (unsigned long long)klen);
+        } else if (fork_prefix(key, klen) && klen < 4096) {
+            char nk[4096];
+            size_t fp = fork_prefix(key, klen);
+            memcpy(nk, "bitnet", 6);
+            memcpy(nk + 6, key + fp, (size_t)klen - fp);
+            klen = 6 + klen - fp;
+            if (!(st = parse_kv(g, c, nk, klen, &g->kv[i], err))) dup = -1;
         } else if (!(st = parse_kv(g, c, key, klen, &g->kv[i], err))) {
+            dup = -1;
+        }
+        if (dup == -1) {
+            dup = 0;
             g->n_kv++;
             st = gguf_nameset_add(&keys, h, g->kv[i].key, (size_t)klen, (uint32_t)i, &dup);
             if (st) st = h->set_error(err, st, "gguf: %s: out of memory", g->path);
@@ -201,6 +226,32 @@ static bt_status parse_kvs(struct gr_ctx *g, struct gr_cur *c, uint64_t n_kv, bt
 }
 
 /* ---- tensors ------------------------------------------------------------------------------------ */
+/* the info of an I2_S tensor (bitnet.cpp): 2-D, n/4 + 32 bytes in the file, read as TQ2_0 */
+static bt_status i2s_info(struct gr_ctx *g, struct gr_tensor *t, uint32_t nd, const uint64_t *ne,
+                          uint64_t off, uint64_t expect, bt_err *err) {
+    const struct bt_host *h = g->host;
+    char why[200];
+    if (nd != 2 || ne[0] == 0 || ne[1] == 0 || ne[0] > ((uint64_t)1 << 32) || ne[1] > ((uint64_t)1 << 32))
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': an I2_S tensor must be 2-D "
+                            "(%u dims)", g->path, t->name, nd);
+    if (!gr_i2s_shape_ok(g->i2s_layout, (int64_t)ne[1], (int64_t)ne[0], why, sizeof why))
+        return h->set_error(err, BT_E_UNSUPPORTED, "gguf: %s: tensor '%s': %s", g->path, t->name, why);
+    if (off != expect)
+        return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s' has offset %llu, expected "
+                            "%llu", g->path, t->name, (unsigned long long)off,
+                            (unsigned long long)expect);
+    t->fmt = bt_fmt(BT_TYPE_TQ2_0);
+    t->ggml = GGML_I2_S;
+    t->n_dims = 2;
+    t->shape[0] = (int64_t)ne[1];
+    t->shape[1] = (int64_t)ne[0];
+    t->offset = off;
+    t->i2s = 1;
+    t->fbytes = ne[0] * ne[1] / 4 + GR_I2S_TRAILER;
+    t->nbytes = t->fbytes; /* the file's size until the bounds check, then TQ2_0's */
+    return BT_OK;
+}
+
 static bt_status parse_tensor(struct gr_ctx *g, struct gr_cur *c, uint64_t i, uint64_t expect,
                               struct gr_tensor *t, bt_err *err) {
     const struct bt_host *h = g->host;
@@ -225,6 +276,7 @@ static bt_status parse_tensor(struct gr_ctx *g, struct gr_cur *c, uint64_t i, ui
     for (uint32_t d = 0; d < nd; d++)
         if (rd_u64(c, &ne[d])) goto trunc;
     if (rd_u32(c, &ty) || rd_u64(c, &off)) goto trunc;
+    if (ty == GGML_I2_S) return i2s_info(g, t, nd, ne, off, expect, err);
     const struct gguf_type_info *ti = gguf_type(ty);
     if (!ti)
         return h->set_error(err, BT_E_FORMAT, "gguf: %s: tensor '%s': unknown ggml type %u",
@@ -360,7 +412,16 @@ static bt_status parse_tensors(struct gr_ctx *g, struct gr_cur *c, uint64_t n_t,
         struct gr_tensor *t = &g->t[i];
         int dup = 0;
         g->n_t++; /* counted before parsing so close frees a partial name */
-        if ((st = parse_tensor(g, c, i, expect, t, err))) break;
+        if ((st = parse_tensor(g, c, i, expect, t, err))) {
+            if (err && i && g->t[i - 1].i2s && strstr(err->msg, "has offset")) {
+                char m[sizeof err->msg];
+                memcpy(m, err->msg, sizeof m);
+                st = h->set_error(err, st, "%s (after the I2_S tensor '%s', which takes n/4 + %u "
+                                  "bytes: its codes and the scale trailer)", m, g->t[i - 1].name,
+                                  GR_I2S_TRAILER);
+            }
+            break;
+        }
         expect = gguf_pad(t->offset + t->nbytes, g->align);
         if ((st = gguf_nameset_add(&names, h, t->name, strlen(t->name), (uint32_t)i, &dup)))
             st = h->set_error(err, st, "gguf: %s: out of memory", g->path);
@@ -377,6 +438,8 @@ static bt_status parse_tensors(struct gr_ctx *g, struct gr_cur *c, uint64_t n_t,
                               (unsigned long long)(g->data + t->offset),
                               (unsigned long long)t->nbytes, (unsigned long long)g->size);
     }
+    for (uint32_t i = 0; i < g->n_t && !st; i++)
+        if (g->t[i].i2s) g->t[i].nbytes = (uint64_t)g->t[i].shape[0] * (uint64_t)g->t[i].shape[1] / 256 * 66;
     if (!st) st = apply_zstd(g, &names, err);
     if (!st) st = gr_apply_formats(g, &names, err);
     gguf_nameset_free(&names, h);
@@ -471,6 +534,13 @@ static bt_status gr_open(void *ctx, const struct bt_host *host, const bt_optset 
         return host->set_error(err, BT_E_NOMEM, "gguf: %s: out of memory", path);
     memcpy(g->path, path, pl + 1);
     g->locked = pthread_mutex_init(&g->lock, NULL) == 0;
+    const char *lay = host->opt_str && opts ? host->opt_str(opts, "i2s_layout") : NULL;
+    g->i2s_layout = gr_i2s_layout_of(lay);
+    if (g->i2s_layout < 0) { /* the option table makes this unreachable from an INI */
+        gr_close(g);
+        return host->set_error(err, BT_E_INVAL, "gguf: %s: i2s_layout = %s: not one of x86, arm, "
+                               "x86-1x4", path, lay);
+    }
     bt_status st = g->locked ? map_file(g, path, err)
                              : host->set_error(err, BT_E_NOMEM, "gguf: %s: cannot create a lock", path);
     struct gr_cur c = {g->map, g->size, 0};
@@ -493,8 +563,9 @@ static bt_status gr_open(void *ctx, const struct bt_host *host, const bt_optset 
                                  "%zu bytes", path, (unsigned long long)n_t,
                                  (unsigned long long)n_kv, g->size);
     }
-    if (!st) st = parse_kvs(g, &c, n_kv, err);
+    if (!st) st = parse_kvs(g, &c, n_kv, n_t + 1, err);
     if (!st) st = parse_tensors(g, &c, n_t, err);
+    if (!st) st = gr_i2s_finish(g, err);
     if (!st) st = check_llama(g, err);
     if (st) {
         gr_close(g);
@@ -533,9 +604,9 @@ static bt_status inflate(struct gr_ctx *g, struct gr_tensor *t, bt_err *err) {
 static bt_status tensor_bytes(struct gr_ctx *g, struct gr_tensor *t, const uint8_t **data,
                               bt_err *err) {
     *data = g->map + g->data + t->offset;
-    if (!t->zbytes) return BT_OK;
+    if (!t->zbytes && !t->i2s) return BT_OK;
     pthread_mutex_lock(&g->lock);
-    bt_status st = t->zdata ? BT_OK : inflate(g, t, err);
+    bt_status st = t->zdata ? BT_OK : t->i2s ? gr_i2s_tensor_decode(g, t, err) : inflate(g, t, err);
     *data = t->zdata;
     pthread_mutex_unlock(&g->lock);
     return st;
@@ -586,7 +657,7 @@ static bt_status gr_kv_get(void *ctx, uint32_t i, struct bt_kv *out) {
 
 static void release_one(struct gr_ctx *g, struct gr_tensor *t) {
     if (!t->nbytes) return;
-    if (t->zbytes) { /* drop the decompressed copy; a later get decompresses again */
+    if (t->zbytes || t->i2s) { /* drop the decoded copy; a later get decodes again */
         pthread_mutex_lock(&g->lock);
         g->host->free(t->zdata);
         t->zdata = NULL;
@@ -623,6 +694,13 @@ static const struct bt_reader_i gr_iface = {
     .release = gr_release,
 };
 
+static const struct bt_option gr_options[] = {
+    {"i2s_layout", BT_OPT_ENUM, "x86", 0, -1, "x86|arm|x86-1x4",
+     "code order of bitnet.cpp I2_S tensors (the build that wrote the file: x86 AVX2 = x86, ARM "
+     "NEON = arm, x86 without ACT_PARALLEL = x86-1x4)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
 static const struct bt_plugin gr_desc = {
     .abi_version = BT_ABI_VERSION,
     .struct_size = sizeof(struct bt_plugin),
@@ -631,7 +709,7 @@ static const struct bt_plugin gr_desc = {
     .kind = BT_KIND_READER,
     .caps = 0,
     .description = "GGUF v2/v3 reader (strict), incl. TQ1_0/TQ2_0, bt MTQ and plugin formats",
-    .options = NULL,
+    .options = gr_options,
     .iface = &gr_iface,
     .ctx_size = sizeof(struct gr_ctx),
 };

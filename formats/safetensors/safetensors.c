@@ -444,9 +444,15 @@ static bt_status st_bitnet_one(struct st_reader *r, struct st_tensor *x, bt_err 
         st = h->set_error(err, BT_E_FORMAT, "%s: BitNet weight '%s' (%s) cannot be read as floats",
                           r->dir, x->t.src_name, bt_type_name(x->t.fmt.type));
     } else {
-        bt_st_bitnet_ternarize(w, rows, cols, dst);
+        scale = bt_st_bitnet_ternarize(w, rows, cols, dst);
     }
     free(w);
+    if (!st) { /* the exact f32 scale for the runner (the blocks hold it rounded to fp16) */
+        char key[300];
+        snprintf(key, sizeof key, "bt.weight_scale.%s", x->name);
+        if (bt_kvlist_f32(&r->kv, key, scale) != BT_OK)
+            st = h->set_error(err, BT_E_NOMEM, "%s: out of memory", r->dir);
+    }
     if (st) { free(dst); return st; }
     x->t.fmt = bt_fmt(BT_TYPE_TQ2_0);
     x->t.shape[0] = rows;

@@ -24,7 +24,7 @@ int bt_st_bitnet_unpack(const uint8_t *packed, int64_t rows, int64_t cols, float
     return 0;
 }
 
-void bt_st_bitnet_ternarize(const float *w, int64_t rows, int64_t cols, uint8_t *dst) {
+float bt_st_bitnet_ternarize(const float *w, int64_t rows, int64_t cols, uint8_t *dst) {
     int64_t n = rows * cols, nb = cols / 256;
     double sum = 0;
     for (int64_t i = 0; i < n; i++) sum += fabs((double)w[i]);
@@ -40,4 +40,5 @@ void bt_st_bitnet_ternarize(const float *w, int64_t rows, int64_t cols, uint8_t 
             }
             bt_tq2_0_pack(t, s, dst + (row * nb + b) * 66);
         }
+    return s;
 }

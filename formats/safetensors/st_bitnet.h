@@ -12,6 +12,6 @@ int bt_st_bitnet_unpack(const uint8_t *packed, int64_t rows, int64_t cols, float
 
 /* master weights w (rows x cols f32) -> BitNet's per-tensor ternary: s = max(mean|w|, 1e-5) (the
  * mean in double), T = clip(round(w / s), -1, 1) (w / s in float, round half to even), stored as
- * TQ2_0 with every block scale = s */
-void bt_st_bitnet_ternarize(const float *w, int64_t rows, int64_t cols, uint8_t *dst);
+ * TQ2_0 with every block scale = s (rounded to fp16); returns s */
+float bt_st_bitnet_ternarize(const float *w, int64_t rows, int64_t cols, uint8_t *dst);
 #endif

@@ -148,6 +148,46 @@ static int use_q8(const bt_model *m, const struct bt_tfmt *f, int64_t cols) {
            !m->hp.bitnet; /* bitnet: its own per-token int8 (quant_row) already */
 }
 
+/* BitNet: a TQ2_0 weight whose reader gives its exact f32 scale (bt.weight_scale.<name>, from
+ * the safetensors BitNet input and bitnet.cpp's I2_S; docs/formats.md) runs with block scales 1
+ * and the scale applied after the product (BT_OP_SCALE), not rounded to fp16 as the blocks hold
+ * it. Every block must hold fp16(scale); the weights are uploaded as a copy with d = 1. */
+static bt_status lin_exact_scale(bt_model *m, struct bt_lin *w, const struct bt_tensor *t,
+                                 bt_err *err) {
+    char key[160];
+    struct bt_kv tmp;
+    snprintf(key, sizeof key, "bt.weight_scale.%s", w->name);
+    const struct bt_kv *kv = kv_find(m->r, key, &tmp);
+    if (!kv) return bt_lin_upload(m, w, t->data, t, err);
+    float s = kv->type == BT_KV_F32 || kv->type == BT_KV_F64 ? (float)kv->v.f : NAN;
+    if (!isfinite(s) || s < 0.0f)
+        return bt_err_set(err, BT_E_FORMAT, "model: key '%s' must be a finite f32 >= 0", key);
+    if (s == 0.0f) return bt_lin_upload(m, w, t->data, t, err); /* all zero: nothing to scale */
+    uint64_t nb = (uint64_t)w->rows * (uint64_t)(w->cols / 256), n = nb * 66;
+    uint16_t h = bt_f32_to_fp16(s);
+    uint8_t *cp = malloc((size_t)n);
+    if (!cp) return bt_err_set(err, BT_E_NOMEM, "model: out of memory copying '%s'", w->name);
+    memcpy(cp, t->data, (size_t)n);
+    for (uint64_t b = 0; b < nb; b++) {
+        uint8_t *d = cp + b * 66 + 64;
+        if ((uint16_t)(d[0] | d[1] << 8) != h) {
+            free(cp);
+            return bt_err_set(err, BT_E_FORMAT, "model: tensor '%s': block %llu's scale is not %s "
+                              "= %g rounded to fp16", w->name, (unsigned long long)b, key, (double)s);
+        }
+        d[0] = 0x00; /* fp16 1.0 = 0x3c00 */
+        d[1] = 0x3c;
+    }
+    bt_status st = bt_be_alloc(m->b, n, BT_BUF_WEIGHTS, &w->buf, err);
+    if (!st) {
+        w->owned = 1;
+        st = bt_be_write(m->b, w->buf, 0, cp, n, err);
+    }
+    free(cp);
+    w->scale = s;
+    return st;
+}
+
 /* look up name, check it is 2-D {rows, cols} (rows < 0: any), fill a linear view */
 static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t cols,
                           struct bt_lin *w, struct bt_tensor *tout, bt_err *err) {
@@ -175,6 +215,7 @@ static bt_status lin_load(bt_model *m, const char *name, int64_t rows, int64_t c
                           (unsigned long long)t.nbytes);
     w->q8 = use_q8(m, &t.fmt, w->cols);
     if (tout) *tout = t;
+    if (m->hp.bitnet && t.fmt.type == BT_TYPE_TQ2_0) return lin_exact_scale(m, w, &t, err);
     return bt_lin_upload(m, w, t.data, &t, err);
 }
 
@@ -195,6 +236,7 @@ bt_status bt_lin_set(bt_model *m, struct bt_lin *w, const struct bt_tfmt *fmt, c
     nw.fmt       = *fmt;
     nw.row_bytes = rb;
     nw.q8        = use_q8(m, fmt, w->cols);
+    nw.scale     = 0; /* new data: its own block scales */
     bt_status st = bt_lin_upload(m, &nw, data, NULL, err);
     if (st) return st;
     bt_lin_free(m, w);

@@ -20,6 +20,8 @@ struct bt_lin {
     bt_buf        *parts[BT_MAX_PARTS]; /* the format's extra parts (codebooks), uploaded */
     int            owned;     /* 1 if the buffers are freed with this weight (0: an alias) */
     int            q8;        /* 1: products use int8 activations (integer-dot formats, act_q8) */
+    float          scale;     /* BitNet: the exact per-tensor f32 scale, applied after the product
+                               * (BT_OP_SCALE; the TQ2_0 block scales are then 1); 0 = none */
 };
 
 /* One decoder block. */

@@ -69,10 +69,23 @@ static struct bt_op matmul_op(const bt_model *m, const struct bt_lin *w, int xsl
     return op;
 }
 
+/* the product times w's exact scale (BitNet), in place on its output */
+static struct bt_op scale_op(const struct bt_op *mm, float s) {
+    struct bt_op op;
+    memset(&op, 0, sizeof op);
+    op.code = BT_OP_SCALE;
+    op.src[0] = op.dst = mm->dst;
+    op.scale = s;
+    return op;
+}
+
 bt_status bt_ops_matmul(bt_model *m, const struct bt_lin *w, int xslot, int64_t xrow0,
                         int dslot, int64_t drow0, int ntok, int same, bt_err *err) {
     struct bt_op op = matmul_op(m, w, xslot, xrow0, dslot, drow0, ntok, same);
-    return bt_ops_add(m, &op, err);
+    bt_status st = bt_ops_add(m, &op, err);
+    if (st || w->scale == 0.0f) return st;
+    struct bt_op sc = scale_op(&op, w->scale);
+    return bt_ops_add(m, &sc, err);
 }
 
 /* ---- weights ---------------------------------------------------------------------------------- */
@@ -168,6 +181,8 @@ static bt_status need_lin(bt_model *m, const struct bt_lin *w, int xslot, int ds
         struct bt_op op = matmul_op(m, w, xslot, 0, dslot, 0, nt, 0);
         bt_status st = need(m, &op, w->name, err);
         if (st) return st;
+        struct bt_op sc = scale_op(&op, w->scale);
+        if (w->scale != 0.0f && (st = need(m, &sc, w->name, err))) return st;
     }
     return BT_OK;
 }

@@ -35,7 +35,7 @@
  *   ADD, SWIGLU     |a| + |b| (ADD), |x_i| + |x_j| of the rotated pair (ROPE; the angle is the
  *                   f32 product pos * freq)
  *   ATTN            |o - oref| <= 1e-4 * sum_p softmax_p |v_pd| + 1e-6
- *   DEQUANT, GET_ROWS, CPY   bit-identical (to bt_to_f32 / the source)
+ *   DEQUANT, GET_ROWS, CPY, SCALE   bit-identical (to bt_to_f32 / the source / x * scale in f32)
  *   KMEANS          the same index, or a near tie: d(got) <= (1 + 1e-5) d(min) and no lower
  *                   index with term-for-term the same distance (exact ties take the lowest k)
  *   op lists (seq)  vs the reference only: |y - yref| <= 1e-4 * (|yref| + RMS of the ref row)

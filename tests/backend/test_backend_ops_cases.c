@@ -10,11 +10,12 @@
 #include <string.h>
 
 const char *const bo_ops[] = {"dequant", "get_rows", "matmul", "rmsnorm", "add", "swiglu",
-                              "rope",    "cpy",      "attn",   "kmeans",  "seq",  NULL};
+                              "rope",    "cpy",      "attn",   "kmeans",  "scale", "seq", NULL};
 
 const char *bo_op_name(uint32_t code) {
     static const char *const n[] = {"?",   "get_rows", "rmsnorm", "rope",   "cpy",    "attn",
-                                    "swiglu", "add",   "matmul",  "dequant", "kmeans"};
+                                    "swiglu", "add",   "matmul",  "dequant", "kmeans", "relu2",
+                                    "quant_row", "scale"};
     return code < sizeof(n) / sizeof(n[0]) ? n[code] : "?";
 }
 
@@ -546,6 +547,31 @@ static void gen_cpy(bo_emit_fn emit, void *user) {
     }
 }
 
+/* SCALE (2.3): one float32 multiply per element, so every backend must match it exactly */
+static void gen_scale(bo_emit_fn emit, void *user) {
+    static const int64_t sh[][2] = {{1, 1}, {1, 7}, {5, 64}, {33, 320}, {2, 4096}, {64, 512}};
+    static const float sc[] = {0.0384615f, 1.0f / 3.0f, -2.5f, 0.0f, 1e-3f, 41.75f};
+    for (size_t s = 0; s < sizeof(sh) / sizeof(sh[0]); s++)
+        for (int inpl = 0; inpl < 2; inpl++) {
+            int64_t r = sh[s][0], cols = sh[s][1], ne = r * cols;
+            float k = sc[(s + (size_t)inpl) % (sizeof(sc) / sizeof(sc[0]))];
+            struct bo_case *c = cnew("scale", "f32", "%lld x %lld, scale %g%s", (long long)r,
+                                     (long long)cols, (double)k, inpl ? ", dst = src0" : "");
+            float *x = frand(c, ne, 3.0f), *want = fnew(c, ne);
+            for (int64_t i = 0; i < ne; i++) want[i] = x[i] * k;
+            size_t xb = sizeof(float) * (size_t)ne, st = 64 + al64(xb);
+            int b = cbuf(c, 2 * st + 64, BT_BUF_ACT);
+            cput(c, b, 64, x, xb);
+            struct bt_op *o = cop(c, BT_OP_SCALE);
+            o->src[0] = V(b, 64, F32, r, cols);
+            o->dst = inpl ? o->src[0] : V(b, 64 + st, F32, r, cols);
+            o->scale = k;
+            creg(c, BO_EXACT, o->dst, want, NULL, 0, 0);
+            emit(c, user);
+            case_free(c);
+        }
+}
+
 #define ATT_RTOL 1e-4
 #define ATT_ATOL 1e-6
 
@@ -748,7 +774,7 @@ void bo_generate(const char *op, bo_emit_fn emit, void *user) {
     } gens[] = {{"dequant", gen_dequant}, {"get_rows", gen_get_rows}, {"matmul", gen_matmul},
                 {"rmsnorm", gen_rmsnorm}, {"add", NULL},              {"swiglu", NULL},
                 {"rope", gen_rope},       {"cpy", gen_cpy},           {"attn", gen_attn},
-                {"kmeans", gen_kmeans},   {"seq", gen_seq}};
+                {"kmeans", gen_kmeans},   {"scale", gen_scale},       {"seq", gen_seq}};
     for (size_t i = 0; i < sizeof(gens) / sizeof(gens[0]); i++) {
         if (op && strcmp(op, gens[i].name) != 0) continue;
         seed(gens[i].name);

@@ -5,10 +5,16 @@ of tests/model/bitnet_fixture.py. Not in CI: it needs torch and transformers (Py
     /tmp/hfvenv/bin/python tests/interop/bitnet_hf_check.py build
 For each fixture (packed autobitlinear + relu2, packed bitlinear + relu2, bf16 masters) it prints
 the per-position max |logit difference| of bt (dump_logits on the HF folder) and of the numpy
-reference against transformers in float32, and exits 1 if bt disagrees beyond the test's rule
-(3/4 of the positions within 1e-3, all within 0.1: 8-bit activations round either way at a
-near-tie). The bf16-master fixture is run by transformers without quantization (its linears are
-plain nn.Linear there), so only the packed fixtures are compared; it is reported for information.
+reference against transformers in float32, and exits 1 if bt disagrees: the median position
+must be within 1e-4 of transformers and every position no further from transformers than the
+numpy reference (float64, exact f32 scales) is, plus 1e-4. Why not a plain bound: the 8-bit
+activations are discontinuous, and where x * s lands within float error of a .5 step torch
+(float32) rounds it the other way than numpy and bt do; that one step moves the logits of that and
+every later position by up to ~0.07 (autobitlinear fixture: numpy and bt are 0.065 off
+transformers there, 9e-7 off each other). A wrong scale, norm, activation or rope moves every
+position (the fp16 weight scales bt used before plugin ABI 2.3: median 0.036). The bf16-master
+fixture is run by transformers without quantization (its linears are plain nn.Linear there), so
+only the packed fixtures are compared; it is reported for information.
 usage: bitnet_hf_check.py BUILD_DIR"""
 import os
 import subprocess
@@ -64,13 +70,18 @@ def main():
             e_np = np.abs(ref - hf).max(-1)
             e_16 = np.abs(ref16 - hf).max(-1)
             e_b16 = np.abs(bt - ref16).max(-1)
-            ok = np.percentile(e_bt, 75) <= 1e-3 and e_bt.max() <= 0.1
-            print(f"{tag}: bt vs transformers median {np.median(e_bt):.3g} max {e_bt.max():.3g}; "
+            e_bnp = np.abs(bt - ref).max(-1)
+            # see the top: bt as close to transformers as the float64 numpy reference, +1e-4
+            ok = np.median(e_bt) <= 1e-4 and bool(np.all(e_bt <= e_np + 1e-4))
+            print(f"{tag}: bt vs transformers median {np.median(e_bt):.3g} 75th percentile "
+                  f"{np.percentile(e_bt, 75):.3g} max {e_bt.max():.3g} ({'ok' if ok else 'DIFFERS'}); "
                   f"numpy vs transformers median {np.median(e_np):.3g} max {e_np.max():.3g}; "
                   f"numpy(fp16 scales) vs transformers median {np.median(e_16):.3g} "
                   f"max {e_16.max():.3g}; "
                   f"bt vs numpy(fp16 scales) median {np.median(e_b16):.3g} max {e_b16.max():.3g}; "
+                  f"bt vs numpy median {np.median(e_bnp):.3g} max {e_bnp.max():.3g}; "
                   f"logits up to {np.abs(hf).max():.2f}" + ("" if kw["kind"] == "packed" else " (information only)"))
+            print(f"  per position, bt vs transformers: {np.array2string(e_bt, precision=2)}")
             if kw["kind"] == "packed" and not ok:
                 bad += 1
     sys.exit(1 if bad else 0)

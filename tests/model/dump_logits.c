@@ -2,8 +2,9 @@
  * logits of every position of a token sequence as raw little-endian f32 (n x n_vocab), so Python
  * tests can compare them with a numpy reference forward pass. Also runs the same ids one token at
  * a time through the KV cache and fails if the last token's logits differ from the batch run.
- * usage: dump_logits MODEL IDS OUT.f32 [backend] [act_q8] [tol]   (IDS: comma-separated token
- * ids; tol: the largest incremental-vs-batch difference accepted, default 1e-3) */
+ * usage: dump_logits MODEL IDS OUT.f32 [backend] [act_q8] [tol] [key=value]   (IDS: comma-separated
+ * token ids; tol: the largest incremental-vs-batch difference accepted, default 1e-3; key=value:
+ * an option of the gguf reader, e.g. i2s_layout=arm) */
 #include "bt_model.h"
 
 #include <math.h>
@@ -28,7 +29,7 @@ static int parse_ids(const char *s, int32_t **ids) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL IDS OUT.f32 [backend] [act_q8] [tol]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL IDS OUT.f32 [backend] [act_q8] [tol] [key=value]\n", argv[0]);
         return 2;
     }
     const char *bname = argc > 4 ? argv[4] : "cpu";
@@ -44,7 +45,19 @@ int main(int argc, char **argv) {
     int rc = 1;
     if (bt_registry_new(&reg)) goto out;
     bt_registry_scan_default(reg, NULL, NULL);
-    if (bt_reader_open(reg, "auto", argv[1], NULL, &r, &err)) goto fail;
+    bt_optset *ro = NULL;
+    if (argc > 7) { /* one option of the gguf reader */
+        const struct bt_plugin_entry *pe = bt_registry_find(reg, BT_KIND_READER, "gguf");
+        char key[128];
+        const char *eq = strchr(argv[7], '=');
+        if (!pe || !eq || eq - argv[7] >= (long)sizeof key || !(ro = bt_optset_new(pe->desc->options))) {
+            fprintf(stderr, "bad reader option '%s'\n", argv[7]);
+            goto out;
+        }
+        snprintf(key, sizeof key, "%.*s", (int)(eq - argv[7]), argv[7]);
+        if (bt_optset_set(ro, key, eq + 1, NULL, &err)) { bt_optset_free(ro); goto fail; }
+    }
+    if (bt_reader_open(reg, ro ? "gguf" : "auto", argv[1], ro, &r, &err)) goto fail;
     if (bt_backend_open(reg, bname, NULL, &b, &err)) goto fail;
     struct bt_model_opts mo = {.n_ctx = n, .n_batch = n, .act_q8 = argc > 5 ? atoi(argv[5]) : 0};
     if (bt_model_load(r, b, &mo, &m, &err)) goto fail;

@@ -117,13 +117,18 @@ def main():
         for tag, kw in cases:
             cfg, w = bf.make(os.path.join(tmp, tag), TOK, **kw)
             bf.MARGIN[0] = np.inf
-            want = bf.forward(cfg, w, IDS)
-            compare(f"{tag} (HF folder)", logits(os.path.join(tmp, tag), tag + "-hf"), want)
+            # the HF folder runs with the exact f32 scales (bt.weight_scale.* keys, BT_OP_SCALE);
+            # the converted files with TQ2_0's fp16 block scales
+            exact = bf.forward(cfg, w, IDS, fp16_scales=False)
+            want = bf.forward(cfg, w, IDS, fp16_scales=True)
+            compare(f"{tag} (HF folder)", logits(os.path.join(tmp, tag), tag + "-hf"), exact)
             for ty in ["tq2_0", "tq1_0"]:
                 p, out = convert(f"{tag}-{ty}", os.path.join(tmp, tag), ty)
                 if not check(p.returncode == 0, f"{tag} -> {ty}: {p.stderr}"):
                     continue
-                check_gguf(f"{tag} -> {ty}", out, cfg, w)
+                r = check_gguf(f"{tag} -> {ty}", out, cfg, w)
+                check(not any(k.startswith("bt.weight_scale.") for k in r.fields),
+                      f"{tag} -> {ty}: bt.weight_scale keys copied into the output")
                 compare(f"{tag} -> {ty} (GGUF)", logits(out, f"{tag}-{ty}"), want)
         # a packed weight holding the code 3, and one without its weight_scale: refused by name
         bad = os.path.join(tmp, "bad")

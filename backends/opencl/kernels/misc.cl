@@ -81,6 +81,15 @@ __kernel void bt_add(__global const uchar *Ab, ulong aoff, __global const uchar 
         ((const __global float *)(Ab + aoff))[i] + ((const __global float *)(Bb + boff))[i];
 }
 
+/* d = a * s: one float multiply per element (SCALE, ABI 2.3) */
+__kernel void bt_scale(__global const uchar *Ab, ulong aoff, __global uchar *Db, ulong doff, float s,
+                       ulong n)
+{
+    const size_t i = get_global_id(0);
+    if (i >= n) return;
+    ((__global float *)(Db + doff))[i] = ((const __global float *)(Ab + aoff))[i] * s;
+}
+
 /* work-group (block of 256 columns, token): q = xq * xs with xs = amax / 127 and
  * xq = round(x / xs) (half away from zero, clamped to +-127, 0 for nan / xs = 0) */
 __kernel __attribute__((reqd_work_group_size(BT_RED_WG, 1, 1)))

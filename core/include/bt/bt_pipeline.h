@@ -23,6 +23,8 @@ struct bt_stage_ctx {
     void       **calib;        /* a before-stage may hand the conversion a calibration context
                                 * here (used with bt_run_opts' calib_* callbacks; closed by
                                 * calib_close), e.g. [calibrate] mode = sequential */
+    const bt_optset *input_opts; /* [input]'s reader options (of input_reader; NULL: defaults);
+                                  * give bt_reader_open a bt_optset_clone of it */
 };
 
 /* An extra INI section handled by the application (runtime/ provides eval, generate, ...). */

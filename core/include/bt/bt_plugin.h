@@ -12,7 +12,7 @@ extern "C" {
 
 /* ---- versioning ------------------------------------------------------------------------ */
 #define BT_ABI_MAJOR   2
-#define BT_ABI_MINOR   2
+#define BT_ABI_MINOR   3
 #define BT_ABI_VERSION ((uint32_t)((BT_ABI_MAJOR << 16) | BT_ABI_MINOR))
 #define BT_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define BT_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -485,7 +485,9 @@ enum {
     BT_OP_QUANT_ROW = 12, /* dst[t,:] = q / s, q = clamp(round_half_even(src0[t,:] * s), -128,
                            * 127), s = 127 / max(max|src0[t,:]|, 1e-5): 8-bit per-token
                            * activations as BitNet b1.58 computes them (in place) (2.2) */
-    BT_OP_COUNT    = 13,
+    BT_OP_SCALE    = 13, /* dst = src0 * scale (one float32 multiply per element; in place): a
+                          * weight's exact per-tensor f32 scale after its MATMUL (2.3) */
+    BT_OP_COUNT    = 14,
 };
 enum { BT_ACT_F32 = 0, BT_ACT_Q8 = 1 };
 #define BT_ACT_Q8_BLOCK 256
@@ -501,7 +503,7 @@ struct bt_op {
     struct bt_view src[3];
     const int32_t *ids;    /* GET_ROWS: dst.rows row indices (host memory, read during run) */
     float          eps;    /* RMSNORM */
-    float          scale;  /* ATTN */
+    float          scale;  /* ATTN, SCALE */
     int32_t        n_head, n_head_kv, head_dim; /* ATTN (n_head_kv), ROPE (head_dim) */
     int32_t        n_rot, halves;               /* ROPE */
     int32_t        pos0;                        /* ROPE, ATTN: position of row 0 */
