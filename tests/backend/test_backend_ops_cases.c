@@ -10,11 +10,13 @@
 #include <string.h>
 
 const char *const bo_ops[] = {"dequant", "get_rows", "matmul", "rmsnorm", "add", "swiglu",
-                              "rope",    "cpy",      "attn",   "kmeans",  "seq",  NULL};
+                              "rope",    "cpy",      "attn",   "kmeans",  "relu2", "quant_row",
+                              "seq",     NULL};
 
 const char *bo_op_name(uint32_t code) {
     static const char *const n[] = {"?",   "get_rows", "rmsnorm", "rope",   "cpy",    "attn",
-                                    "swiglu", "add",   "matmul",  "dequant", "kmeans"};
+                                    "swiglu", "add",   "matmul",  "dequant", "kmeans",
+                                    "relu2", "quant_row"};
     return code < sizeof(n) / sizeof(n[0]) ? n[code] : "?";
 }
 
@@ -748,7 +750,8 @@ void bo_generate(const char *op, bo_emit_fn emit, void *user) {
     } gens[] = {{"dequant", gen_dequant}, {"get_rows", gen_get_rows}, {"matmul", gen_matmul},
                 {"rmsnorm", gen_rmsnorm}, {"add", NULL},              {"swiglu", NULL},
                 {"rope", gen_rope},       {"cpy", gen_cpy},           {"attn", gen_attn},
-                {"kmeans", gen_kmeans},   {"seq", gen_seq}};
+                {"kmeans", gen_kmeans},   {"relu2", bo_gen_relu2},    {"quant_row", bo_gen_quant_row},
+                {"seq", gen_seq}};
     for (size_t i = 0; i < sizeof(gens) / sizeof(gens[0]); i++) {
         if (op && strcmp(op, gens[i].name) != 0) continue;
         seed(gens[i].name);
