@@ -42,6 +42,7 @@ static bt_status prepare(struct bt_cu_ctx *c, const struct bt_op *ops, uint32_t 
                                               "[0, %lld)", op->ids[t], (long long)op->src[0].rows);
             ids += (size_t)op->dst.rows;
         }
+        if (op->code == BT_OP_CHOL_INV) { *ok = 0; return BT_OK; } /* cuSOLVER setup: direct */
         if (op->code == BT_OP_MATMUL) {
             int64_t ntok = op->dst.rows, cols = op->src[0].cols;
             if (ntok >= BT_CU_GEMM_MIN) { *ok = 0; return BT_OK; } /* cuBLAS: direct */

@@ -1,11 +1,13 @@
 /* cu_int.h - internal interface of the CUDA backend's host side: instance state, buffers and the
  * helpers shared by its C files (cu_plugin.c: device, buffers, memory limit; cu_ops.c: checks,
- * run, non-weight ops; cu_matmul.c: weight ops). Kernels are in cu_kern.h. Not part of the ABI. */
+ * run, non-weight ops; cu_matmul.c: weight ops; cu_vq.c: the vq format; cu_la.c: GEMM and
+ * CHOL_INV). Kernels are in cu_kern.h. Not part of the ABI. */
 #ifndef BT_CU_INT_H
 #define BT_CU_INT_H
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <cusolverDn.h>
 
 #include "bt/bt_plugin.h"
 #include "bt_types.h"
@@ -47,6 +49,8 @@ struct bt_cu_ctx {
     struct bt_cu_scratch  ids;        /* GET_ROWS row indices */
     struct bt_cu_scratch  wdq;        /* MATMUL through cuBLAS: a slice of decoded weights */
     struct bt_cu_scratch  vqx;        /* MATMUL of vq weights: permuted, pre-scaled activations */
+    cusolverDnHandle_t    solver;     /* CHOL_INV (cu_la.c): made on first use */
+    struct bt_cu_scratch  la;         /* CHOL_INV: the potrf workspace */
     /* CUDA graphs (cu_graph.c, option `graphs`): a run list without cuBLAS products is captured
      * and replayed; the executable graph is updated in place from token to token */
     int                   graphs;     /* option on, and no capture failure so far */
@@ -89,6 +93,10 @@ int bt_cu_wfmt(const struct bt_cu_ctx *c, const struct bt_tfmt *fmt, int64_t col
 bt_status bt_cu_matmul(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err);
 bt_status bt_cu_dequant(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err);
 bt_status bt_cu_get_rows(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err);
+
+/* ---- cu_la.c (ABI 2.3: the second-order engine's GEMM and CHOL_INV) ---- */
+bt_status bt_cu_gemm(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err);
+bt_status bt_cu_chol_inv(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err);
 
 /* ---- cu_vq.c (vq weights) ---- */
 /* NULL if vq weight view w is runnable (parameters fit its shape, parts present and large

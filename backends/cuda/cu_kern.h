@@ -56,6 +56,8 @@ cudaError_t bt_cuk_quant_row(cudaStream_t st, const float *x, int64_t rows, int6
 cudaError_t bt_cuk_attn(cudaStream_t st, const float *q, const float *k, const float *v,
                         int ntok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
                         float *out);
+/* X (n x n) = the identity (CHOL_INV's right-hand side) */
+cudaError_t bt_cuk_eye(cudaStream_t st, float *X, int64_t n);
 cudaError_t bt_cuk_kmeans(cudaStream_t st, const float *pts, int64_t n, int64_t d,
                           const float *cent, int64_t k, const float *w, int32_t *idx);
 

@@ -275,3 +275,17 @@ extern "C" cudaError_t bt_cuk_kmeans(cudaStream_t st, const float *pts, int64_t 
     k_kmeans<<<grid_for(n, 128), 128, 0, st>>>(pts, n, d, cent, k, w, idx);
     return cudaGetLastError();
 }
+
+/* ---- the identity (CHOL_INV) -------------------------------------------------------------------- */
+__global__ void k_eye(float *X, int64_t n) {
+    const int64_t nn = n * n;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < nn;
+         i += (int64_t)gridDim.x * blockDim.x)
+        X[i] = i / n == i % n ? 1.0f : 0.0f;
+}
+
+extern "C" cudaError_t bt_cuk_eye(cudaStream_t st, float *X, int64_t n) {
+    if (n <= 0) return cudaSuccess;
+    k_eye<<<grid_for(n * n, 256), 256, 0, st>>>(X, n);
+    return cudaGetLastError();
+}

@@ -63,8 +63,12 @@ static const char *op_check(const struct bt_cu_ctx *c, const struct bt_op *op) {
         return s1->off % 4 || s2->off % 4 ? "view offset not a multiple of 4 bytes" : NULL;
     case BT_OP_KMEANS:
         return s1->off % 4 || (s2->buf && s2->off % 4) ? "view offset not a multiple of 4 bytes" : NULL;
+    case BT_OP_GEMM: case BT_OP_CHOL_INV: /* cu_la.c */
+        return s1->off % 4 ? "view offset not a multiple of 4 bytes" : NULL;
+    case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: case BT_OP_QUANT_ROW:
+        return NULL;
     }
-    return NULL;
+    return "not implemented by the cuda backend"; /* ops of later ABI versions */
 }
 
 int bt_cu_supports_op(void *ctx, const struct bt_op *op) {
@@ -115,6 +119,8 @@ bt_status bt_cu_run_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err
     case BT_OP_GET_ROWS: return bt_cu_get_rows(c, op, err);
     case BT_OP_MATMUL: return bt_cu_matmul(c, op, err);
     case BT_OP_DEQUANT: return bt_cu_dequant(c, op, err);
+    case BT_OP_GEMM: return bt_cu_gemm(c, op, err);
+    case BT_OP_CHOL_INV: return bt_cu_chol_inv(c, op, err);
     case BT_OP_ATTN:
         e = bt_cuk_attn(c->st, F32P(a), F32P(b), F32P(&op->src[2]), (int)d->rows, op->pos0,
                         op->n_head, op->n_head_kv, op->head_dim, op->scale, F32P(d));

@@ -63,6 +63,8 @@ static void cu_close(void *ctx) {
     bt_cu_scratch_free(c, &c->ids);
     bt_cu_scratch_free(c, &c->wdq);
     bt_cu_scratch_free(c, &c->vqx);
+    bt_cu_scratch_free(c, &c->la);
+    if (c->solver) cusolverDnDestroy(c->solver);
     bt_cu_graph_free(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->st) (void)cudaStreamDestroy(c->st);
@@ -300,7 +302,8 @@ static const struct bt_plugin cu_desc = {
     .kind        = BT_KIND_BACKEND,
     .caps        = 0,
     .description = "CUDA kernels (+ cuBLAS for prompt batches) for every op and the ternary, "
-                   "MTQ, Q8_0, Q4_0 and float weight formats",
+                   "MTQ, Q8_0, Q4_0, vq and float weight formats; cuBLAS / cuSOLVER for the "
+                   "second-order engine",
     .options     = cu_options,
     .iface       = &cu_iface,
     .ctx_size    = sizeof(struct bt_cu_ctx),

@@ -85,6 +85,9 @@ void bo_gen_vq_matmul(bo_emit_fn emit, void *user);
  * with optional = 1) until every backend runs them */
 void bo_gen_relu2(bo_emit_fn emit, void *user);
 void bo_gen_quant_row(bo_emit_fn emit, void *user);
+/* the second-order engine's ops of ABI 2.3 (test_backend_ops_la.c): GEMM, CHOL_INV; optional */
+void bo_gen_gemm(bo_emit_fn emit, void *user);
+void bo_gen_chol_inv(bo_emit_fn emit, void *user);
 
 /* ---- plain-C models (test_backend_ops_models.c) ---- */
 /* x -> its BT_ACT_Q8 round trip (n a multiple of 256) */
