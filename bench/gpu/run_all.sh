@@ -3,8 +3,15 @@
 # the background, llama.cpp with CUDA from the llama-cpp-python sdist's vendor/llama.cpp), then
 #   env          nvidia-smi: the GPU, its memory, the driver
 #   dec          test_cuda_dec (decoders on the host)
-#   conformance  tests/backend test_backend_ops --backend cuda: every op x format x shape vs cpu
+#   conformance  tests/backend test_backend_ops --backend cuda --strict: every op x format x shape
+#                vs cpu, the optional ones required (vq, RELU2 / QUANT_ROW, GEMM / CHOL_INV)
 #   graphs       the same with -o graphs=true (op lists replayed as CUDA graphs)
+#   so           bt-tiny second_order conversion with [pipeline] backend = cuda, so_backend =
+#                backend (CHOL_INV / GEMM on cuSOLVER / cuBLAS): runs, routed, tensors agree with
+#                the host path's (fraction of equal TQ2_0 bytes)
+#   gptq         bench_so: the second-order engine on one 8B-shaped layer (q_proj 4096x4096, then
+#                down_proj 4096x14336), host (OpenBLAS, all cores) vs routed to cuda: seconds of
+#                the Hessian preparation and the column loop, agreement of the results
 #   agree        ctest backend_agree_cuda_*: bt-tiny / bt-small (+ their TQ2_0 / MTQ conversions)
 #                through the runtime on cuda vs cpu-avx2: logits, KV-cache decoding, perplexity
 #                within 0.2 %, greedy generation
@@ -30,7 +37,8 @@
 #      LAYERS (layers of the 8B model, default 32). For a dry run of the plumbing without a GPU:
 #      BACKEND (default cuda), GEN_ARGS (more gen_model.py arguments, e.g. smaller shapes),
 #      LLAMA_BENCH (a llama-bench already built: no llama.cpp build), GEMV_ARGS (e.g. --small),
-#      MEM_OK / MEM_BAD (the two max_memory values, default 4G / 2G)
+#      MEM_OK / MEM_BAD (the two max_memory values, default 4G / 2G), GPTQ_SHAPES (rows x cols of
+#      the gptq step's layers, default "4096x4096 4096x14336")
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$SRC/bench/gpu
@@ -45,6 +53,7 @@ BACKEND=${BACKEND:-cuda}
 GEN_ARGS=${GEN_ARGS:-}
 MEM_OK=${MEM_OK:-4G}
 MEM_BAD=${MEM_BAD:-2G}
+GPTQ_SHAPES=${GPTQ_SHAPES:-4096x4096 4096x14336}
 WORK=$OUT/work
 LOGS=$OUT/logs
 export PATH=/usr/local/cuda/bin:$PATH
@@ -62,7 +71,7 @@ fi
 
 mkdir -p "$OUT" "$WORK" "$LOGS"
 : > "$OUT/results.jsonl"
-STEPS=${*:-env dec conformance graphs agree gemv decode maxmem}
+STEPS=${*:-env dec conformance graphs so gptq agree gemv decode maxmem}
 T_ALL=$(date +%s)
 
 # emit STEP OK SECONDS JSON_RESULTS
@@ -128,7 +137,7 @@ fi
 
 if want conformance; then
   t0=$(date +%s)
-  "$BIN/test_backend_ops" "$PLUG" --backend "$BACKEND" > "$LOGS/conformance.log" 2>&1; rc=$?
+  "$BIN/test_backend_ops" "$PLUG" --backend "$BACKEND" --strict > "$LOGS/conformance.log" 2>&1; rc=$?
   ok=$([ $rc = 0 ] && grep -q "backend $BACKEND .*under test" "$LOGS/conformance.log" && echo true || echo false)
   res=$(python3 - "$LOGS/conformance.log" "$BACKEND" <<'PY'
 import json, re, sys
@@ -150,6 +159,50 @@ if want graphs && [ "$BACKEND" = cuda ]; then # conformance again with run lists
   "$BIN/test_backend_ops" "$PLUG" --backend cuda -o graphs=true > "$LOGS/graphs.log" 2>&1; rc=$?
   ok=$([ $rc = 0 ] && grep -q "backend cuda .*under test" "$LOGS/graphs.log" && ! grep -q "graphs turned off" "$LOGS/graphs.log" && echo true || echo false)
   emit graphs "$ok" $(( $(date +%s) - t0 )) "$(grep -E "^  cuda +seq|FAIL|graphs turned off|all passed|FAILED" "$LOGS/graphs.log" | tail -20 | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')"
+fi
+
+if want so; then # the second-order engine routed to the backend, end to end on bt-tiny
+  t0=$(date +%s)
+  "$BIN/test_cuda_vq" > "$LOGS/so.log" 2>&1 # (the host-side vq decoder check, cheap, logged here)
+  "$BIN/bt-pipeline" -q calibrate --model "$SRC/models/bt-tiny" --text "$SRC/README.md" \
+    --out "$WORK/tiny.btcal" --windows 16 >> "$LOGS/so.log" 2>&1
+  for m in host backend; do
+    printf '[pipeline]\nbackend = %s\n[input]\npath = %s\n[quantize]\nmethod = absmean\ncalibration = %s\nsecond_order = on\nso_backend = %s\n[output]\npath = %s\ntype = tq2_0\n' \
+      "$BACKEND" "$SRC/models/bt-tiny" "$WORK/tiny.btcal" "$m" "$WORK/so-$m.gguf" > "$WORK/so-$m.ini"
+    "$BIN/bt-pipeline" -v run "$WORK/so-$m.ini" > "$LOGS/so-$m.log" 2>&1; echo "rc $m $?" >> "$LOGS/so.log"
+  done
+  res=$(python3 - "$WORK/so-host.gguf" "$WORK/so-backend.gguf" "$LOGS/so-backend.log" "$BACKEND" <<'PY'
+import json, os, sys
+a, b, log, be = sys.argv[1:5]
+r = {"host_out": os.path.exists(a), "backend_out": os.path.exists(b),
+     "routed": f"second-order algebra on backend '{be}'" in open(log).read()}
+if r["host_out"] and r["backend_out"]:
+    import gguf
+    ta = {t.name: bytes(t.data.tobytes()) for t in gguf.GGUFReader(a).tensors}
+    tb = {t.name: bytes(t.data.tobytes()) for t in gguf.GGUFReader(b).tensors}
+    eq = tot = 0
+    for n, x in ta.items():
+        y = tb.get(n, b"")
+        tot += len(x)
+        eq += sum(1 for i in range(min(len(x), len(y))) if x[i] == y[i])
+    r["equal_byte_fraction"] = round(eq / max(tot, 1), 4)
+print(json.dumps(r))
+PY
+)
+  ok=$(echo "$res" | grep -q '"routed": true' && echo "$res" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("true" if r.get("equal_byte_fraction",0) > 0.9 else "false")' || echo false)
+  emit so "$ok" $(( $(date +%s) - t0 )) "$res"
+fi
+
+if want gptq; then # one 8B-shaped layer through the second-order engine: host vs the backend
+  t0=$(date +%s)
+  r="["
+  for shape in $GPTQ_SHAPES; do
+    j=$(timeout 900 "$BIN/bench_so" "$PLUG" "$BACKEND" --rows "${shape%x*}" --cols "${shape#*x}" 2>> "$LOGS/gptq.log" | tr '\n' ',')
+    r="$r${j}"
+  done
+  r="${r%,}]"
+  ok=$(echo "$r" | python3 -c 'import json,sys; x=json.load(sys.stdin); c=[o for o in x if "compare" in o]; print("true" if len(c) == len(sys.argv[1].split()) and all(o["same_fraction"] > 0.9 for o in c) else "false")' "$GPTQ_SHAPES" 2>/dev/null || echo false)
+  emit gptq "$ok" $(( $(date +%s) - t0 )) "${r:-null}"
 fi
 
 if want agree; then
