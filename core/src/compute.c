@@ -145,7 +145,8 @@ bt_status bt_compute_so_route(int *routed, bt_err *err) {
     bt_status st = BT_OK;
     if (C.so_route < 0) {
         C.so_route = 0;
-        if (C.reg && C.so_mode != BT_SO_HOST) {
+        /* auto: only a backend the INI names ([pipeline] backend = cuda), never one "auto" picked */
+        if (C.reg && (C.so_mode == BT_SO_BACKEND || (C.so_mode == BT_SO_AUTO && strcmp(C.name, "auto")))) {
             bt_err e2 = {0, ""};
             st = ensure_open("second order", C.so_mode == BT_SO_BACKEND ? err : &e2);
             struct bt_device_info di;

@@ -43,8 +43,8 @@ static const struct bt_option quantize_opts[] = {
     {"act_order", BT_OPT_BOOL, "true", 0, -1, NULL, "second_order: quantize columns by decreasing diag(H)"},
     {"so_backend", BT_OPT_ENUM, "auto", 0, -1, "auto|host|backend",
      "second_order: where the Cholesky / inverse and the lazy-batch products run: auto = on [pipeline] "
-     "backend when it is a GPU that runs them (ops gemm, chol_inv), host = OpenBLAS here, backend = "
-     "on [pipeline] backend always"},
+     "backend when it names a GPU backend that runs them (ops gemm, chol_inv), host = OpenBLAS here, "
+     "backend = on [pipeline] backend always"},
     {"budget_metric", BT_OPT_ENUM, "relative", 0, -1, "relative|absolute",
      "second_order budget: rank by tr(E H E^T) relative to tr(W H W^T) (x weights), or by tr(E H E^T) as is"},
     {"rotate", BT_OPT_ENUM, "none", 0, -1, "none|hadamard",

@@ -59,7 +59,7 @@ struct bo_case {
     int      threads_check; /* cpu backends: bit-identical with 1 thread */
     int      wrap;          /* buffer 0 through buf_wrap where the backend offers it */
     int      optional;      /* an optional format or op: non-CPU backends may decline (supports_op
-                             * 0) unless the harness runs with --strict */
+                             * 0) unless named by --require */
     int      nown;
     void    *own[BO_MAX_OWN]; /* freed with the case */
 };

@@ -1,7 +1,7 @@
 /* test_backend_ops_bitnet.c - conformance cases of BitNet b1.58's ops (ABI 2.2): RELU2
  * (max(a, 0)^2 * b; separate dst, in place on src0 or src1) and QUANT_ROW (8-bit per-token
  * activations, separate dst or in place), modelled in plain C. Marked optional: backends that do
- * not run them yet (opencl) may decline; --strict makes them required. */
+ * not run them yet (opencl) may decline; --require makes them required. */
 #include "test_backend_ops_build.h"
 
 #include <math.h>

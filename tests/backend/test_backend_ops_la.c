@@ -3,7 +3,7 @@
  * lazy-batch shape) against a double-precision model, and CHOL_INV (L^-1 of well-conditioned
  * SPD matrices up to 300 x 300 whose upper triangles hold 1e30 - only the lower is read - and
  * matrices that stop being positive definite at a known column: the info must name it).
- * Optional: backends without them may decline; --strict makes them required. */
+ * Optional: backends without them may decline; --require makes them required. */
 #include "test_backend_ops_build.h"
 
 #include <math.h>
