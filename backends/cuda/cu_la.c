@@ -39,12 +39,12 @@ bt_status bt_cu_chol_inv(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *er
             return blas_fail(c, err, "chol_inv: cusolverDnSetStream", (int)ss);
     }
     int lwork = 0;
-    if ((ss = cusolverDnSpotrf_bufferSize(c->solver, CUBLAS_FILL_MODE_UPPER, n, A, n, &lwork)) != CUSOLVER_STATUS_SUCCESS)
-        return blas_fail(c, err, "chol_inv: cusolverDnSpotrf_bufferSize", (int)ss);
+    ss = cusolverDnSpotrf_bufferSize(c->solver, CUBLAS_FILL_MODE_UPPER, n, A, n, &lwork);
+    if (ss != CUSOLVER_STATUS_SUCCESS) return blas_fail(c, err, "chol_inv: cusolverDnSpotrf_bufferSize", (int)ss);
     bt_status st = bt_cu_scratch(c, &c->la, (size_t)(lwork > 0 ? lwork : 1) * sizeof(float), "chol_inv", err);
     if (st) return st;
-    if ((ss = cusolverDnSpotrf(c->solver, CUBLAS_FILL_MODE_UPPER, n, A, n, c->la.p, lwork, info)) != CUSOLVER_STATUS_SUCCESS)
-        return blas_fail(c, err, "chol_inv: cusolverDnSpotrf", (int)ss);
+    ss = cusolverDnSpotrf(c->solver, CUBLAS_FILL_MODE_UPPER, n, A, n, c->la.p, lwork, info);
+    if (ss != CUSOLVER_STATUS_SUCCESS) return blas_fail(c, err, "chol_inv: cusolverDnSpotrf", (int)ss);
     cudaError_t e = bt_cuk_eye(c->st, X, n);
     if (e != cudaSuccess) return bt_cu_fail(c, err, "chol_inv", "kernel launch", e);
     /* with info != 0 the factor is partial: X is then unspecified (the op's contract) */

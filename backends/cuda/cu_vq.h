@@ -76,13 +76,15 @@ BT_CU_FN float bt_cu_vq_elem(const struct bt_cu_vq *q, int64_t r, int64_t p) {
     } else {
         const int64_t pc = p - q->n_out;
         const int32_t e = (int32_t)(r % q->v);
-        const uint32_t code = bt_cu_vq_code(bt_cu_vq_stream(q, r / q->v), (uint64_t)pc * (uint64_t)q->t, q->t);
+        const uint8_t *s = bt_cu_vq_stream(q, r / q->v);
+        const uint32_t code = bt_cu_vq_code(s, (uint64_t)pc * (uint64_t)q->t, q->t);
         w = bt_cu_vq_main(q, code, pc, e);
         if (q->b2) w = w + bt_cu_vq_res(q, code, pc, e);
     }
     if (q->col_scale != UINT64_MAX) {
         const int64_t col = bt_cu_vq_col(q, p);
-        w = w * bt_cu_vq_h(q->colp, q->col_scale, (uint64_t)col) + bt_cu_vq_h(q->colp, q->col_bias, (uint64_t)col);
+        const float sc = bt_cu_vq_h(q->colp, q->col_scale, (uint64_t)col);
+        w = w * sc + bt_cu_vq_h(q->colp, q->col_bias, (uint64_t)col);
     }
     return w;
 }

@@ -200,6 +200,8 @@ bt_status bt_so_quantize(const bt_hessian *h, const float *W, int64_t rows, int6
     if (!hc) return bt_err_set(err, BT_E_NOMEM, "so_quantize: out of memory");
     struct so_job j = {h, W, rows, cols, cb, hc, 0, NULL, NULL, PTHREAD_MUTEX_INITIALIZER, BT_OK, {0, ""}};
     if (routed && (st = upk_make(&j, err))) {
+        bt_compute_free(j.upk);
+        free(j.upk_off);
         free(hc);
         return st;
     }
