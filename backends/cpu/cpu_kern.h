@@ -181,6 +181,9 @@ bt_status bt_cpu_mm_f32(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const v
 bt_status bt_cpu_mm_q8(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *W,
                        int64_t rows, int64_t cols, const int8_t *Xq, const float *Xs,
                        const int32_t *bsum, int64_t ablock, int64_t ntok, float *Y, bt_err *err);
+/* GEMM and CHOL_INV (cpu_la.c) on the resolved views: d = dst, a = src0, b = src1 */
+bt_status bt_cpu_la(struct bt_cpu_ctx *c, const struct bt_op *op, void *d, void *a, void *b,
+                    bt_err *err);
 bt_status bt_cpu_dequant(struct bt_cpu_ctx *c, const struct bt_tfmt *fmt, const void *src,
                          int64_t n, float *dst, bt_err *err);
 /* decode row `row` of W (cols) into dst */

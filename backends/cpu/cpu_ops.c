@@ -1,6 +1,7 @@
 /* cpu_ops.c - the op interface of the CPU backends: checks (shared by supports_op and run),
  * view resolution with bounds checks, and the element-wise ops (RMSNORM, ROPE, CPY, SWIGLU, ADD,
- * GET_ROWS, KMEANS). Weight products go to cpu_matmul.c, attention to cpu_attn*.c. The scalar
+ * GET_ROWS, KMEANS). Weight products go to cpu_matmul.c, attention to cpu_attn*.c, GEMM and
+ * CHOL_INV to cpu_la.c. The scalar
  * "cpu" backend defines the semantics of every op for all backends. */
 #include "cpu_act.h"
 #include "cpu_kern.h"
@@ -281,6 +282,7 @@ static bt_status run_one(struct bt_cpu_ctx *c, const struct bt_op *op, bt_err *e
     int64_t rows = op->dst.rows, cols = op->dst.cols;
     if (bt_op_has_weights(op->code) && op->src[0].fmt.type == BT_TYPE_VQ)
         return run_vq(c, op, a, b, d, err);
+    if (op->code == BT_OP_GEMM || op->code == BT_OP_CHOL_INV) return bt_cpu_la(c, op, d, a, b, err);
     switch (op->code) {
     case BT_OP_GET_ROWS:
         for (int64_t t = 0; t < rows; t++) {

@@ -179,6 +179,22 @@ BT_CU_FN int bt_cu_tq2_lane_idot(const uint8_t *blk, const int8_t *qb, int j) {
     return s;
 }
 
+/* ---- BitNet b1.58 (ABI 2.2): RELU2 and QUANT_ROW, element by element as cpu_ops.c ------------- */
+/* max(a, 0)^2 * b (NaN a: 0) */
+BT_CU_FN float bt_cu_relu2(float a, float b) {
+    const float g = a > 0.0f ? a : 0.0f;
+    return b * (g * g);
+}
+/* the running max of |x| as cpu_ops.c's quant_row takes it (NaNs skipped) */
+BT_CU_FN float bt_cu_absmax(float mx, float x) { return fabsf(x) > mx ? fabsf(x) : mx; }
+/* s = 127 / max(mx, 1e-5) */
+BT_CU_FN float bt_cu_qrow_scale(float mx) { return 127.0f / (mx > 1e-5f ? mx : 1e-5f); }
+/* clamp(rint(x s), -128, 127) / s (rint: round half to even) */
+BT_CU_FN float bt_cu_qrow_val(float x, float s) {
+    const float q = rintf(x * s);
+    return (q > 127.0f ? 127.0f : q < -128.0f ? -128.0f : q) / s;
+}
+
 /* ---- int8 activations -------------------------------------------------------------------------
  * x's int8 round trip in its block of 256 whose largest |value| (NaNs skipped, 0 if none) is
  * amax: xs = amax / 127, q = x / xs rounded half away from zero, clamped to +-127, NaN -> 0;

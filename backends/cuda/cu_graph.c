@@ -27,7 +27,7 @@ static void give_up(struct bt_cu_ctx *c, const char *why, cudaError_t e) {
  * every op will use allocated now (nothing may allocate or synchronize during capture) */
 static bt_status prepare(struct bt_cu_ctx *c, const struct bt_op *ops, uint32_t n, int *ok,
                          bt_err *err) {
-    size_t ids = 0, act = 0;
+    size_t ids = 0, act = 0, vqx = 0;
     *ok = 1;
     for (uint32_t i = 0; i < n; i++) {
         const struct bt_op *op = &ops[i];
@@ -42,6 +42,7 @@ static bt_status prepare(struct bt_cu_ctx *c, const struct bt_op *ops, uint32_t 
                                               "[0, %lld)", op->ids[t], (long long)op->src[0].rows);
             ids += (size_t)op->dst.rows;
         }
+        if (op->code == BT_OP_CHOL_INV) { *ok = 0; return BT_OK; } /* cuSOLVER setup: direct */
         if (op->code == BT_OP_MATMUL) {
             int64_t ntok = op->dst.rows, cols = op->src[0].cols;
             if (ntok >= BT_CU_GEMM_MIN) { *ok = 0; return BT_OK; } /* cuBLAS: direct */
@@ -49,11 +50,14 @@ static bt_status prepare(struct bt_cu_ctx *c, const struct bt_op *ops, uint32_t 
                         : op->src[0].fmt.type == BT_TYPE_TQ2_0 ? (size_t)(ntok * cols) * 5 / 4 + 4
                         : (size_t)(ntok * cols) * 4;
             if (need > act) act = need;
+            if (op->src[0].fmt.type == BT_TYPE_VQ && bt_cu_vq_scratch(cols, ntok) > vqx)
+                vqx = bt_cu_vq_scratch(cols, ntok);
         }
     }
     bt_status st = BT_OK;
     if (act) st = bt_cu_scratch(c, &c->act, act, "graph", err);
     if (!st && ids) st = bt_cu_scratch(c, &c->ids, ids * 4, "graph", err);
+    if (!st && vqx) st = bt_cu_scratch(c, &c->vqx, vqx, "graph", err);
     if (!st && ids > c->pin_cap) {
         if (c->pin) (void)cudaFreeHost(c->pin);
         c->pin = NULL;

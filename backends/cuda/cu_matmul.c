@@ -2,7 +2,8 @@
  * kernels of cu_weights.cu, which stream the weights once for up to 8 tokens - for TQ2_0 one that
  * takes 4 code bytes per lane and, with int8 activations, __dp4a; from BT_CU_GEMM_MIN
  * tokens on: weights decoded slice by slice to f32 and multiplied by cublasSgemm, no TF32),
- * DEQUANT and GET_ROWS (row ids checked on the host, then copied to the device). */
+ * DEQUANT and GET_ROWS (row ids checked on the host, then copied to the device). vq weights
+ * (cu_vq.c / cu_vq.cu): their own small-batch kernel, the same decoded slices for cuBLAS. */
 #include "cu_int.h"
 
 #include <stdio.h>
@@ -14,10 +15,30 @@ static bt_status launch_fail(struct bt_cu_ctx *c, bt_err *err, const char *what,
     return bt_cu_fail(c, err, what, "kernel launch", e);
 }
 
+/* w's description for the kernels: wf, or (vq weights) q; 0 if it has no kernels */
+static int weight_of(struct bt_cu_ctx *c, const struct bt_view *w, struct bt_cu_wfmt *wf,
+                     struct bt_cu_vq *q) {
+    memset(wf, 0, sizeof *wf);
+    if (w->fmt.type != BT_TYPE_VQ) return bt_cu_wfmt(c, &w->fmt, w->cols, wf);
+    if (bt_cu_vq_why(w)) return 0;
+    bt_cu_vq_of(w, q);
+    wf->type = BT_TYPE_VQ;
+    return 1;
+}
+
+/* rows [r0, r0 + m) of w decoded to dst (m x cols) */
+static cudaError_t decode_rows(struct bt_cu_ctx *c, const struct bt_view *w,
+                               const struct bt_cu_wfmt *wf, const struct bt_cu_vq *q, int64_t r0,
+                               int64_t m, float *dst) {
+    if (wf->type == BT_TYPE_VQ) return bt_cuk_vq_rows(c->st, q, NULL, r0, m, dst);
+    return bt_cuk_dequant(c->st, *wf, w->buf->p + w->off + (uint64_t)r0 * wf->row_bytes, m, w->cols, dst);
+}
+
 bt_status bt_cu_matmul(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err) {
     const struct bt_view *w = &op->src[0];
     struct bt_cu_wfmt wf;
-    if (!bt_cu_wfmt(c, &w->fmt, w->cols, &wf))
+    struct bt_cu_vq q;
+    if (!weight_of(c, w, &wf, &q))
         return c->host->set_error(err, BT_E_UNSUPPORTED, "cuda: matmul: weight format not supported");
     const int64_t rows = w->rows, cols = w->cols, ntok = op->dst.rows;
     const uint8_t *W = w->buf->p + w->off;
@@ -45,6 +66,7 @@ bt_status bt_cu_matmul(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err)
             return launch_fail(c, err, "matmul (int8 activations)", e);
         x = c->act.p;
     }
+    if (ntok < BT_CU_GEMM_MIN && wf.type == BT_TYPE_VQ) return bt_cu_vq_gemv(c, w, x, ntok, y, err);
     if (ntok < BT_CU_GEMM_MIN) {
         e = bt_cuk_gemv(c->st, wf, W, rows, cols, x, ntok, y);
         return e == cudaSuccess ? BT_OK : launch_fail(c, err, "matmul", e);
@@ -59,7 +81,7 @@ bt_status bt_cu_matmul(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err)
     const float one = 1.0f, zero = 0.0f;
     for (int64_t r0 = 0; r0 < rows; r0 += slice) {
         const int64_t m = rows - r0 < slice ? rows - r0 : slice;
-        if ((e = bt_cuk_dequant(c->st, wf, W + (uint64_t)r0 * wf.row_bytes, m, cols, c->wdq.p)) != cudaSuccess)
+        if ((e = decode_rows(c, w, &wf, &q, r0, m, c->wdq.p)) != cudaSuccess)
             return launch_fail(c, err, "matmul (weight slice)", e);
         cublasStatus_t bs = cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, (int)ntok, (int)cols,
                                         &one, c->wdq.p, (int)cols, x, (int)cols, &zero, y + r0, (int)rows);
@@ -74,16 +96,18 @@ bt_status bt_cu_matmul(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err)
 bt_status bt_cu_dequant(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err) {
     const struct bt_view *w = &op->src[0];
     struct bt_cu_wfmt wf;
-    if (!bt_cu_wfmt(c, &w->fmt, w->cols, &wf))
+    struct bt_cu_vq q;
+    if (!weight_of(c, w, &wf, &q))
         return c->host->set_error(err, BT_E_UNSUPPORTED, "cuda: dequant: weight format not supported");
-    cudaError_t e = bt_cuk_dequant(c->st, wf, w->buf->p + w->off, w->rows, w->cols, F32P(&op->dst));
+    cudaError_t e = decode_rows(c, w, &wf, &q, 0, w->rows, F32P(&op->dst));
     return e == cudaSuccess ? BT_OK : launch_fail(c, err, "dequant", e);
 }
 
 bt_status bt_cu_get_rows(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err) {
     const struct bt_view *w = &op->src[0];
     struct bt_cu_wfmt wf;
-    if (!bt_cu_wfmt(c, &w->fmt, w->cols, &wf))
+    struct bt_cu_vq q;
+    if (!weight_of(c, w, &wf, &q))
         return c->host->set_error(err, BT_E_UNSUPPORTED, "cuda: get_rows: weight format not supported");
     const int64_t n = op->dst.rows;
     if (n > 0 && !op->ids)
@@ -110,6 +134,7 @@ bt_status bt_cu_get_rows(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *er
         e = cudaMemcpyAsync(dev, op->ids, (size_t)n * 4, cudaMemcpyHostToDevice, c->st);
     }
     if (e != cudaSuccess) return bt_cu_fail(c, err, "get_rows", "cudaMemcpyAsync (row ids)", e);
-    e = bt_cuk_get_rows(c->st, wf, w->buf->p + w->off, dev, n, w->cols, F32P(&op->dst));
+    e = wf.type == BT_TYPE_VQ ? bt_cuk_vq_rows(c->st, &q, dev, 0, n, F32P(&op->dst))
+                              : bt_cuk_get_rows(c->st, wf, w->buf->p + w->off, dev, n, w->cols, F32P(&op->dst));
     return e == cudaSuccess ? BT_OK : launch_fail(c, err, "get_rows", e);
 }

@@ -2,7 +2,8 @@
  * squares in double as the cpu backend), ROPE (a thread per rotated pair or passed-through
  * element), SWIGLU, ADD and SCALE (a thread per element), ATTN (a block per query row and head, keys in
  * tiles of 128 positions with an online softmax), KMEANS (a thread per point, distances in
- * double, lowest index on ties). Semantics: the scalar cpu backend (cpu_ops.c, cpu_attn.c). */
+ * double, lowest index on ties), RELU2 (a thread per element), QUANT_ROW (a block per row).
+ * Semantics: the scalar cpu backend (cpu_ops.c, cpu_attn.c). */
 #include "cu_kern.h"
 
 #include <math.h>
@@ -107,6 +108,55 @@ extern "C" cudaError_t bt_cuk_add(cudaStream_t st, const float *a, const float *
     if (n <= 0) return cudaSuccess;
     k_add<<<grid_for(n, 256), 256, 0, st>>>(a, b, n, y);
     return cudaGetLastError();
+}
+
+/* ---- RELU2, QUANT_ROW (BitNet b1.58, ABI 2.2) ----------------------------------------------- */
+__global__ void k_relu2(const float *a, const float *b, int64_t n, float *y) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = bt_cu_relu2(a[i], b[i]);
+}
+
+extern "C" cudaError_t bt_cuk_relu2(cudaStream_t st, const float *a, const float *b, int64_t n,
+                                    float *y) {
+    if (n <= 0) return cudaSuccess;
+    k_relu2<<<grid_for(n, 256), 256, 0, st>>>(a, b, n, y);
+    return cudaGetLastError();
+}
+
+#define QR_THREADS 256
+/* a block per row: max |x| (NaNs skipped: the maximum does not depend on the order), then every
+ * element rounded as cpu_ops.c's quant_row; in place (y == x) is safe: the max is taken before
+ * any element is written */
+__global__ void k_quant_row(const float *x, int64_t cols, float *y) {
+    __shared__ float red[QR_THREADS / 32];
+    __shared__ float scale;
+    const float *xr = x + (int64_t)blockIdx.x * cols;
+    float *yr = y + (int64_t)blockIdx.x * cols;
+    float mx = 0.0f;
+    for (int64_t i = threadIdx.x; i < cols; i += QR_THREADS) mx = bt_cu_absmax(mx, xr[i]);
+    for (int o = 16; o > 0; o >>= 1) mx = bt_cu_absmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float m = 0.0f;
+        for (int k = 0; k < QR_THREADS / 32; k++) m = bt_cu_absmax(m, red[k]);
+        scale = bt_cu_qrow_scale(m);
+    }
+    __syncthreads();
+    const float s = scale;
+    for (int64_t i = threadIdx.x; i < cols; i += QR_THREADS) yr[i] = bt_cu_qrow_val(xr[i], s);
+}
+
+extern "C" cudaError_t bt_cuk_quant_row(cudaStream_t st, const float *x, int64_t rows, int64_t cols,
+                                        float *y) {
+    for (int64_t r0 = 0; r0 < rows; r0 += GRID_MAX) {
+        const int64_t nr = rows - r0 < (int64_t)GRID_MAX ? rows - r0 : (int64_t)GRID_MAX;
+        k_quant_row<<<(unsigned)nr, QR_THREADS, 0, st>>>(x + r0 * cols, cols, y + r0 * cols);
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
 }
 
 /* ---- SCALE (2.3): one correctly rounded multiply per element ------------------------------------ */
@@ -236,5 +286,19 @@ extern "C" cudaError_t bt_cuk_kmeans(cudaStream_t st, const float *pts, int64_t 
                                      const float *cent, int64_t k, const float *w, int32_t *idx) {
     if (n <= 0) return cudaSuccess;
     k_kmeans<<<grid_for(n, 128), 128, 0, st>>>(pts, n, d, cent, k, w, idx);
+    return cudaGetLastError();
+}
+
+/* ---- the identity (CHOL_INV) -------------------------------------------------------------------- */
+__global__ void k_eye(float *X, int64_t n) {
+    const int64_t nn = n * n;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < nn;
+         i += (int64_t)gridDim.x * blockDim.x)
+        X[i] = i / n == i % n ? 1.0f : 0.0f;
+}
+
+extern "C" cudaError_t bt_cuk_eye(cudaStream_t st, float *X, int64_t n) {
+    if (n <= 0) return cudaSuccess;
+    k_eye<<<grid_for(n * n, 256), 256, 0, st>>>(X, n);
     return cudaGetLastError();
 }

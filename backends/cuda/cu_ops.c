@@ -1,7 +1,7 @@
 /* cu_ops.c - the op interface of the CUDA backend: the checks shared by supports_op and run (the
  * ABI's rules from bt_op_check plus this backend's formats, alignment and grid limits), view
  * bounds, `run` (ops enqueued in order on the instance's stream) and the non-weight ops. Weight
- * ops (MATMUL, DEQUANT, GET_ROWS) are in cu_matmul.c. */
+ * ops (MATMUL, DEQUANT, GET_ROWS) are in cu_matmul.c, the vq format's host side in cu_vq.c. */
 #include "cu_int.h"
 
 #include <stdio.h>
@@ -41,7 +41,10 @@ static const char *op_check(const struct bt_cu_ctx *c, const struct bt_op *op) {
     if (why) return why;
     const struct bt_view *d = &op->dst, *s0 = &op->src[0], *s1 = &op->src[1], *s2 = &op->src[2];
     int weights = bt_op_has_weights(op->code);
-    if (weights) {
+    if (weights && s0->fmt.type == BT_TYPE_VQ) { /* cu_vq.c */
+        const char *vq = bt_cu_vq_why(s0);
+        if (vq) return vq;
+    } else if (weights) {
         struct bt_cu_wfmt wf;
         if (!bt_cu_wfmt(c, &s0->fmt, s0->cols, &wf)) return "weight format not supported";
         if (s0->fmt.type == BT_TYPE_F32 && (s0->off % 4 || wf.row_bytes % 4))
@@ -49,9 +52,8 @@ static const char *op_check(const struct bt_cu_ctx *c, const struct bt_op *op) {
     }
     if (d->off % 4 || (!weights && s0->off % 4)) return "view offset not a multiple of 4 bytes";
     switch (op->code) {
-    case BT_OP_RELU2: case BT_OP_QUANT_ROW: /* ABI 2.2 (BitNet b1.58): no kernels here yet */
-        return "not implemented by the cuda backend (BitNet's squared ReLU and 8-bit activations)";
     case BT_OP_RMSNORM: case BT_OP_ROPE: case BT_OP_SWIGLU: case BT_OP_ADD: case BT_OP_MATMUL:
+    case BT_OP_RELU2:
         if (s1->off % 4) return "view offset not a multiple of 4 bytes";
         if (op->code == BT_OP_ROPE && (int64_t)op->pos0 + d->rows > (1ll << 31)) return "positions out of range";
         return NULL;
@@ -61,8 +63,12 @@ static const char *op_check(const struct bt_cu_ctx *c, const struct bt_op *op) {
         return s1->off % 4 || s2->off % 4 ? "view offset not a multiple of 4 bytes" : NULL;
     case BT_OP_KMEANS:
         return s1->off % 4 || (s2->buf && s2->off % 4) ? "view offset not a multiple of 4 bytes" : NULL;
+    case BT_OP_GEMM: case BT_OP_CHOL_INV: /* cu_la.c */
+        return s1->off % 4 ? "view offset not a multiple of 4 bytes" : NULL;
+    case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: case BT_OP_QUANT_ROW: case BT_OP_SCALE:
+        return NULL;
     }
-    return NULL;
+    return "not implemented by the cuda backend"; /* ops of later ABI versions */
 }
 
 int bt_cu_supports_op(void *ctx, const struct bt_op *op) {
@@ -97,6 +103,8 @@ bt_status bt_cu_check_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *e
     static const char *const which[3] = {"src0", "src1", "src2"};
     bt_status st = view_ok(c, op, "dst", &op->dst, err);
     for (int i = 0; !st && i < nsrc && i < 3; i++) st = view_ok(c, op, which[i], &op->src[i], err);
+    if (!st && bt_op_has_weights(op->code) && op->src[0].fmt.type == BT_TYPE_VQ)
+        st = bt_cu_vq_perm(c, &op->src[0], err);
     return st;
 }
 
@@ -106,10 +114,13 @@ bt_status bt_cu_run_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err
     const struct bt_view *d = &op->dst, *a = &op->src[0], *b = &op->src[1];
     int64_t n = d->rows * d->cols;
     cudaError_t e = cudaSuccess;
+    d->buf->perm_ok = 0; /* written by a kernel: a vq permutation in it is checked again */
     switch (op->code) {
     case BT_OP_GET_ROWS: return bt_cu_get_rows(c, op, err);
     case BT_OP_MATMUL: return bt_cu_matmul(c, op, err);
     case BT_OP_DEQUANT: return bt_cu_dequant(c, op, err);
+    case BT_OP_GEMM: return bt_cu_gemm(c, op, err);
+    case BT_OP_CHOL_INV: return bt_cu_chol_inv(c, op, err);
     case BT_OP_ATTN:
         e = bt_cuk_attn(c->st, F32P(a), F32P(b), F32P(&op->src[2]), (int)d->rows, op->pos0,
                         op->n_head, op->n_head_kv, op->head_dim, op->scale, F32P(d));
@@ -127,6 +138,8 @@ bt_status bt_cu_run_one(struct bt_cu_ctx *c, const struct bt_op *op, bt_err *err
         break;
     case BT_OP_SWIGLU: e = bt_cuk_swiglu(c->st, F32P(a), F32P(b), n, F32P(d)); break;
     case BT_OP_ADD: e = bt_cuk_add(c->st, F32P(a), F32P(b), n, F32P(d)); break;
+    case BT_OP_RELU2: e = bt_cuk_relu2(c->st, F32P(a), F32P(b), n, F32P(d)); break;
+    case BT_OP_QUANT_ROW: e = bt_cuk_quant_row(c->st, F32P(a), d->rows, d->cols, F32P(d)); break;
     case BT_OP_SCALE: e = bt_cuk_scale(c->st, F32P(a), op->scale, n, F32P(d)); break;
     case BT_OP_KMEANS: {
         const struct bt_view *w = &op->src[2];

@@ -62,6 +62,9 @@ static void cu_close(void *ctx) {
     bt_cu_scratch_free(c, &c->act);
     bt_cu_scratch_free(c, &c->ids);
     bt_cu_scratch_free(c, &c->wdq);
+    bt_cu_scratch_free(c, &c->vqx);
+    bt_cu_scratch_free(c, &c->la);
+    if (c->solver) cusolverDnDestroy(c->solver);
     bt_cu_graph_free(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->st) (void)cudaStreamDestroy(c->st);
@@ -214,6 +217,9 @@ static bt_status cu_buf_alloc(void *ctx, uint64_t n, uint32_t usage, bt_buf **ou
     b->p = p;
     b->n = n;
     b->usage = usage;
+    b->gen = 0;
+    b->perm_ok = 0;
+    b->perm_cols = 0;
     b->prev = NULL;
     b->next = c->bufs;
     if (c->bufs) c->bufs->prev = b;
@@ -252,6 +258,7 @@ static bt_status cu_buf_write(void *ctx, bt_buf *b, uint64_t off, const void *sr
     bt_cu_bind(c);
     bt_status st = check_range(c, "buf_write", b, off, n, src, err);
     if (st || !n) return st;
+    b->gen++; /* a vq permutation in it is checked again */
     cudaError_t e = cudaMemcpyAsync(b->p + off, src, (size_t)n, cudaMemcpyHostToDevice, c->st);
     if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
     return e == cudaSuccess ? BT_OK : bt_cu_fail(c, err, "buf_write", "cudaMemcpy", e);
@@ -295,7 +302,8 @@ static const struct bt_plugin cu_desc = {
     .kind        = BT_KIND_BACKEND,
     .caps        = 0,
     .description = "CUDA kernels (+ cuBLAS for prompt batches) for every op and the ternary, "
-                   "MTQ, Q8_0, Q4_0 and float weight formats",
+                   "MTQ, Q8_0, Q4_0, vq and float weight formats; cuBLAS / cuSOLVER for the "
+                   "second-order engine",
     .options     = cu_options,
     .iface       = &cu_iface,
     .ctx_size    = sizeof(struct bt_cu_ctx),

@@ -1,10 +1,14 @@
 /* hessian.c - a tensor's input Hessian prepared for the second-order engine: dead columns,
  * damping relative to mean(diag H), act-order permutation, and U = the upper Cholesky factor of
- * H^-1 (in processing order) that the GPTQ column loop feeds its error through. Dense algebra is
- * OpenBLAS (single-threaded per call) + LAPACKE on fixed tiles spread over the host pool, so the
- * result is bit-identical for any thread count. */
+ * H^-1 (in processing order) that the GPTQ column loop feeds its error through. The factorization
+ * is op CHOL_INV on the quantizer's compute backend when [quantize] so_backend routes there
+ * (compute.c), else bt_la.c's tiles (OpenBLAS single-threaded per call + LAPACKE) on the host
+ * pool - the cpu backends run the same code, so the bits do not depend on the route or the
+ * thread count. */
 #include "hessian.h"
 #include "bt/bt.h"
+#include "bt_la.h"
+#include "compute.h"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -12,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TILE 128 /* rows/cols per tile of the blocked factorizations */
+#define TILE 128 /* rows per tile of the Gram accumulation */
 
 void bt_la_init(void) {
     static int done;
@@ -27,83 +31,6 @@ void bt_hessian_free(bt_hessian *h) {
     free(h->iperm);
     free(h->dead);
     free(h);
-}
-
-/* ---- blocked lower Cholesky, in place (row-major n x n, lower triangle) ------------------- */
-struct chol_job {
-    float  *A;
-    int64_t n, k0, kb, t0; /* current panel [k0, k0+kb); tiles start at row t0 */
-    int64_t nt;            /* tiles below the panel */
-};
-
-/* panel rows of tile it: X L_kk^T = A -> X */
-static void chol_panel(void *arg, int64_t i0, int64_t i1, int tid) {
-    struct chol_job *j = arg;
-    (void)tid;
-    for (int64_t it = i0; it < i1; it++) {
-        int64_t r0 = j->t0 + it * TILE, nr = j->n - r0 < TILE ? j->n - r0 : TILE;
-        cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)nr,
-                    (int)j->kb, 1.0f, j->A + j->k0 * j->n + j->k0, (int)j->n,
-                    j->A + r0 * j->n + j->k0, (int)j->n);
-    }
-}
-
-/* trailing update of tile pair (bi >= bj) numbered in row-major lower order */
-static void chol_trail(void *arg, int64_t i0, int64_t i1, int tid) {
-    struct chol_job *j = arg;
-    (void)tid;
-    for (int64_t p = i0; p < i1; p++) {
-        int64_t bi = (int64_t)((sqrt(8.0 * (double)p + 1.0) - 1.0) / 2.0);
-        while (bi * (bi + 1) / 2 > p) bi--;
-        while ((bi + 1) * (bi + 2) / 2 <= p) bi++;
-        int64_t bj = p - bi * (bi + 1) / 2;
-        int64_t r0 = j->t0 + bi * TILE, c0 = j->t0 + bj * TILE;
-        int64_t nr = j->n - r0 < TILE ? j->n - r0 : TILE, nc = j->n - c0 < TILE ? j->n - c0 : TILE;
-        float *A = j->A;
-        int64_t n = j->n;
-        if (bi == bj)
-            cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)nr, (int)j->kb, -1.0f,
-                        A + r0 * n + j->k0, (int)n, 1.0f, A + r0 * n + r0, (int)n);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nc, (int)j->kb, -1.0f,
-                        A + r0 * n + j->k0, (int)n, A + c0 * n + j->k0, (int)n, 1.0f,
-                        A + r0 * n + c0, (int)n);
-    }
-}
-
-/* 0, or the 1-based column where A stopped being positive definite */
-static int64_t chol_lower(float *A, int64_t n) {
-    for (int64_t k0 = 0; k0 < n; k0 += TILE) {
-        int64_t kb = n - k0 < TILE ? n - k0 : TILE;
-        lapack_int info = LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)kb, A + k0 * n + k0, (lapack_int)n);
-        if (info != 0) return k0 + (info > 0 ? info : 1);
-        int64_t t0 = k0 + kb, nt = (n - t0 + TILE - 1) / TILE;
-        if (nt == 0) break;
-        struct chol_job j = {A, n, k0, kb, t0, nt};
-        bt_parallel_for(nt, 1, chol_panel, &j);
-        bt_parallel_for(nt * (nt + 1) / 2, 1, chol_trail, &j);
-    }
-    return 0;
-}
-
-/* ---- inverse of a lower-triangular L (row-major), column tiles solved independently -------- */
-struct inv_job {
-    const float *L;
-    float       *X; /* n x n, zeroed; gets L^-1 */
-    int64_t      n;
-};
-
-static void inv_tiles(void *arg, int64_t i0, int64_t i1, int tid) {
-    struct inv_job *j = arg;
-    (void)tid;
-    int64_t n = j->n;
-    for (int64_t t = i0; t < i1; t++) {
-        int64_t c0 = t * TILE, nc = n - c0 < TILE ? n - c0 : TILE;
-        for (int64_t k = 0; k < nc; k++) j->X[(c0 + k) * n + c0 + k] = 1.0f;
-        /* rows < c0 of these columns stay 0: solve L[c0:, c0:] Y = I[c0:, c0:c0+nc] */
-        cblas_strsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (int)(n - c0),
-                    (int)nc, 1.0f, j->L + c0 * n + c0, (int)n, j->X + c0 * n + c0, (int)n);
-    }
 }
 
 /* act order: decreasing diag, ties by index (a stable merge sort; reentrant) */
@@ -164,15 +91,22 @@ bt_status bt_hessian_prepare(const float *G, int64_t n, double damp, int act_ord
         for (int64_t b = 0; b < n; b++) A[a * n + b] = src[h->perm[n - 1 - b]];
     }
     bt_status st = BT_OK;
-    int64_t bad = chol_lower(A, n);
-    if (bad) {
-        st = bt_err_set(err, BT_E_INVAL, "hessian: not positive definite at column %lld (raise damp)", (long long)bad);
+    int64_t bad = 0;
+    int routed = 0;
+    /* X = L^-1 (lower, L L^T = A) into U's buffer */
+    if ((st = bt_compute_so_route(&routed, err))) {
+        /* so_backend = backend and it cannot: the message is set */
+    } else if (routed) {
+        st = bt_compute_chol_inv(A, h->U, n, &bad, err);
     } else {
-        for (int64_t a = 0; a < n; a++) memset(A + a * n + a + 1, 0, (size_t)(n - a - 1) * sizeof(float));
-        /* X = L^-1 (lower) into U's buffer, then U = J X J: element (a, b) <- (n-1-a, n-1-b) is
-         * the flat index i <- n*n-1-i, i.e. the flat array reversed; upper, U^T U = (P H P^T)^-1 */
-        struct inv_job j = {A, h->U, n};
-        bt_parallel_for((n + TILE - 1) / TILE, 1, inv_tiles, &j);
+        bad = bt_la_chol_lower(A, n, bt_parallel_for);
+        if (!bad) bt_la_tri_inv(A, h->U, n, bt_parallel_for);
+    }
+    if (!st && bad) {
+        st = bt_err_set(err, BT_E_INVAL, "hessian: not positive definite at column %lld (raise damp)", (long long)bad);
+    } else if (!st) {
+        /* U = J X J: element (a, b) <- (n-1-a, n-1-b) is the flat index i <- n*n-1-i, i.e. the
+         * flat array reversed; upper, U^T U = (P H P^T)^-1 */
         for (size_t i = 0, k = nn - 1; i < k; i++, k--) {
             float t = h->U[i];
             h->U[i] = h->U[k];

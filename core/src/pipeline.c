@@ -41,6 +41,10 @@ static const struct bt_option quantize_opts[] = {
      "GPTQ-style quantization with the calibration file's full X^T X: error feedback through the Hessian"},
     {"damp", BT_OPT_FLOAT, "0.01", 0, 10, NULL, "second_order: damping added to diag(H), relative to mean(diag H)"},
     {"act_order", BT_OPT_BOOL, "true", 0, -1, NULL, "second_order: quantize columns by decreasing diag(H)"},
+    {"so_backend", BT_OPT_ENUM, "auto", 0, -1, "auto|host|backend",
+     "second_order: where the Cholesky / inverse and the lazy-batch products run: auto = on [pipeline] "
+     "backend when it names a GPU backend that runs them (ops gemm, chol_inv), host = OpenBLAS here, "
+     "backend = on [pipeline] backend always"},
     {"budget_metric", BT_OPT_ENUM, "relative", 0, -1, "relative|absolute",
      "second_order budget: rank by tr(E H E^T) relative to tr(W H W^T) (x weights), or by tr(E H E^T) as is"},
     {"rotate", BT_OPT_ENUM, "none", 0, -1, "none|hadamard",
@@ -422,6 +426,7 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
     if ((st = plugin_opts(reg, &cfg, "pipeline", BT_KIND_BACKEND, backend, &s.be_p, what, sizeof(what), err))) goto done;
     if ((st = apply_section(&cfg, "pipeline", s.pipe, s.be_p, s.be_p ? what : NULL, err))) goto done;
     if (s.be_p && (st = required(&cfg, "pipeline", s.be_p, err))) goto done;
+    backend = bt_opt_str(s.pipe, "backend"); /* apply_section replaced the strings of s.pipe */
     if (!strcmp(reader, "auto")) { /* its own keys in [input] (i2s_layout) need the reader named */
         if ((st = apply_keys(&cfg, "input", s.in, NULL, NULL, 1, err))) goto done;
         const char *pr = probe_reader(reg, bt_opt_str(s.in, "path"));
@@ -540,6 +545,8 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
         ca.config = config;
         s.in_p = s.q_p = s.out_p = NULL; /* owned by bt_convert now */
         bt_compute_begin(reg, backend, s.be_p); /* host->kmeans_assign runs there */
+        const char *sob = bt_opt_str(s.q, "so_backend");
+        bt_compute_so_mode(!strcmp(sob, "host") ? BT_SO_HOST : !strcmp(sob, "backend") ? BT_SO_BACKEND : BT_SO_AUTO);
         st = bt_convert(&ca, err);
         bt_compute_end();
         if (calib) ro->calib_close(calib);

@@ -12,10 +12,10 @@ static int same_shape(const struct bt_view *a, const struct bt_view *b) {
 
 static const char *const op_names[BT_OP_COUNT] = {
     "?", "get_rows", "rmsnorm", "rope", "cpy", "attn", "swiglu", "add", "matmul", "dequant",
-    "kmeans", "relu2", "quant_row", "scale"};
+    "kmeans", "relu2", "quant_row", "scale", "gemm", "chol_inv"};
 
 const char *bt_op_name(uint32_t code) {
-    return code > 0 && code < BT_OP_COUNT ? op_names[code] : "unknown";
+    return code > 0 && code < BT_OP_COUNT && op_names[code][0] != '?' ? op_names[code] : "unknown";
 }
 
 int bt_op_n_src(uint32_t code) {
@@ -101,7 +101,7 @@ const char *bt_op_check(const struct bt_op *op, const struct bt_host *host) {
 
 static const char *shape_check(const struct bt_host *host, const struct bt_op *op) {
     const struct bt_view *d = &op->dst, *s0 = &op->src[0], *s1 = &op->src[1], *s2 = &op->src[2];
-    if (op->code == 0 || op->code >= BT_OP_COUNT) return "unknown op code";
+    if (op->code == 0 || op->code >= BT_OP_COUNT || !bt_op_n_src(op->code)) return "unknown op code";
     if (!dims_ok(d)) return "empty or oversized destination";
     int nsrc = bt_op_n_src(op->code);
     if (!d->buf || !s0->buf || (nsrc > 1 && !s1->buf) || (nsrc > 2 && !s2->buf))
@@ -157,6 +157,19 @@ static const char *shape_check(const struct bt_host *host, const struct bt_op *o
         return NULL;
     case BT_OP_DEQUANT:
         return same_shape(d, s0) ? NULL : "shape mismatch";
+    case BT_OP_GEMM: {
+        if (!is_f32(s1)) return "source is not F32";
+        if (op->flags & ~(uint32_t)(BT_OPF_TRANS_A | BT_OPF_TRANS_B)) return "unknown flags";
+        int64_t m = op->flags & BT_OPF_TRANS_A ? s0->cols : s0->rows;
+        int64_t k = op->flags & BT_OPF_TRANS_A ? s0->rows : s0->cols;
+        int64_t k1 = op->flags & BT_OPF_TRANS_B ? s1->cols : s1->rows;
+        int64_t n = op->flags & BT_OPF_TRANS_B ? s1->rows : s1->cols;
+        return m != d->rows || n != d->cols || k != k1 ? "shape mismatch" : NULL;
+    }
+    case BT_OP_CHOL_INV:
+        if (s1->fmt.type != BT_TYPE_I32 || s1->rows != 1 || s1->cols != 1) return "info must be 1 x 1 I32";
+        if (!same_shape(d, s0) || d->rows != d->cols) return "shape mismatch (n x n)";
+        return overlap(host, s0, s1) ? "info overlaps the matrix" : NULL;
     case BT_OP_KMEANS:
         if (d->fmt.type != BT_TYPE_I32 || d->cols != 1 || !is_f32(s0) || !is_f32(s1) ||
             s0->rows != d->rows || s1->cols != s0->cols || s1->rows <= 0)

@@ -1,7 +1,7 @@
 /* test_backend_ops.c - backend conformance harness (plugin ABI 2).
  *
  * usage: test_backend_ops PLUGIN_DIR [--backend NAME] [--op NAME] [-o NAME=VALUE]... [-t N] [-v]
- *        [--quick]
+ *        [--quick] [--require OP_OR_FMT,...]
  *
  * Loads libbt-backend-cpu.so from PLUGIN_DIR as the reference and every other
  * libbt-backend-*.so there (or only --backend NAME) as a backend under test; one that does not
@@ -18,8 +18,10 @@
  * backend has it). View offsets are multiples of 4 bytes (weights: of 64).
  * Bytes of every buffer outside the op outputs must come back unchanged (guards are NaN, unused
  * KV-cache rows are NaN: reading them shows). A supports_op() of 0 for a case is a failure: all
- * cases are in the set every backend must run, except those of optional formats (vq; ggml Q4_1..IQ4_XS), which a
- * backend other than the CPU ones may decline for a whole group ("not supported"). CPU backends ("cpu*") must also give bit-identical
+ * cases are in the set every backend must run, except those of optional formats (vq; ggml Q4_1..IQ4_XS)
+ * and ops (RELU2, QUANT_ROW), which a backend other than the CPU ones may decline for a whole
+ * group ("not supported"; --require names those that must run: ops by name, formats by the
+ * prefix of their label, e.g. --require vq,relu2). CPU backends ("cpu*") must also give bit-identical
  * results with 1 and N threads (MATMUL with ntok > 1, ATTN, op lists) and for a Q8 MATMUL batch
  * and the same tokens one at a time. Error paths: unknown op codes, bad formats, bad shapes and
  * out-of-range views must be rejected by supports_op (where it can know) and by run() with a
@@ -72,6 +74,7 @@ static int           n_targets; /* T[0] is the reference */
 static struct group *G;
 static int           n_groups, cap_groups;
 static int           verbose, n_threads = 3, any_fail;
+static const char   *require; /* --require a,b: optional ops / formats (name prefixes) made required */
 
 static double now(void) {
     struct timespec ts;
@@ -294,6 +297,16 @@ static void record(struct group *g, double r, int failed) {
     if (!(r <= g->maxr)) g->maxr = r;
 }
 
+/* 1 if --require names c's op or a prefix of its format label */
+static int required(const struct bo_case *c) {
+    for (const char *p = require; p && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && ((strlen(c->op) == n && !strncmp(c->op, p, n)) || !strncmp(c->fmt, p, n))) return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 /* ---- one case on every target ------------------------------------------------------------------ */
 static void one_case(struct bo_case *c, void *user) {
     (void)user;
@@ -306,7 +319,7 @@ static void one_case(struct bo_case *c, void *user) {
         struct group *g = group_of(t, c->op, c->fmt);
         uint8_t **out = t == 0 ? ref : got;
         int rc = run_on(tg, c, out, msg, sizeof(msg));
-        if (rc == RUN_UNSUPPORTED && c->optional && !tg->cpu) { /* a format it may leave */
+        if (rc == RUN_UNSUPPORTED && c->optional && !tg->cpu && !required(c)) { /* it may leave these */
             g->unsup++;
             continue;
         }
@@ -583,10 +596,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-v")) verbose = 1;
         else if (!strcmp(argv[i], "--quick")) bo_quick = 1;
+        else if (!strcmp(argv[i], "--require") && i + 1 < argc) require = argv[++i];
         else if (argv[i][0] != '-' && !dir) dir = argv[i];
         else {
             fprintf(stderr, "usage: %s PLUGIN_DIR [--backend NAME] [--op NAME] [-o NAME=VALUE]... "
-                    "[-t THREADS] [-v] [--quick]\n", argv[0]);
+                    "[-t THREADS] [-v] [--quick] [--require OP_OR_FMT,...]\n", argv[0]);
             return 2;
         }
     }
@@ -690,7 +704,7 @@ int main(int argc, char **argv) {
             struct group *g = &G[i];
             if (g->target != t) continue;
             if (g->unsup && !g->cases) {
-                printf("  %-10s %-9s %-13s %4d cases  not supported (optional format)\n", T[t].name,
+                printf("  %-10s %-9s %-13s %4d cases  not supported (optional)\n", T[t].name,
                        g->op, g->fmt, g->unsup);
                 continue;
             }

@@ -58,7 +58,8 @@ struct bo_case {
     struct bo_kmeans km;
     int      threads_check; /* cpu backends: bit-identical with 1 thread */
     int      wrap;          /* buffer 0 through buf_wrap where the backend offers it */
-    int      optional;      /* an optional format: non-CPU backends may decline (supports_op 0) */
+    int      optional;      /* an optional format or op: non-CPU backends may decline (supports_op
+                             * 0) unless named by --require */
     int      nown;
     void    *own[BO_MAX_OWN]; /* freed with the case */
 };
@@ -80,6 +81,13 @@ const char *bo_op_name(uint32_t code); /* "matmul", ... or "?" */
 void bo_gen_vq_dequant(bo_emit_fn emit, void *user);
 void bo_gen_vq_get_rows(bo_emit_fn emit, void *user);
 void bo_gen_vq_matmul(bo_emit_fn emit, void *user);
+/* BitNet b1.58's ops of ABI 2.2 (test_backend_ops_bitnet.c): RELU2, QUANT_ROW; optional (cases
+ * with optional = 1) until every backend runs them */
+void bo_gen_relu2(bo_emit_fn emit, void *user);
+void bo_gen_quant_row(bo_emit_fn emit, void *user);
+/* the second-order engine's ops of ABI 2.3 (test_backend_ops_la.c): GEMM, CHOL_INV; optional */
+void bo_gen_gemm(bo_emit_fn emit, void *user);
+void bo_gen_chol_inv(bo_emit_fn emit, void *user);
 
 /* ---- plain-C models (test_backend_ops_models.c) ---- */
 /* x -> its BT_ACT_Q8 round trip (n a multiple of 256) */

@@ -10,12 +10,13 @@
 #include <string.h>
 
 const char *const bo_ops[] = {"dequant", "get_rows", "matmul", "rmsnorm", "add", "swiglu",
-                              "rope",    "cpy",      "attn",   "kmeans",  "scale", "seq", NULL};
+                              "rope",    "cpy",      "attn",   "kmeans",  "relu2", "quant_row",
+                              "scale",   "gemm",     "chol_inv", "seq",   NULL};
 
 const char *bo_op_name(uint32_t code) {
     static const char *const n[] = {"?",   "get_rows", "rmsnorm", "rope",   "cpy",    "attn",
-                                    "swiglu", "add",   "matmul",  "dequant", "kmeans", "relu2",
-                                    "quant_row", "scale"};
+                                    "swiglu", "add",   "matmul",  "dequant", "kmeans",
+                                    "relu2", "quant_row", "scale", "gemm", "chol_inv"};
     return code < sizeof(n) / sizeof(n[0]) ? n[code] : "?";
 }
 
@@ -774,7 +775,9 @@ void bo_generate(const char *op, bo_emit_fn emit, void *user) {
     } gens[] = {{"dequant", gen_dequant}, {"get_rows", gen_get_rows}, {"matmul", gen_matmul},
                 {"rmsnorm", gen_rmsnorm}, {"add", NULL},              {"swiglu", NULL},
                 {"rope", gen_rope},       {"cpy", gen_cpy},           {"attn", gen_attn},
-                {"kmeans", gen_kmeans},   {"scale", gen_scale},       {"seq", gen_seq}};
+                {"kmeans", gen_kmeans},   {"relu2", bo_gen_relu2},    {"quant_row", bo_gen_quant_row},
+                {"scale", gen_scale},     {"gemm", bo_gen_gemm},      {"chol_inv", bo_gen_chol_inv},
+                {"seq", gen_seq}};
     for (size_t i = 0; i < sizeof(gens) / sizeof(gens[0]); i++) {
         if (op && strcmp(op, gens[i].name) != 0) continue;
         seed(gens[i].name);

@@ -173,6 +173,13 @@ void      bt_compute_begin(bt_registry *reg, const char *backend, const bt_optse
 void      bt_compute_end(void);
 bt_status bt_compute_kmeans(const float *pts, int64_t n, int64_t d, const float *cent, int64_t k,
                             const float *w, int32_t *idx, bt_err *err);
+/* [quantize] so_backend: where the second-order engine's dense algebra (ops GEMM, CHOL_INV) runs
+ * between bt_compute_begin and _end. AUTO: on the compute backend when it was named (not
+ * "auto"), its buffers are device memory (host_memory 0) and it runs both ops, else on the
+ * host; HOST: always on the host;
+ * BACKEND: always on the compute backend (an error if it cannot) */
+enum { BT_SO_AUTO = 0, BT_SO_HOST = 1, BT_SO_BACKEND = 2 };
+void      bt_compute_so_mode(int mode);
 
 /* optional reader/writer entries through their gates */
 void bt_reader_release(struct bt_reader *r, uint32_t i);         /* no-op if absent */

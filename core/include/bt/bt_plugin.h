@@ -487,7 +487,17 @@ enum {
                            * activations as BitNet b1.58 computes them (in place) (2.2) */
     BT_OP_SCALE    = 13, /* dst = src0 * scale (one float32 multiply per element; in place): a
                           * weight's exact per-tensor f32 scale after its MATMUL (2.3) */
-    BT_OP_COUNT    = 14,
+    /* 2.3: the dense linear algebra of the second-order engine (core/src/hessian.c,
+     * so_engine.c) on the quantizer's compute backend ([quantize] so_backend) */
+    BT_OP_GEMM     = 14, /* dst (M x N) = alpha * op(src0) * op(src1) + beta * dst, op(X) = X or
+                          * X^T (flags BT_OPF_TRANS_A / _B); alpha = scale, beta = eps; op(src0)
+                          * M x K, op(src1) K x N; dst apart from both sources (2.3) */
+    BT_OP_CHOL_INV = 15, /* dst (n x n) = L^-1, L the lower Cholesky factor of src0 (n x n,
+                          * symmetric positive definite, lower triangle read; overwritten: it is
+                          * the workspace); dst's strict upper triangle 0. src1 (1 x 1, I32) is
+                          * written: 0, or the 1-based column where src0 is not positive definite
+                          * (dst then unspecified). All three apart (2.3) */
+    BT_OP_COUNT    = 16,
 };
 enum { BT_ACT_F32 = 0, BT_ACT_Q8 = 1 };
 #define BT_ACT_Q8_BLOCK 256
@@ -495,6 +505,8 @@ enum { BT_ACT_F32 = 0, BT_ACT_Q8 = 1 };
 #define BT_OPF_SAME_INPUT 1u /* MATMUL: src1 holds the same values as in an earlier MATMUL of
                               * the same run() list with the same src1 view (a backend may reuse
                               * its int8 quantization) */
+#define BT_OPF_TRANS_A 2u    /* GEMM: op(src0) = src0^T (2.3) */
+#define BT_OPF_TRANS_B 4u    /* GEMM: op(src1) = src1^T (2.3) */
 
 struct bt_op {
     uint32_t       code;   /* BT_OP_* */
