@@ -43,7 +43,7 @@ static const char *op_check(const struct bt_ocl_ctx *c, const struct bt_op *op) 
     case BT_OP_RELU2: case BT_OP_QUANT_ROW: /* ABI 2.2 (BitNet b1.58): no kernels here yet */
     case BT_OP_GEMM: case BT_OP_CHOL_INV:  /* ABI 2.3 (second-order engine): likewise */
         return "not implemented by this backend";
-    case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT:
+    case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: case BT_OP_SCALE:
         return NULL;
     }
     return "not implemented by this backend"; /* ops of later ABI versions */
