@@ -200,6 +200,22 @@ static void add_sum(struct type_sum *s, int *ns, const char *name, uint64_t byte
     s[i].elems += elems;
 }
 
+/* the exact f32 scale a BitNet-style reader gives a ternary tensor (bt.weight_scale.<name>:
+ * bitnet.cpp's I2_S tensors of a GGUF, BitNet packed weights of a safetensors model), which it
+ * serves as TQ2_0; 0 if none */
+static int weight_scale_of(struct bt_reader *r, uint32_t nkv, const char *name, float *scale) {
+    static const char pre[] = "bt.weight_scale.";
+    for (uint32_t i = 0; i < nkv; i++) {
+        struct bt_kv kv;
+        if (r->i->kv_get(r->ctx, i, &kv) != BT_OK || kv.type != BT_KV_F32) continue;
+        if (!strncmp(kv.key, pre, sizeof pre - 1) && !strcmp(kv.key + sizeof pre - 1, name)) {
+            *scale = kv.v.f;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int bt_cli_inspect(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
     const char *path = a->pos[0];
     int js = bt_cli_count(a, "json") > 0;
@@ -254,6 +270,15 @@ int bt_cli_inspect(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
         }
         for (uint32_t k = 0; k < t.n_parts && k < BT_MAX_PARTS; k++) bytes += t.part_bytes[k];
         bt_fmt_str(&t.fmt, ty, sizeof(ty));
+        /* I2_S (bitnet.cpp): the file's type and bytes (n/4 codes + a 32-byte trailer), not the
+         * TQ2_0 the reader serves */
+        float wscale = 0.0f;
+        int ws = weight_scale_of(r, nkv, t.name, &wscale);
+        int i2s = ws && !strcmp(r->entry->desc->name, "gguf");
+        if (i2s) {
+            snprintf(ty, sizeof ty, "i2_s");
+            bytes = ne / 4 + 32;
+        }
         undecodable += t.fmt.type == BT_TYPE_GGML;
         if (js) {
             json_object *o = json_object_new_object(), *a = json_object_new_array();
@@ -267,10 +292,16 @@ int bt_cli_inspect(const struct bt_cli_opts *o, const struct bt_cli_args *a) {
             json_object_object_add(o, "decodable", json_object_new_boolean(t.fmt.type != BT_TYPE_GGML));
             if (t.src_name && strcmp(t.src_name, t.name))
                 json_object_object_add(o, "source_name", json_object_new_string(t.src_name));
+            if (ws) {
+                json_object_object_add(o, "served_as", json_object_new_string("tq2_0"));
+                json_object_object_add(o, "weight_scale", json_object_new_double(wscale));
+            }
             json_object_array_add(jt, o);
         } else {
-            printf("  %-40s %-10s %-22s %12llu", t.name, ty, sh, (unsigned long long)t.nbytes);
-            print_detail(&t);
+            printf("  %-40s %-10s %-22s %12llu", t.name, ty, sh,
+                   (unsigned long long)(i2s ? bytes : t.nbytes));
+            if (ws) printf("  %sper-tensor f32 scale %.9g, served as tq2_0", i2s ? "2.0000 bpw + " : "", wscale);
+            else print_detail(&t);
             printf("\n");
             if (t.fmt.type == BT_TYPE_MTQ && t.data) print_mtq_scales(&t);
         }

@@ -7,6 +7,7 @@ the conversion to TQ2_0 / TQ1_0 (`[input] i2s_layout`) keeps every trit with blo
 fp16(scale) (read back with gguf-py) and writes the bitnet keys. Bad input: a truncated file, a
 tensor without its 32-byte trailer, a NaN scale, a code 3 and an unknown i2s_layout are refused
 with messages naming the tensor or the key."""
+import json
 import os
 import subprocess
 import sys
@@ -71,6 +72,27 @@ def cli_and_stages(tag, hf):
     print(f"{tag}: eval ([input] i2s_layout = x86-1x4, --i2s-layout arm, HF folder): {ppl}")
 
 
+def inspect_i2s(path, w):
+    """inspect --json names each I2_S tensor by its file type with its file bytes (n/4 + 32) and
+    f32 scale, and says it is served as TQ2_0"""
+    p = run(["inspect", "--json", path])
+    if not tb.check(p.returncode == 0, f"inspect {path}: {p.stderr}"):
+        return
+    seen = 0
+    for t in json.loads(p.stdout)["tensors"]:
+        lin = isf.linear_of(t["name"])
+        if lin is None:
+            tb.check(t["type"] != "i2_s", f"inspect: {t['name']} is not I2_S but shown as i2_s")
+            continue
+        T, s = w[lin]
+        ok = (t["type"] == "i2_s" and t["bytes"] == T.size // 4 + 32 and t.get("served_as") == "tq2_0"
+              and t.get("weight_scale") == float(np.float32(s)))
+        seen += ok
+        tb.check(ok, f"inspect: {t['name']}: {t} (want i2_s, {T.size // 4 + 32} bytes, scale {s})")
+    tb.check(seen > 0, "inspect: no I2_S tensor listed")
+    print(f"inspect: {seen} I2_S tensors named with their file bytes and f32 scales")
+
+
 def main():
     cases = [("bitlinear-silu", "bitnet", dict(kind="packed", act="silu", linear_class="bitlinear"), ()),
              ("auto-relu2", "bitnet-b1.58", dict(kind="packed", act="relu2", linear_class="autobitlinear"),
@@ -101,6 +123,7 @@ def main():
         cfg, w = bf.make(os.path.join(tmp, "bad"), tb.TOK, kind="packed", act="silu", linear_class="bitlinear")
         p, template = tb.convert("bad-template", os.path.join(tmp, "bad"), "tq2_0")
         isf.write("good.gguf", template, w)
+        inspect_i2s("good.gguf", w)
         raw = open("good.gguf", "rb").read()
         open("trunc.gguf", "wb").write(raw[:len(raw) // 2])
         refused("truncated", "trunc.gguf", ["tensor '", "extends past the end of the file"])
