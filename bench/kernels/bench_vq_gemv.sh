@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench_vq_gemv.sh - batch-1 vq GEMV (bench_vq's gemv part, TQ2_0 in the same run) REPS times on
 # a shared machine, alternating with a second plugin folder when one is given (e.g. a build of an
-# older commit), with the load average before each run; prints one JSON line per (plugins, format,
-# hot/cold weights, shape, threads): the fastest of all runs, its codes per cycle and its fraction of the read bandwidth
-# measured in that same run (of_read_bw) and of the best read bandwidth of all runs (of_best_read_bw). The raw runs go to OUT (default: a temporary file).
+# older commit), with the load average before each run. Prints one JSON line per (plugins,
+# format, hot/cold weights, shape, threads): the fastest of all runs, its codes per cycle, and its
+# fraction of the read bandwidth measured in that run (of_read_bw) and of the best read bandwidth
+# of all runs (of_best_read_bw). The raw runs go to OUT (default: a temporary file).
 # usage: [REPS=3] [OUT=file.jsonl] bench/kernels/bench_vq_gemv.sh [BUILD_DIR] [THREADS] [OTHER_PLUGIN_DIR]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
