@@ -34,7 +34,8 @@ static int cpu_score(void) {
 #ifdef BT_CPU_AVX2
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("bmi2"))
+        return 0;
     /* CPUID.1:ECX bit 29 (F16C; clang's __builtin_cpu_supports has no "f16c"), bit 27
      * (OSXSAVE) and XCR0 bits 1-2: the OS saves SSE and AVX state */
     unsigned a = 1, b = 0, c = 0, d = 0;

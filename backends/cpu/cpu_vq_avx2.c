@@ -1,7 +1,7 @@
-/* cpu_vq_avx2.c - AVX2 accumulation kernel of the vq format: for each row block, the codebook
- * vectors of its codes, scaled by the pre-scaled activations, summed in registers (v = 4, 8, 16
- * in one or two vector registers; other lengths in a short loop). Codes are read 64 bits at a
- * time where the stream has room, else bit by bit. Built with -mavx2 -mfma. */
+/* cpu_vq_avx2.c - AVX2 kernels of the vq format: the batch-1 accumulation (for each row block,
+ * the codebook vectors of its codes scaled by the pre-scaled activations, summed in registers;
+ * v = 4 and 8 eight row blocks at a time, other lengths in a short loop) and the k-means
+ * assignment. Built with -mavx2 -mfma -mbmi2. */
 #include "cpu_kern.h"
 
 #include <immintrin.h>
@@ -19,80 +19,95 @@ static inline uint32_t code_at(const uint8_t *s, uint64_t S, int64_t p, uint32_t
     return bt_vq_get_code(s, bit, t);
 }
 
-/* code p of a stream, t bits: byte and 16-bit codes read directly */
-static inline __attribute__((always_inline)) uint32_t code_t(const uint8_t *s, uint64_t S, int64_t p,
-                                                             uint32_t t, uint64_t mask, uint32_t T) {
-    if (T == 8) return s[p];
-    if (T == 16) return (uint32_t)(s[2 * p] | (s[2 * p + 1] << 8));
-    return code_at(s, S, p, t, mask);
+#define AI inline __attribute__((always_inline))
+
+/* bits [lo, lo + n) of w times 2^sh: a byte offset into rows of 2^sh bytes (one rotate, one and) */
+static AI uint64_t idx_off(uint64_t w, uint32_t lo, uint32_t n, uint32_t sh) {
+    uint32_t r = (lo - sh) & 63;
+    uint64_t x = r ? (w >> r) | (w << (64 - r)) : w;
+    return x & ((((uint64_t)1 << n) - 1) << sh);
 }
 
-/* v = 4: two row blocks per pass, their codebook vectors side by side in one register;
- * two accumulators */
-static inline __attribute__((always_inline)) void v4_pair(const struct bt_vq_layout *L, const float *cm0,
-                                                          const float *cr0, const uint8_t *s0, const uint8_t *s1,
-                                                          const float *xp, float *out, uint32_t T, int res) {
-    uint32_t t = L->t, m1 = (1u << L->b1) - 1;
-    uint64_t mask = (1ull << t) - 1;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    for (uint32_t g = 0; g < L->G; g++) {
-        const float *cm = cm0 + ((uint64_t)g << L->b1) * 4, *cr = cr0 + ((uint64_t)g << L->b2) * 4;
-        int64_t p = (int64_t)g * L->gs, p1 = p + L->gs;
-        for (; p + 2 <= p1; p += 2) {
-            uint32_t c00 = code_t(s0, L->S, p, t, mask, T), c10 = code_t(s1, L->S, p, t, mask, T);
-            uint32_t c01 = code_t(s0, L->S, p + 1, t, mask, T), c11 = code_t(s1, L->S, p + 1, t, mask, T);
-            __m256 w0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cm + (c00 & m1) * 4)),
-                                             _mm_loadu_ps(cm + (c10 & m1) * 4), 1);
-            __m256 w1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cm + (c01 & m1) * 4)),
-                                             _mm_loadu_ps(cm + (c11 & m1) * 4), 1);
-            if (res) {
-                w0 = _mm256_add_ps(w0, _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cr + (c00 >> L->b1) * 4)),
-                                                            _mm_loadu_ps(cr + (c10 >> L->b1) * 4), 1));
-                w1 = _mm256_add_ps(w1, _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cr + (c01 >> L->b1) * 4)),
-                                                            _mm_loadu_ps(cr + (c11 >> L->b1) * 4), 1));
-            }
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(xp[p]), w0, a0);
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(xp[p + 1]), w1, a1);
-        }
-        for (; p < p1; p++) {
-            uint32_t c0 = code_t(s0, L->S, p, t, mask, T), c1 = code_t(s1, L->S, p, t, mask, T);
-            __m256 w0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cm + (c0 & m1) * 4)),
-                                             _mm_loadu_ps(cm + (c1 & m1) * 4), 1);
-            if (res)
-                w0 = _mm256_add_ps(w0, _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(cr + (c0 >> L->b1) * 4)),
-                                                            _mm_loadu_ps(cr + (c1 >> L->b1) * 4), 1));
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(xp[p]), w0, a0);
-        }
-    }
-    _mm256_storeu_ps(out, _mm256_add_ps(a0, a1));
+static AI const float *at(const float *base, uint64_t off) {
+    return (const float *)(const void *)((const char *)base + off);
 }
 
-/* v = 8: one row block, four accumulators */
-static inline __attribute__((always_inline)) void v8_one(const struct bt_vq_layout *L, const float *cm0,
-                                                         const float *cr0, const uint8_t *s, const float *xp,
-                                                         float *out, uint32_t T, int res) {
-    uint32_t t = L->t, m1 = (1u << L->b1) - 1;
-    uint64_t mask = (1ull << t) - 1;
-    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (uint32_t g = 0; g < L->G; g++) {
-        const float *cm = cm0 + ((uint64_t)g << L->b1) * 8, *cr = cr0 + ((uint64_t)g << L->b2) * 8;
-        int64_t p = (int64_t)g * L->gs, p1 = p + L->gs;
-        for (; p + 4 <= p1; p += 4)
-            for (int u = 0; u < 4; u++) {
-                uint32_t c = code_t(s, L->S, p + u, t, mask, T);
-                __m256 w = _mm256_loadu_ps(cm + (c & m1) * 8);
-                if (res) w = _mm256_add_ps(w, _mm256_loadu_ps(cr + (c >> L->b1) * 8));
-                a[u] = _mm256_fmadd_ps(_mm256_set1_ps(xp[p + u]), w, a[u]);
-            }
-        for (; p < p1; p++) {
-            uint32_t c = code_t(s, L->S, p, t, mask, T);
-            __m256 w = _mm256_loadu_ps(cm + (c & m1) * 8);
-            if (res) w = _mm256_add_ps(w, _mm256_loadu_ps(cr + (c >> L->b1) * 8));
-            a[0] = _mm256_fmadd_ps(_mm256_set1_ps(xp[p]), w, a[0]);
-        }
+#if defined(__clang__)
+#define UNROLL_ALL _Pragma("unroll 8")
+#else
+#define UNROLL_ALL _Pragma("GCC unroll 8")
+#endif
+
+/* Accumulation over all codes of NB (<= 8) row blocks whose streams are s0 + k*st, for v = 4
+ * (VT __m128) or 8 (__m256): a_k += x[q] * (C + R)[code q of block k], one chain per row block
+ * in stream order, so a block's sum is the same for any NB. Each pass reads a 64-bit word per
+ * block (cpw codes of T bits; T = 0: any t <= 28, shifted into place); an index becomes a byte
+ * offset by one rotate and one and, and the codebook row is the FMA's memory operand. RES: a
+ * residual index above B1 main bits (B1 = 0: L->b1). Writes V*NB outputs at y. */
+#define VQ_BLOCKS(NAME, VT, V, SH, LOAD, BCAST, FMA, ADD, ZERO, STORE)                              \
+    static AI VT NAME##_row(const float *cm, const float *cr, uint64_t w, uint32_t lo, uint32_t b1,  \
+                            uint32_t b2, int RES) {                                                 \
+        VT c = LOAD(at(cm, idx_off(w, lo, b1, SH)));                                                \
+        return RES ? ADD(c, LOAD(at(cr, idx_off(w, lo + b1, b2, SH)))) : c;                         \
+    }                                                                                               \
+    static AI void NAME(const struct bt_vq_layout *L, const float *cm0, const float *cr0,            \
+                        const uint8_t *s0, uint64_t st, const float *xp, float *y, const int NB,     \
+                        const uint32_t T, const uint32_t B1, const int RES) {                        \
+        const uint32_t t = T ? T : L->t, b1 = RES ? (B1 ? B1 : L->b1) : t, b2 = t - b1;             \
+        const uint32_t cpw = T ? 64 / T : 57 / t;                                                   \
+        VT a0 = ZERO(), a1 = ZERO(), a2 = ZERO(), a3 = ZERO(), a4 = ZERO(), a5 = ZERO(), a6 = ZERO(), \
+           a7 = ZERO();                                                                             \
+        for (uint32_t g = 0; g < L->G; g++) {                                                       \
+            const float *cm = cm0 + ((uint64_t)g << b1) * V, *cr = cr0 + ((uint64_t)g << b2) * V;    \
+            int64_t q0 = (int64_t)g * L->gs, nw = L->gs / cpw;                                      \
+            while (nw > 0 && (((uint64_t)(q0 + (nw - 1) * cpw) * t) >> 3) + 8 > L->S) nw--;        \
+            const float *xq = xp + q0;                                                              \
+            uint64_t bit = (uint64_t)q0 * t;                                                        \
+            for (int64_t i = 0; i < nw; i++, xq += cpw, bit += (uint64_t)cpw * t) {                 \
+                const uint8_t *s = s0 + (bit >> 3);                                                 \
+                uint64_t w[8] = {0};                                                                \
+                for (int k = 0; k < NB; k++) {                                                      \
+                    memcpy(&w[k], s + k * st, 8);                                                   \
+                    if (!T) w[k] >>= bit & 7;                                                       \
+                }                                                                                   \
+                uint64_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], \
+                         w7 = w[7];                                                                 \
+                UNROLL_ALL                                                                          \
+                for (uint32_t j = 0; j < cpw; j++) {                                                \
+                    VT xb = BCAST(xq + j);                                                          \
+                    uint32_t lo = j * t;                                                            \
+                    a0 = FMA(xb, NAME##_row(cm, cr, w0, lo, b1, b2, RES), a0);                      \
+                    if (NB > 1) a1 = FMA(xb, NAME##_row(cm, cr, w1, lo, b1, b2, RES), a1);          \
+                    if (NB > 2) a2 = FMA(xb, NAME##_row(cm, cr, w2, lo, b1, b2, RES), a2);          \
+                    if (NB > 3) a3 = FMA(xb, NAME##_row(cm, cr, w3, lo, b1, b2, RES), a3);          \
+                    if (NB > 4) a4 = FMA(xb, NAME##_row(cm, cr, w4, lo, b1, b2, RES), a4);          \
+                    if (NB > 5) a5 = FMA(xb, NAME##_row(cm, cr, w5, lo, b1, b2, RES), a5);          \
+                    if (NB > 6) a6 = FMA(xb, NAME##_row(cm, cr, w6, lo, b1, b2, RES), a6);          \
+                    if (NB > 7) a7 = FMA(xb, NAME##_row(cm, cr, w7, lo, b1, b2, RES), a7);          \
+                }                                                                                   \
+            }                                                                                       \
+            for (int64_t q = q0 + nw * cpw; q < q0 + L->gs; q++) { /* the rest, code by code */     \
+                VT xb = BCAST(xp + q), c[8];                                                        \
+                for (int k = 0; k < NB; k++)                                                        \
+                    c[k] = NAME##_row(cm, cr, code_at(s0 + k * st, L->S, q, t, (1ull << t) - 1), 0, \
+                                      b1, b2, RES);                                                 \
+                a0 = FMA(xb, c[0], a0);                                                             \
+                if (NB > 1) a1 = FMA(xb, c[1], a1);                                                 \
+                if (NB > 2) a2 = FMA(xb, c[2], a2);                                                 \
+                if (NB > 3) a3 = FMA(xb, c[3], a3);                                                 \
+                if (NB > 4) a4 = FMA(xb, c[4], a4);                                                 \
+                if (NB > 5) a5 = FMA(xb, c[5], a5);                                                 \
+                if (NB > 6) a6 = FMA(xb, c[6], a6);                                                 \
+                if (NB > 7) a7 = FMA(xb, c[7], a7);                                                 \
+            }                                                                                       \
+        }                                                                                           \
+        VT a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};                                                 \
+        for (int k = 0; k < NB; k++) STORE(y + V * k, a[k]);                                        \
     }
-    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
-}
+VQ_BLOCKS(v4_blocks, __m128, 4, 4, _mm_loadu_ps, _mm_broadcast_ss, _mm_fmadd_ps, _mm_add_ps, _mm_setzero_ps,
+          _mm_storeu_ps)
+VQ_BLOCKS(v8_blocks, __m256, 8, 5, _mm256_loadu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_add_ps,
+          _mm256_setzero_ps, _mm256_storeu_ps)
 
 /* any v: a short loop per code */
 static void any_one(const struct bt_vq_layout *L, const float *cm0, const float *cr0, const uint8_t *s,
@@ -116,48 +131,35 @@ static void any_one(const struct bt_vq_layout *L, const float *cm0, const float 
     memcpy(out, acc, sizeof(float) * v);
 }
 
-/* one variant of the whole row-block loop per (v, code width, residual): small functions the
- * compiler keeps in registers */
+/* one variant of the whole row-block loop per (v, code width, residual): NB_MAX row blocks per
+ * pass while whole ones remain, then one at a time (the same sums) */
+#define NB_MAX 8
 #define STREAM(rb) ((((rb) + 1) * (int64_t)L->v > L->rows) ? tail : data + (uint64_t)(rb) * L->v * L->R)
-#define V4_ROWS(NAME, T, RES)                                                                         \
-    static __attribute__((noinline)) void NAME(const struct bt_vq_layout *L, const float *cm0,        \
-                                               const float *cr0, const uint8_t *data,                \
-                                               const uint8_t *tail, int64_t rb0, int64_t rb1,         \
-                                               const float *xp, float *y) {                          \
-        float out[8];                                                                                \
-        for (int64_t rb = rb0; rb < rb1;) {                                                          \
-            if (rb + 1 < rb1 && (rb + 2) * 4 <= L->rows) {                                           \
-                v4_pair(L, cm0, cr0, STREAM(rb), STREAM(rb + 1), xp, out, T, RES);                   \
-                memcpy(y + rb * 4, out, sizeof(out));                                                \
-                rb += 2;                                                                             \
-            } else {                                                                                 \
-                any_one(L, cm0, cr0, STREAM(rb), xp, out);                                           \
-                for (int64_t e = 0; e < 4 && rb * 4 + e < L->rows; e++) y[rb * 4 + e] = out[e];      \
-                rb++;                                                                                \
-            }                                                                                        \
-        }                                                                                            \
+#define VQ_ROWS(NAME, BLOCKS, V, T, B1, RES)                                                         \
+    static __attribute__((noinline)) void NAME(const struct bt_vq_layout *L, const float *cm0,       \
+                                               const float *cr0, const uint8_t *data,               \
+                                               const uint8_t *tail, int64_t rb0, int64_t rb1,        \
+                                               const float *xp, float *y) {                         \
+        uint64_t st = (uint64_t)L->v * L->R;                                                        \
+        int64_t rb = rb0;                                                                           \
+        for (; rb + NB_MAX <= rb1 && (rb + NB_MAX) * V <= L->rows; rb += NB_MAX)                     \
+            BLOCKS(L, cm0, cr0, data + (uint64_t)rb * st, st, xp, y + rb * V, NB_MAX, T, B1, RES);   \
+        for (; rb < rb1; rb++) {                                                                    \
+            float out[V];                                                                           \
+            BLOCKS(L, cm0, cr0, STREAM(rb), st, xp, out, 1, T, B1, RES);                            \
+            for (int64_t e = 0; e < V && rb * V + e < L->rows; e++) y[rb * V + e] = out[e];         \
+        }                                                                                           \
     }
-#define V8_ROWS(NAME, T, RES)                                                                         \
-    static __attribute__((noinline)) void NAME(const struct bt_vq_layout *L, const float *cm0,        \
-                                               const float *cr0, const uint8_t *data,                \
-                                               const uint8_t *tail, int64_t rb0, int64_t rb1,         \
-                                               const float *xp, float *y) {                          \
-        float out[8];                                                                                \
-        for (int64_t rb = rb0; rb < rb1; rb++) {                                                     \
-            v8_one(L, cm0, cr0, STREAM(rb), xp, out, T, RES);                                        \
-            for (int64_t e = 0; e < 8 && rb * 8 + e < L->rows; e++) y[rb * 8 + e] = out[e];          \
-        }                                                                                            \
-    }
-V4_ROWS(v4_8, 8, 0)
-V4_ROWS(v4_16, 16, 0)
-V4_ROWS(v4_any, 0, 0)
-V4_ROWS(v4_16r, 16, 1)
-V4_ROWS(v4_anyr, 0, 1)
-V8_ROWS(v8_8, 8, 0)
-V8_ROWS(v8_16, 16, 0)
-V8_ROWS(v8_any, 0, 0)
-V8_ROWS(v8_16r, 16, 1)
-V8_ROWS(v8_anyr, 0, 1)
+VQ_ROWS(v4_8, v4_blocks, 4, 8, 0, 0)
+VQ_ROWS(v4_16, v4_blocks, 4, 16, 0, 0)
+VQ_ROWS(v4_any, v4_blocks, 4, 0, 0, 0)
+VQ_ROWS(v4_8r8, v4_blocks, 4, 16, 8, 1)
+VQ_ROWS(v4_anyr, v4_blocks, 4, 0, 0, 1)
+VQ_ROWS(v8_8, v8_blocks, 8, 8, 0, 0)
+VQ_ROWS(v8_16, v8_blocks, 8, 16, 0, 0)
+VQ_ROWS(v8_any, v8_blocks, 8, 0, 0, 0)
+VQ_ROWS(v8_8r8, v8_blocks, 8, 16, 8, 1)
+VQ_ROWS(v8_anyr, v8_blocks, 8, 0, 0, 1)
 
 typedef void (*rows_fn)(const struct bt_vq_layout *, const float *, const float *, const uint8_t *,
                         const uint8_t *, int64_t, int64_t, const float *, float *);
@@ -166,12 +168,12 @@ void bt_cpu_vq_gemv_avx2(const struct bt_cpu_vq *q, const uint8_t *data, const u
                          int64_t rb0, int64_t rb1, const float *xp, float *y) {
     const struct bt_vq_layout *L = &q->L;
     const float *cm0 = q->cb + L->cb_main / 2, *cr0 = q->cb + L->cb_res / 2;
-    int res = L->b2 != 0;
+    int res = L->b2 != 0, r88 = res && L->b1 == 8 && L->b2 == 8;
     rows_fn fn = NULL;
-    if (L->v == 4)
-        fn = res ? (L->t == 16 ? v4_16r : v4_anyr) : L->t == 8 ? v4_8 : L->t == 16 ? v4_16 : v4_any;
-    else if (L->v == 8)
-        fn = res ? (L->t == 16 ? v8_16r : v8_anyr) : L->t == 8 ? v8_8 : L->t == 16 ? v8_16 : v8_any;
+    if (L->t <= 28 && L->v == 4)
+        fn = res ? (r88 ? v4_8r8 : v4_anyr) : L->t == 8 ? v4_8 : L->t == 16 ? v4_16 : v4_any;
+    else if (L->t <= 28 && L->v == 8)
+        fn = res ? (r88 ? v8_8r8 : v8_anyr) : L->t == 8 ? v8_8 : L->t == 16 ? v8_16 : v8_any;
     if (fn) {
         fn(L, cm0, cr0, data, tail, rb0, rb1, xp, y);
         return;

@@ -1,7 +1,8 @@
 /* test_backend_ops_vq.c - conformance cases of the vq weight format (bt's VPTQ-style vector
  * quantization): random codes, codebooks, permutations, scales and biases, outlier codes and
  * tails over a set of parameters (vector lengths 2..16, index bits 4..16, residual codebooks,
- * groups, outliers with their own vector length, rows not a multiple of v). Modelled with the
+ * groups, outliers with their own vector length, rows not a multiple of v; sizes that take the
+ * AVX2 kernel's multi-block passes and remainders). Modelled with the
  * core's reference decoder (bt_fmt_rows_to_f32): DEQUANT and GET_ROWS bit-identical, MATMUL
  * within the matmul tolerance for f32 and int8 activations and 1..33 tokens. */
 #include "test_backend_ops_build.h"
@@ -20,6 +21,13 @@ static const struct vq_set sets[] = {
     {2, 4, 0, 1, BT_VQ_TAIL, 0, 0, 0, 7, 33},
     {8, 16, 0, 1, BT_VQ_NORM | BT_VQ_PERM, 0, 0, 0, 256, 1024},
     {4, 8, 4, 2, BT_VQ_NORM | BT_VQ_PERM, 4, 4, 8, 132, 512},
+    /* the AVX2 kernel's 8-row-block passes (v 4 and 8, 8- and 16-bit codes, any t, residual),
+     * with whole row blocks left over, codes after the last 64-bit word and a tail */
+    {4, 8, 0, 1, 0, 0, 0, 0, 72, 100},
+    {8, 8, 8, 1, BT_VQ_NORM, 0, 0, 0, 136, 70},
+    {4, 12, 0, 3, BT_VQ_PERM | BT_VQ_TAIL, 0, 0, 0, 147, 99},
+    {8, 8, 0, 1, 0, 2, 4, 6, 80, 42},
+    {4, 16, 0, 1, 0, 0, 0, 0, 40, 37},
 };
 
 struct vq_w {
