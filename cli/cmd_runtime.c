@@ -38,24 +38,11 @@ struct be_sel {
     const bt_optset *rd_opts; /* the model files that reader opens; NULL: auto, defaults */
 };
 
-/* the reader "auto" picks for path (highest probe); NULL if none */
-static const char *probe_reader(bt_registry *reg, const char *path) {
-    const char *name = NULL;
-    int best = 0;
-    for (uint32_t i = 0; i < bt_registry_count(reg); i++) {
-        const struct bt_plugin_entry *x = bt_registry_at(reg, i);
-        const struct bt_reader_i *ri = x->desc->iface;
-        if (x->desc->kind != BT_KIND_READER || !BT_HAS(ri, probe)) continue;
-        int sc = ri->probe(path);
-        if (sc > best) { best = sc; name = x->desc->name; }
-    }
-    return name;
-}
-
 static bt_status load_model(bt_registry *reg, const char *path, const struct be_sel *be,
                             const struct bt_model_opts *mo, struct loaded *l, bt_err *err) {
     memset(l, 0, sizeof(*l));
-    const char *pr = be->rd_opts && be->rd_name ? probe_reader(reg, path) : NULL;
+    const struct bt_plugin_entry *pe = be->rd_opts && be->rd_name ? bt_registry_probe_reader(reg, path) : NULL;
+    const char *pr = pe ? pe->desc->name : NULL;
     bt_optset *ro = pr && !strcmp(pr, be->rd_name) ? bt_optset_clone(be->rd_opts) : NULL;
     bt_status st = bt_reader_open(reg, ro ? pr : "auto", path, ro, &l->r, err);
     int is_auto = !be->name || !strcmp(be->name, "auto");

@@ -90,15 +90,7 @@ bt_status bt_reader_open(bt_registry *reg, const char *name, const char *path, b
                           ? "does not exist (check the path: a model folder or a .gguf file)" : strerror(en));
     }
     if (!name || !strcmp(name, "auto")) {
-        int best = 0;
-        for (uint32_t i = 0; i < bt_registry_count(reg); i++) {
-            const struct bt_plugin_entry *x = bt_registry_at(reg, i);
-            const struct bt_reader_i *ri = x->desc->iface;
-            if (x->desc->kind != BT_KIND_READER || !BT_HAS(ri, probe)) continue;
-            int s = ri->probe(path);
-            if (s > best) { best = s; e = x; }
-        }
-        if (!e) {
+        if (!(e = bt_registry_probe_reader(reg, path))) {
             bt_optset_free(opts);
             return bt_err_set(err, BT_E_UNSUPPORTED, "%s: no reader recognizes this input (is it a safetensors model folder or a .gguf file?)", path);
         }

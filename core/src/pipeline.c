@@ -150,21 +150,6 @@ static bt_status plugin_opts(bt_registry *reg, struct bt_cfg *cfg, const char *s
 
 static int key_line(struct bt_cfg *cfg, const char *sec, const char *key);
 
-/* the reader "auto" picks for path (highest probe), NULL if none: with reader = auto, [input]
- * may still hold that reader's own keys */
-static const char *probe_reader(bt_registry *reg, const char *path) {
-    const char *name = NULL;
-    int best = 0;
-    for (uint32_t i = 0; path && i < bt_registry_count(reg); i++) {
-        const struct bt_plugin_entry *x = bt_registry_at(reg, i);
-        const struct bt_reader_i *ri = x->desc->iface;
-        if (x->desc->kind != BT_KIND_READER || !BT_HAS(ri, probe)) continue;
-        int sc = ri->probe(path);
-        if (sc > best) { best = sc; name = x->desc->name; }
-    }
-    return name;
-}
-
 /* the plugin search: the command line's folder and overrides, then [pipeline] plugin_dir and
  * override (named by file:line in messages), then $BT_PLUGIN_PATH and the built-in folders */
 static bt_status scan_plugins(bt_registry *reg, struct bt_cfg *cfg, const bt_optset *pipe,
@@ -429,8 +414,8 @@ static bt_status pipeline_run(const char *ini_path, const char *text, const char
     backend = bt_opt_str(s.pipe, "backend"); /* apply_section replaced the strings of s.pipe */
     if (!strcmp(reader, "auto")) { /* its own keys in [input] (i2s_layout) need the reader named */
         if ((st = apply_keys(&cfg, "input", s.in, NULL, NULL, 1, err))) goto done;
-        const char *pr = probe_reader(reg, bt_opt_str(s.in, "path"));
-        if (pr) reader = pr;
+        const struct bt_plugin_entry *pr = bt_registry_probe_reader(reg, bt_opt_str(s.in, "path"));
+        if (pr) reader = pr->desc->name;
     }
     if ((st = plugin_opts(reg, &cfg, "input", BT_KIND_READER, reader, &s.in_p, what, sizeof(what), err))) goto done;
     if ((st = apply_section(&cfg, "input", s.in, s.in_p, s.in_p ? what : NULL, err))) goto done;

@@ -82,6 +82,19 @@ const char *bt_registry_reject_at(const bt_registry *reg, uint32_t i) {
     return i < reg->nrej ? reg->rejects[i] : NULL;
 }
 
+const struct bt_plugin_entry *bt_registry_probe_reader(const bt_registry *reg, const char *path) {
+    const struct bt_plugin_entry *best = NULL;
+    int top = 0;
+    for (uint32_t i = 0; path && i < reg->n; i++) {
+        const struct bt_plugin_entry *x = &reg->e[i];
+        const struct bt_reader_i *ri = x->desc->iface;
+        if (x->desc->kind != BT_KIND_READER || !BT_HAS(ri, probe)) continue;
+        int sc = ri->probe(path);
+        if (sc > top) { top = sc; best = x; }
+    }
+    return best;
+}
+
 const struct bt_plugin_entry *bt_registry_find(const bt_registry *reg, uint32_t kind,
                                                const char *name) {
     for (uint32_t i = 0; i < reg->n; i++)

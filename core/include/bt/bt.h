@@ -108,6 +108,8 @@ uint32_t  bt_registry_count(const bt_registry *reg);
 const struct bt_plugin_entry *bt_registry_at(const bt_registry *reg, uint32_t i);
 const struct bt_plugin_entry *bt_registry_find(const bt_registry *reg, uint32_t kind,
                                                const char *name);
+/* the reader `reader = auto` picks for path (the highest probe score); NULL if none or !path */
+const struct bt_plugin_entry *bt_registry_probe_reader(const bt_registry *reg, const char *path);
 uint32_t    bt_registry_reject_count(const bt_registry *reg);
 const char *bt_registry_reject_at(const bt_registry *reg, uint32_t i); /* "path: reason" */
 const char *bt_kind_name(uint32_t kind);
