@@ -26,7 +26,8 @@ struct bt_buf {
 /* kernels of the misc program (misc.cl, attn.cl) */
 enum {
     BT_OCL_K_RMSNORM, BT_OCL_K_ROPE, BT_OCL_K_SWIGLU, BT_OCL_K_ADD, BT_OCL_K_ACTQ,
-    BT_OCL_K_KMEANS, BT_OCL_K_ATTN, BT_OCL_K_ATTN_COMBINE, BT_OCL_K_SCALE, BT_OCL_K_COUNT
+    BT_OCL_K_KMEANS, BT_OCL_K_ATTN, BT_OCL_K_ATTN_COMBINE, BT_OCL_K_SCALE, BT_OCL_K_RELU2,
+    BT_OCL_K_QUANT_ROW, BT_OCL_K_COUNT
 };
 
 /* kernels of a weight-format program (fmt.cl, gemv.cl, wkern.cl) */

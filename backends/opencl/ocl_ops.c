@@ -30,6 +30,7 @@ static const char *op_check(const struct bt_ocl_ctx *c, const struct bt_op *op) 
     if (d->off % 4 || (!weights && s0->off % 4)) return "view offset not a multiple of 4 bytes";
     switch (op->code) {
     case BT_OP_RMSNORM: case BT_OP_ROPE: case BT_OP_SWIGLU: case BT_OP_ADD: case BT_OP_MATMUL:
+    case BT_OP_RELU2:
         if (s1->off % 4) return "view offset not a multiple of 4 bytes";
         if (op->code == BT_OP_ROPE && (int64_t)op->pos0 + d->rows > (1ll << 31)) return "positions out of range";
         if (op->code == BT_OP_MATMUL && d->rows > 65535 * (int64_t)BT_OCL_TN) return "too many tokens";
@@ -40,9 +41,10 @@ static const char *op_check(const struct bt_ocl_ctx *c, const struct bt_op *op) 
         return s1->off % 4 || s2->off % 4 ? "view offset not a multiple of 4 bytes" : NULL;
     case BT_OP_KMEANS:
         return s1->off % 4 || (s2->buf && s2->off % 4) ? "view offset not a multiple of 4 bytes" : NULL;
-    case BT_OP_RELU2: case BT_OP_QUANT_ROW: /* ABI 2.2 (BitNet b1.58): no kernels here yet */
-    case BT_OP_GEMM: case BT_OP_CHOL_INV:  /* ABI 2.3 (second-order engine): likewise */
+    case BT_OP_GEMM: case BT_OP_CHOL_INV: /* ABI 2.3 (second-order engine): on the host */
         return "not implemented by this backend";
+    case BT_OP_QUANT_ROW:
+        return d->rows > 65535 * 256 ? "too many rows" : NULL;
     case BT_OP_GET_ROWS: case BT_OP_CPY: case BT_OP_DEQUANT: case BT_OP_SCALE:
         return NULL;
     }
@@ -152,7 +154,8 @@ static bt_status run_one(struct bt_ocl_ctx *c, const struct bt_op *op, bt_err *e
     }
     int nsrc = op->code == BT_OP_ATTN ? 3 : op->code == BT_OP_KMEANS && op->src[2].buf ? 3
              : (op->code == BT_OP_RMSNORM || op->code == BT_OP_ROPE || op->code == BT_OP_SWIGLU ||
-                op->code == BT_OP_ADD || op->code == BT_OP_MATMUL || op->code == BT_OP_KMEANS) ? 2 : 1;
+                op->code == BT_OP_ADD || op->code == BT_OP_MATMUL || op->code == BT_OP_KMEANS ||
+                op->code == BT_OP_RELU2) ? 2 : 1;
     static const char *const which[3] = {"src0", "src1", "src2"};
     bt_status st = view_ok(c, op, "dst", &op->dst, 1, err);
     for (int i = 0; !st && i < nsrc; i++) st = view_ok(c, op, which[i], &op->src[i], 0, err);
@@ -183,10 +186,16 @@ static bt_status run_one(struct bt_ocl_ctx *c, const struct bt_op *op, bt_err *e
                                        (size_t)d->off, (size_t)(n * 4), 0, NULL, NULL);
         return e == CL_SUCCESS ? BT_OK : bt_ocl_fail(c, err, "cpy", "clEnqueueCopyBuffer", e);
     }
-    case BT_OP_SWIGLU: case BT_OP_ADD:
+    case BT_OP_QUANT_ROW:
+        gws[0] = (size_t)d->rows * 256;
+        lws[0] = 256;
+        return bt_ocl_launch(c, c->mk[BT_OCL_K_QUANT_ROW], "quant_row", 1, gws, lws, err, MEM(a),
+                             MEM(d), I32(d->cols), END);
+    case BT_OP_SWIGLU: case BT_OP_ADD: case BT_OP_RELU2:
         gws[0] = round_up((size_t)n, 256);
         lws[0] = 256;
-        return bt_ocl_launch(c, c->mk[op->code == BT_OP_ADD ? BT_OCL_K_ADD : BT_OCL_K_SWIGLU],
+        return bt_ocl_launch(c, c->mk[op->code == BT_OP_ADD ? BT_OCL_K_ADD : op->code == BT_OP_RELU2
+                                      ? BT_OCL_K_RELU2 : BT_OCL_K_SWIGLU],
                              bt_op_name(op->code), 1, gws, lws, err, MEM(a), MEM(b), MEM(d),
                              U64(n), END);
     case BT_OP_SCALE:

@@ -8,7 +8,7 @@
 
 static const char *const misc_names[BT_OCL_K_COUNT] = {
     "bt_rmsnorm", "bt_rope", "bt_swiglu", "bt_add", "bt_actq", "bt_kmeans", "bt_attn",
-    "bt_attn_combine", "bt_scale"};
+    "bt_attn_combine", "bt_scale", "bt_relu2", "bt_quant_row"};
 static const char *const w_names[BT_OCL_W_COUNT] = {
     "bt_gemv1", "bt_gemv2", "bt_gemv4", "bt_gemv8", "bt_gemm", "bt_dequant"};
 /* work-group size each kernel is launched with (0: chosen per launch, at most 256) */

@@ -81,6 +81,46 @@ __kernel void bt_add(__global const uchar *Ab, ulong aoff, __global const uchar 
         ((const __global float *)(Ab + aoff))[i] + ((const __global float *)(Bb + boff))[i];
 }
 
+/* d = max(a, 0)^2 * b (RELU2, ABI 2.2: BitNet b1.58's squared ReLU FFN) */
+__kernel void bt_relu2(__global const uchar *Ab, ulong aoff, __global const uchar *Bb, ulong boff,
+                       __global uchar *Db, ulong doff, ulong n)
+{
+    const size_t i = get_global_id(0);
+    if (i >= n) return;
+    const float a = ((const __global float *)(Ab + aoff))[i];
+    const float g = a > 0.0f ? a : 0.0f;
+    ((__global float *)(Db + doff))[i] = ((const __global float *)(Bb + boff))[i] * (g * g);
+}
+
+/* a work-group per row (QUANT_ROW, ABI 2.2: BitNet's 8-bit per-token activations): s = 127 /
+ * max(max |x|, 1e-5), y = clamp(rint(x s), -128, 127) / s (rint: half to even). NaNs are
+ * skipped by the maximum as the cpu reference's `fabsf(x) > mx` skips them; in place is safe
+ * (the maximum is complete before any element is written) */
+__kernel __attribute__((reqd_work_group_size(BT_RED_WG, 1, 1)))
+void bt_quant_row(__global const uchar *Xb, ulong xoff, __global uchar *Yb, ulong yoff, int n)
+{
+    __local float red[BT_RED_WG];
+    const int lid = get_local_id(0);
+    const ulong r = get_group_id(0);
+    const __global float *x = (const __global float *)(Xb + xoff) + r * n;
+    __global float *y = (__global float *)(Yb + yoff) + r * n;
+    float mx = 0.0f;
+    for (int i = lid; i < n; i += BT_RED_WG) mx = fabs(x[i]) > mx ? fabs(x[i]) : mx;
+    red[lid] = mx;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int st = BT_RED_WG / 2; st > 0; st >>= 1) {
+        if (lid < st) red[lid] = red[lid + st] > red[lid] ? red[lid + st] : red[lid];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float m = red[0];
+    const float s = 127.0f / (m > 1e-5f ? m : 1e-5f);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int i = lid; i < n; i += BT_RED_WG) {
+        const float q = rint(x[i] * s);
+        y[i] = (q > 127.0f ? 127.0f : q < -128.0f ? -128.0f : q) / s;
+    }
+}
+
 /* d = a * s: one float multiply per element (SCALE, ABI 2.3) */
 __kernel void bt_scale(__global const uchar *Ab, ulong aoff, __global uchar *Db, ulong doff, float s,
                        ulong n)
