@@ -68,6 +68,7 @@ struct adapt {
     bt_range_fn fn;
     int64_t     n;
     double      ns[2];   /* [0] pool, [1] caller alone */
+    double      warm_min; /* the fastest of the warm-up runs on the pool */
     uint32_t    runs[2]; /* runs of each mode so far (saturating) */
     uint32_t    since;   /* jobs since the last probe of the other mode */
     uint32_t    interval;
@@ -112,12 +113,17 @@ static int adapt_pick(struct adapt *a) {
 }
 
 static void adapt_record(struct adapt *a, int mode, double ns) {
-    if (ns > ADAPT_MAX_NS && mode == 0) { /* a long job: leave it on the pool for good */
-        a->ns[0] = ns;
-        a->runs[0] = a->runs[1] = WARM_JOBS;
-        a->mode = 0;
-        a->interval = UINT32_MAX;
-        return;
+    /* a long job (even its fastest warm-up run on the pool over the limit; one slow run is not
+     * enough: a descheduled worker can stretch a short job past it) stays on the pool for good */
+    if (mode == 0 && a->runs[0] < WARM_JOBS) {
+        if (a->runs[0] == 0 || ns < a->warm_min) a->warm_min = ns;
+        if (a->runs[0] == WARM_JOBS - 1 && a->warm_min > ADAPT_MAX_NS) {
+            a->ns[0] = a->warm_min;
+            a->runs[0] = a->runs[1] = WARM_JOBS;
+            a->mode = 0;
+            a->interval = UINT32_MAX;
+            return;
+        }
     }
     /* the first runs set the mean; later ones move it by 1/8 (probes, rarer, by 1/2) */
     double w = a->runs[mode] == 0 ? 1.0 : mode != a->mode ? 0.5 : 0.125;
